@@ -1,0 +1,102 @@
+"""The one exception tree. Each class carries the process exit code the CLI turns it into.
+
+Exit codes (stable, documented in the README):
+
+====  =============================================================
+0     success
+1     internal error (a bug: the traceback is kept)
+2     usage error (bad flags or arguments)
+3     bad model input (missing, unreadable, corrupt, unsafe)
+4     bad calibration / validation data
+5     bad recipe (unknown key, wrong type, unknown preset)
+6     conversion failed (converter or quantizer error or crash)
+7     output not writable
+8     missing optional dependency (install hint in the message)
+9     a tool on the device failed (harness, benchmark_model, trtexec)
+10    a gate was missed (accuracy, agreement, size, latency, speed-up)
+11    device inconclusive (unreachable, timed out, connection lost)
+12    device host key unknown or changed (refused)
+130   interrupted (Ctrl-C / SIGTERM)
+====  =============================================================
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class EdgekitError(Exception):
+    """Root of every error edgekit reports to a user as one line."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, path: str | Path | None = None):
+        self.path = str(path) if path is not None else None
+        self.problem = message
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class UsageError(EdgekitError):
+    exit_code = 2
+
+
+class ModelError(EdgekitError):
+    exit_code = 3
+
+
+class CalibrationDataError(EdgekitError):
+    exit_code = 4
+
+
+class RecipeError(EdgekitError):
+    exit_code = 5
+
+
+class ConversionError(EdgekitError):
+    exit_code = 6
+
+
+class OutputError(EdgekitError):
+    exit_code = 7
+
+
+class MissingDependencyError(EdgekitError):
+    exit_code = 8
+
+
+class DeviceToolError(EdgekitError):
+    exit_code = 9
+
+
+class GateFailed(EdgekitError):
+    exit_code = 10
+
+
+class DeviceInconclusive(EdgekitError):
+    exit_code = 11
+
+
+class HostKeyRefused(EdgekitError):
+    exit_code = 12
+
+
+class Interrupted(EdgekitError):
+    exit_code = 130
+
+
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "internal error (a bug: traceback kept)",
+    UsageError.exit_code: "usage error",
+    ModelError.exit_code: "bad model input",
+    CalibrationDataError.exit_code: "bad calibration/validation data",
+    RecipeError.exit_code: "bad recipe",
+    ConversionError.exit_code: "conversion failed",
+    OutputError.exit_code: "output not writable",
+    MissingDependencyError.exit_code: "missing optional dependency",
+    DeviceToolError.exit_code: "a tool on the device failed",
+    GateFailed.exit_code: "a gate was missed",
+    DeviceInconclusive.exit_code: "device inconclusive (unreachable, timeout, lost connection)",
+    HostKeyRefused.exit_code: "device host key unknown or changed",
+    Interrupted.exit_code: "interrupted",
+}

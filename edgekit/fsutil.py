@@ -1,0 +1,109 @@
+"""Atomic outputs: a run either leaves the previous complete output or the new complete one.
+
+`atomic_output_dir(dest)` yields a fresh staging directory beside `dest`; on success it is swapped
+into place (Linux: one `renameat2(RENAME_EXCHANGE)`; elsewhere two renames), and on any error or
+interrupt the staging directory is removed and `dest` is untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from edgekit.errors import OutputError
+
+STAGING_PREFIX = ".edgekit-staging-"
+RETIRED_PREFIX = ".edgekit-retired-"
+_RENAME_EXCHANGE = 2
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write `text` to `path` via a temporary file in the same directory and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json_atomic(path: str | Path, data) -> None:
+    """Write `data` as indented, key-sorted JSON, atomically."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with renameat2; False where the OS cannot."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    func = getattr(libc, "renameat2", None)
+    if func is None:
+        return False
+    at_fdcwd = -100
+    result = func(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), _RENAME_EXCHANGE)
+    return result == 0
+
+
+def clean_stale(parent: Path, name: str) -> None:
+    """Remove staging/retired leftovers of interrupted runs for output `name` in `parent`."""
+    for prefix in (STAGING_PREFIX, RETIRED_PREFIX):
+        for leftover in parent.glob(f"{prefix}{name}-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _publish(staging: Path, dest: Path) -> None:
+    if not dest.exists():
+        os.rename(staging, dest)
+        return
+    if not dest.is_dir():
+        raise OutputError("exists and is not a directory", dest)
+    if _exchange(staging, dest):
+        shutil.rmtree(staging, ignore_errors=True)  # staging now holds the old output
+        return
+    retired = dest.parent / f"{RETIRED_PREFIX}{dest.name}-{os.getpid()}"
+    os.rename(dest, retired)
+    os.rename(staging, dest)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_output_dir(dest: str | Path):
+    """Yield a staging directory that replaces `dest` as a whole when the block succeeds."""
+    dest = Path(dest).absolute()
+    parent = dest.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(parent, dest.name)
+        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{dest.name}-", dir=parent))
+    except OSError as err:
+        raise OutputError(f"cannot write output here ({err.strerror})", dest) from None
+    try:
+        yield staging
+        _publish(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

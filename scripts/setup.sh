@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Creates .venv (if absent) and installs edgekit with its conversion stack and test tools.
+# Usage: scripts/setup.sh            (idempotent; prints the venv's python path last)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.edgekit-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip >&2
+  .venv/bin/python -m pip install -q -e ".[all,test]" >&2
+  touch "$stamp"
+fi
+echo "$PWD/.venv/bin/python"

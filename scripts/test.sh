@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: sets up everything it needs, then runs the default test suite.
+# Usage: scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install_system_deps.sh
+PY=$(scripts/setup.sh)
+exec "$PY" -m pytest -q -m "not slow" "$@"
