@@ -33,10 +33,17 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write `text` to `path` via a temporary file in the same directory and a rename."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -99,6 +106,7 @@ def atomic_output_dir(dest: str | Path):
         parent.mkdir(parents=True, exist_ok=True)
         clean_stale(parent, dest.name)
         staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{dest.name}-", dir=parent))
+        os.chmod(staging, 0o777 & ~_umask())
     except OSError as err:
         raise OutputError(f"cannot write output here ({err.strerror})", dest) from None
     try:
@@ -107,3 +115,15 @@ def atomic_output_dir(dest: str | Path):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def sha256_tree(path: str | Path) -> str:
+    """sha256 of a file, or of a directory's relative paths and contents (sorted, symlinks skipped)."""
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for item in sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink()):
+        digest.update(item.relative_to(path).as_posix().encode() + b"\0")
+        digest.update(sha256_file(item).encode())
+    return digest.hexdigest()

@@ -1,0 +1,198 @@
+"""The compress pipeline: load -> fix shapes -> calibration split -> build -> validate -> report.
+
+Everything is written into a staging directory that replaces OUT as a whole at the end
+(`edgekit.fsutil.atomic_output_dir`); manifest.json is written last. A missed gate raises
+GateFailed after the complete output is in place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+import edgekit
+from edgekit.calibration.sources import CalibrationSource, SampleRef
+from edgekit.calibration.split import Split, split_samples
+from edgekit.errors import GateFailed, OutputError, UsageError
+from edgekit.fsutil import atomic_output_dir, sha256_file, sha256_tree, write_json_atomic, write_text_atomic
+from edgekit.model.checks import check_model_path
+from edgekit.pipeline.gates import evaluate_gates
+from edgekit.recipe.loader import recipe_to_yaml
+from edgekit.recipe.schema import Recipe
+from edgekit.report.html import render_html
+from edgekit.report.markdown import render_markdown
+from edgekit.report.schema import (ArtifactEntry, CalibrationInfo, FusionInfo, ModelInfo, Report,
+                                   TensorInfo)
+from edgekit.runtime.base import TensorSpec
+from edgekit.validate.evaluate import compare, host_latency
+
+log = logging.getLogger("edgekit")
+SYNTHETIC_SAMPLES = 32
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Dataset:
+    """Calibration and validation samples (validation feeds are kept: at most a few hundred)."""
+
+    source: Optional[CalibrationSource]
+    split: Split
+    validation_feeds: list[dict[str, np.ndarray]]
+    labels: list[Optional[int]]
+    synthetic: bool
+
+    def calibration_factory(self):
+        if self.source is None or not self.split.calibration:
+            return None
+        return lambda: self.source.stream(self.split.calibration)
+
+
+@dataclass
+class Built:
+    """One artifact built in the staging directory, before validation."""
+
+    name: str
+    target: str
+    precision: str
+    path: Path
+    details: dict = field(default_factory=dict)
+    op_counts: dict = field(default_factory=dict)
+    compute_dtypes: dict = field(default_factory=dict)
+
+
+def _specs(tensors: list[TensorSpec]) -> list[TensorInfo]:
+    return [TensorInfo(name=t.name, shape=list(t.shape), dtype=t.dtype) for t in tensors]
+
+
+def load_dataset(recipe: Recipe, inputs: list[TensorSpec]) -> Dataset:
+    """Discover, split and validate every selected sample up front (errors name the file)."""
+    cal = recipe.calibration
+    if cal.source is None:
+        if "int8" in recipe.precisions:
+            raise UsageError("INT8 needs calibration data: pass --calibration DIR (or calibration.source)")
+        rng = np.random.default_rng(0)
+        feeds = [{s.name: rng.random(s.shape, dtype=np.float32).astype(s.dtype) for s in inputs}
+                 for _ in range(SYNTHETIC_SAMPLES)]
+        split = Split([], [], "no data: seeded random validation inputs")
+        return Dataset(None, split, feeds, [None] * len(feeds), True)
+    source = CalibrationSource(cal.source, inputs, recipe.preprocess, cal.labels)
+    split = split_samples(source.refs, cal.validation_fraction, cal.num_samples, cal.max_validation_samples)
+    for _ in source.stream(split.calibration):  # validate before any conversion starts
+        pass
+    feeds = list(source.stream(split.validation))
+    return Dataset(source, split, feeds, [r.label for r in split.validation], False)
+
+
+def _tool_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    tools = {"python": platform.python_version(), "edgekit": edgekit.__version__}
+    for dist in ("tensorflow-cpu", "tensorflow", "ai-edge-litert", "tflite-runtime", "numpy",
+                 "onnx", "onnxruntime", "tf2onnx"):
+        try:
+            tools[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return tools
+
+
+def _keys(refs: list[SampleRef]) -> list[str]:
+    return [r.key for r in refs]
+
+
+def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe_origin: str,
+                 trust_model: bool = False, on_step: Callable[[str], None] = lambda s: None) -> Report:
+    """Build, validate and report every (target, precision) the recipe asks for into `out`."""
+    from edgekit.stages import tflite_target
+    from edgekit.stages.tf_export import export_fixed_savedmodel, reference_fn
+
+    model_file = check_model_path(model_path, trust_model)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError("exists and is not a directory", out)
+    with tempfile.TemporaryDirectory(prefix="edgekit-work-") as work, atomic_output_dir(out) as stage:
+        on_step("loading model")
+        exported = export_fixed_savedmodel(model_file, Path(work), recipe.input_shapes, trust_model)
+        on_step("validating calibration data")
+        data = load_dataset(recipe, exported.inputs)
+        on_step("running the float reference")
+        reference = reference_fn(exported.saved_dir)
+        ref_outputs = [reference(f) for f in data.validation_feeds]
+        built, fusion = tflite_target.build_all(exported, recipe, data.calibration_factory(), stage, on_step)
+        entries = _validate(built, recipe, data, ref_outputs, on_step)
+        report = Report(
+            edgekit_version=edgekit.__version__,
+            tools=_tool_versions(),
+            recipe={"origin": recipe_origin, "name": recipe.name},
+            model=ModelInfo(path=str(model_path), format=model_file.format,
+                            sha256=sha256_tree(model_file.path), inputs=_specs(exported.inputs),
+                            outputs=_specs(exported.outputs), fixed_dims=exported.fixed_dims),
+            calibration=CalibrationInfo(
+                source=recipe.calibration.source, synthetic=data.synthetic,
+                calibration_samples=len(data.split.calibration),
+                validation_samples=len(data.validation_feeds),
+                labels=any(label is not None for label in data.labels),
+                split_rule=data.split.rule, split_file=None if data.synthetic else "split.json"),
+            fusion=FusionInfo(**fusion) if fusion else None,
+            artifacts=entries,
+            gates_passed=all(g.passed for e in entries for g in e.gates),
+            gate_failures=[f"{e.name}: {g.gate} {g.detail}" for e in entries for g in e.gates if not g.passed],
+        )
+        on_step("writing report")
+        _write_outputs(stage, report, recipe, data)
+    if not report.gates_passed:
+        raise GateFailed("gate missed: " + "; ".join(report.gate_failures), out / "report.json")
+    return report
+
+
+def _validate(built: list[Built], recipe: Recipe, data: Dataset, ref_outputs, on_step) -> list[ArtifactEntry]:
+    from edgekit.stages.tflite_target import runner_for
+
+    v = recipe.validation
+    fp32_bytes = {b.target: b.path.stat().st_size for b in built if b.precision == "fp32"}
+    entries = []
+    for b in built:
+        on_step(f"validating {b.name}")
+        runner = runner_for(b, v.threads)
+        outputs = [runner.run(f) for f in data.validation_feeds]
+        accuracy = compare(ref_outputs, outputs, data.labels)
+        latency = host_latency(lambda: runner_for(b, v.threads), data.validation_feeds[0],
+                               threads=v.threads, warmup_runs=v.warmup_runs, runs=v.runs)
+        size = b.path.stat().st_size
+        entry = ArtifactEntry(
+            name=b.name, path=b.name, format=b.path.suffix.lstrip("."), target=b.target,
+            precision=b.precision, bytes=size, size_ratio=round(size / fp32_bytes.get(b.target, size), 4),
+            sha256=sha256_file(b.path), op_counts=b.op_counts, compute_dtypes=b.compute_dtypes,
+            accuracy=accuracy, latency=latency, details=b.details)
+        entry.gates = evaluate_gates(entry, recipe.gates, is_reference=b.precision == "fp32")
+        entries.append(entry)
+    return entries
+
+
+def _write_outputs(stage: Path, report: Report, recipe: Recipe, data: Dataset) -> None:
+    write_text_atomic(stage / "recipe.yaml", recipe_to_yaml(recipe))
+    if not data.synthetic:
+        write_json_atomic(stage / "split.json", {
+            "rule": data.split.rule,
+            "calibration": _keys(data.split.calibration),
+            "validation": _keys(data.split.validation),
+        })
+    document = report.model_dump(mode="json")
+    write_json_atomic(stage / "report.json", document)
+    write_text_atomic(stage / "report.md", render_markdown(report))
+    write_text_atomic(stage / "report.html", render_html(report))
+    manifest = {
+        "schema_version": 1,
+        "edgekit_version": edgekit.__version__,
+        "model_sha256": report.model.sha256,
+        "artifacts": [{"name": a.name, "format": a.format, "target": a.target, "precision": a.precision,
+                       "sha256": a.sha256, "bytes": a.bytes} for a in report.artifacts],
+    }
+    write_text_atomic(stage / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")

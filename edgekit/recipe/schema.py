@@ -1,0 +1,105 @@
+"""The recipe schema: every pipeline option, typed, with unknown keys rejected.
+
+Defaults live here and nowhere else; the resolved recipe is saved beside the artifacts.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Precision = Literal["fp32", "fp16", "dynamic", "int8"]
+Target = Literal["tflite", "onnx", "tensorrt"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Preprocess(Strict):
+    """How an image becomes a model input. Default: no resize, x/255, RGB, NHWC, float32."""
+
+    resize: Optional[tuple[int, int]] = Field(
+        None, description="[height, width] to resize to; null = images must already match"
+    )
+    resize_method: Literal["bilinear", "nearest", "bicubic"] = "bilinear"
+    scale: float = Field(1 / 255, description="x * scale + offset, applied before mean/std")
+    offset: float = 0.0
+    mean: Optional[list[float]] = Field(None, description="per-channel mean subtracted after scale")
+    std: Optional[list[float]] = Field(None, description="per-channel std divided after mean")
+    color: Literal["rgb", "bgr", "grayscale"] = "rgb"
+    layout: Literal["nhwc", "nchw"] = "nhwc"
+
+    @model_validator(mode="after")
+    def _mean_std_pair(self):
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("mean and std must be given together")
+        if self.std is not None and any(s == 0 for s in self.std):
+            raise ValueError("std values must be non-zero")
+        if self.mean is not None and len(self.mean) != len(self.std):
+            raise ValueError("mean and std must have the same length")
+        return self
+
+
+class Calibration(Strict):
+    """Where calibration/validation samples come from and how they are split (default 300/20%)."""
+
+    source: Optional[str] = Field(None, description="directory of images or .npy/.npz files")
+    num_samples: int = Field(300, ge=1, description="calibration samples (all there are if fewer)")
+    validation_fraction: float = Field(0.2, gt=0, lt=1, description="share held out for validation")
+    max_validation_samples: int = Field(500, ge=1)
+    labels: Optional[str] = Field(None, description="labels CSV (default: labels.csv in source)")
+    method: Literal["minmax", "entropy", "percentile"] = "minmax"
+
+
+class Int8(Strict):
+    """Full-integer quantization options. Default: int8 internals, float inputs/outputs."""
+
+    io_dtype: Literal["float32", "int8", "uint8"] = "float32"
+    per_channel: bool = True
+
+
+class Validation(Strict):
+    """Host validation. Default: 1 thread, 10 warm-up and 50 timed runs."""
+
+    threads: int = Field(1, ge=1, le=64)
+    warmup_runs: int = Field(10, ge=0)
+    runs: int = Field(50, ge=1)
+
+
+class Gates(Strict):
+    """Build gates; any missed gate exits 10 after the report is written."""
+
+    max_accuracy_drop: Optional[float] = Field(None, ge=0, description="points (0-100)")
+    min_agreement: Optional[float] = Field(None, ge=0, le=1, description="top-1 agreement")
+    max_size_bytes: Optional[int] = Field(None, ge=1)
+    max_latency_ms: Optional[float] = Field(None, gt=0, description="host p50")
+
+
+class Recipe(Strict):
+    """A pipeline config. Default: FP32 TFLite only (ask for more precisions)."""
+
+    name: str = "custom"
+    description: str = ""
+    targets: list[Target] = Field(default_factory=lambda: ["tflite"])
+    precisions: list[Precision] = Field(default_factory=lambda: ["fp32"])
+    input_shapes: dict[str, list[int]] = Field(
+        default_factory=dict, description="fixed shape per input; unknown dims default to 1"
+    )
+    preprocess: Preprocess = Field(default_factory=Preprocess)
+    calibration: Calibration = Field(default_factory=Calibration)
+    int8: Int8 = Field(default_factory=Int8)
+    validation: Validation = Field(default_factory=Validation)
+    gates: Gates = Field(default_factory=Gates)
+
+    @model_validator(mode="after")
+    def _normalize(self):
+        order = ["fp32", "fp16", "dynamic", "int8"]
+        wanted = set(self.precisions) | {"fp32"}
+        object.__setattr__(self, "precisions", [p for p in order if p in wanted])
+        object.__setattr__(self, "targets", list(dict.fromkeys(self.targets)))
+        for name, shape in self.input_shapes.items():
+            if not shape or any(d < 1 for d in shape):
+                raise ValueError(f"input_shapes.{name}: every dimension must be >= 1")
+        return self

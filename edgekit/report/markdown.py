@@ -1,0 +1,61 @@
+"""report.md: the compress report as Markdown that fits a pull-request comment."""
+
+from __future__ import annotations
+
+from edgekit.report.schema import Report
+
+
+def _num(value, digits: int = 3, pct: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{value * 100:.2f}%" if pct else f"{value:.{digits}f}"
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:.1f} KiB" if n < 1 << 20 else f"{n / (1 << 20):.2f} MiB"
+
+
+def render_markdown(report: Report) -> str:
+    """Summary table per artifact, then calibration, fusions and gates."""
+    m = report.model
+    lines = [
+        f"# edgekit report: `{m.path}`",
+        "",
+        f"{m.format} · inputs " + ", ".join(f"`{t.name}` {'x'.join(map(str, t.shape))} {t.dtype}" for t in m.inputs)
+        + f" · recipe {report.recipe.get('origin', '')}",
+        "",
+        "| artifact | precision | size | ratio | top-1 agree | accuracy | drop (pts) | SQNR dB | p50 ms | p90 ms | cold ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for a in report.artifacts:
+        acc, lat = a.accuracy, a.latency
+        lines.append(
+            f"| `{a.name}` | {a.precision} | {_kib(a.bytes)} | {a.size_ratio:.3f} "
+            f"| {_num(acc and acc.top1_agreement, pct=True)} | {_num(acc and acc.accuracy, pct=True)} "
+            f"| {_num(acc and acc.accuracy_drop_pts, 2)} | {_num(acc and acc.sqnr_db, 1)} "
+            f"| {_num(lat and lat.p50_ms)} | {_num(lat and lat.p90_ms)} | {_num(lat and lat.cold_start_ms, 1)} |"
+        )
+    c = report.calibration
+    lines += [
+        "",
+        f"Calibration: {c.calibration_samples} samples, validation: {c.validation_samples} held-out "
+        f"samples{' (synthetic random inputs: no data given)' if c.synthetic else ''}"
+        f"{', labelled' if c.labels else ''}; split: {c.split_rule}.",
+    ]
+    if m.fixed_dims:
+        lines.append("Fixed dims: " + ", ".join(f"`{k}` {v['from']} -> {v['to']}" for k, v in m.fixed_dims.items()) + ".")
+    if report.fusion and report.fusion.groups:
+        lines += ["", "## Fused layers", ""]
+        lines += [f"- {g['summary']}: {', '.join(g['layers'])}" for g in report.fusion.groups]
+    latency = next((a.latency for a in report.artifacts if a.latency), None)
+    if latency:
+        lines += ["", f"Host latency: {latency.threads} thread(s), {latency.warmup_runs} warm-up + "
+                  f"{latency.runs} timed runs."]
+    lines += ["", "## Gates", ""]
+    if not any(a.gates for a in report.artifacts):
+        lines.append("No gates set.")
+    for a in report.artifacts:
+        for g in a.gates:
+            lines.append(f"- {'PASS' if g.passed else 'FAIL'} `{a.name}` {g.gate} {g.detail}")
+    lines += [f"- note: {n}" for n in report.notes]
+    return "\n".join(lines) + "\n"

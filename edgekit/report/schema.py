@@ -1,0 +1,86 @@
+"""report.json: one versioned schema for every target. Bump SCHEMA_VERSION on breaking changes."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgekit.validate.evaluate import AccuracyReport
+from edgekit.validate.latency import LatencySummary
+
+SCHEMA_VERSION = 1
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TensorInfo(Strict):
+    name: str
+    shape: list[int]
+    dtype: str
+
+
+class ModelInfo(Strict):
+    path: str
+    format: str
+    sha256: str
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    fixed_dims: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+
+class CalibrationInfo(Strict):
+    source: Optional[str]
+    synthetic: bool = Field(description="validation on seeded random inputs (no data given)")
+    calibration_samples: int
+    validation_samples: int
+    labels: bool
+    split_rule: str
+    split_file: Optional[str] = None
+
+
+class FusionInfo(Strict):
+    source_op_counts: dict[str, int]
+    target_op_counts: dict[str, int]
+    groups: list[dict[str, Any]]
+
+
+class GateResult(Strict):
+    gate: str
+    limit: float
+    value: Optional[float]
+    passed: bool
+    detail: str = ""
+
+
+class ArtifactEntry(Strict):
+    name: str
+    path: str
+    format: str
+    target: str
+    precision: str
+    bytes: int
+    size_ratio: float = Field(description="bytes / FP32 bytes of the same target")
+    sha256: str
+    op_counts: dict[str, int] = Field(default_factory=dict)
+    compute_dtypes: dict[str, int] = Field(default_factory=dict, description="activation/weight dtypes of conv/dense ops")
+    accuracy: Optional[AccuracyReport] = None
+    latency: Optional[LatencySummary] = None
+    gates: list[GateResult] = Field(default_factory=list)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Report(Strict):
+    schema_version: int = SCHEMA_VERSION
+    edgekit_version: str
+    tools: dict[str, str]
+    recipe: dict[str, str]
+    model: ModelInfo
+    calibration: CalibrationInfo
+    fusion: Optional[FusionInfo] = None
+    artifacts: list[ArtifactEntry]
+    gates_passed: bool
+    gate_failures: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)

@@ -1,0 +1,186 @@
+"""Stage: a TensorFlow model (SavedModel dir or .keras) -> a SavedModel with fixed input shapes.
+
+Unknown dimensions are fixed for mobile: from `input_shapes` when given, else batch (and every
+other unknown dim) = 1. The result has one `serving_default` signature with named inputs and
+outputs; every later TensorFlow stage reads it, and `reference_fn` runs it as the float reference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgekit.errors import ConversionError, ModelError, UsageError
+from edgekit.model.checks import ModelFile
+from edgekit.runtime.base import TensorSpec
+
+SIGNATURE = "serving_default"
+
+
+@dataclass
+class ExportedModel:
+    """The fixed-shape SavedModel and what was fixed."""
+
+    saved_dir: Path
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    fixed_dims: dict[str, dict] = field(default_factory=dict)
+
+
+def import_tensorflow():
+    """TensorFlow, quietly (its C++ logs go to stderr only at ERROR level)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf
+    except ImportError:
+        from edgekit.errors import MissingDependencyError
+
+        raise MissingDependencyError("TensorFlow is needed: pip install 'edgekit[tflite]'") from None
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+def _fix_shape(name: str, shape, overrides: dict[str, list[int]], origin) -> tuple[int, ...]:
+    dims = list(shape)
+    if name in overrides:
+        wanted = list(overrides[name])
+        if len(wanted) != len(dims) or any(d is not None and d != w for d, w in zip(dims, wanted)):
+            raise UsageError(f"--input-shape {name}:{'x'.join(map(str, wanted))} does not fit the "
+                             f"model's shape {_show(dims)}", origin)
+        return tuple(wanted)
+    return tuple(1 if d is None else int(d) for d in dims)
+
+
+def _show(dims) -> str:
+    return "x".join("?" if d is None else str(d) for d in dims)
+
+
+def _load_keras(model_file: ModelFile, trust: bool):
+    import keras
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return keras.saving.load_model(str(model_file.path), safe_mode=not trust, compile=False)
+    except Exception as err:  # keras raises many types for corrupt archives
+        raise ModelError(f"cannot load Keras model: {_first_line(err)}", model_file.path) from None
+
+
+def _keras_specs(model, tf) -> dict:
+    return {t.name.split(":")[0]: tf.TensorSpec(t.shape, t.dtype) for t in model.inputs}
+
+
+def _savedmodel_signature(model_file: ModelFile, tf):
+    try:
+        loaded = tf.saved_model.load(str(model_file.path))
+    except Exception as err:
+        raise ModelError(f"cannot load SavedModel: {_first_line(err)}", model_file.path) from None
+    signatures = dict(getattr(loaded, "signatures", {}) or {})
+    if not signatures:
+        raise ModelError("SavedModel has no signatures to convert", model_file.path)
+    return loaded, signatures.get(SIGNATURE) or signatures[sorted(signatures)[0]]
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [err.__class__.__name__])[0][:200]
+
+
+def _fixed_specs(specs: dict, input_shapes: dict, origin, tf) -> tuple[dict, dict]:
+    """({name: fixed TensorSpec}, {name: {"from", "to"}} for the dims that were fixed)."""
+    unknown = set(input_shapes) - set(specs)
+    if unknown:
+        raise UsageError(f"--input-shape names unknown input(s) {sorted(unknown)}; "
+                         f"the model's inputs are {sorted(specs)}", origin)
+    fixed, fixed_dims = {}, {}
+    for name, spec in specs.items():
+        dims = spec.shape.as_list() if spec.shape.rank is not None else None
+        if dims is None:
+            if name not in input_shapes:
+                raise UsageError(f"input '{name}' has unknown rank; give --input-shape {name}:DIMS", origin)
+            dims = [None] * len(input_shapes[name])
+        shape = _fix_shape(name, dims, input_shapes, origin)
+        if list(shape) != dims:
+            fixed_dims[name] = {"from": _show(dims), "to": _show(shape)}
+        fixed[name] = tf.TensorSpec(shape, spec.dtype, name=name)
+    return fixed, fixed_dims
+
+
+def export_fixed_savedmodel(
+    model_file: ModelFile, workdir: Path, input_shapes: dict[str, list[int]], trust: bool = False
+) -> ExportedModel:
+    """Load the model and save `workdir/fixed_savedmodel` with every input shape fixed."""
+    tf = import_tensorflow()
+    saved_dir = workdir / "fixed_savedmodel"
+    try:
+        if model_file.format == "keras":
+            model = _load_keras(model_file, trust)
+            fixed, fixed_dims = _fixed_specs(_keras_specs(model, tf), input_shapes, model_file.path, tf)
+            _save_keras(model, fixed, saved_dir, tf)
+        elif model_file.format == "savedmodel":
+            loaded, sig = _savedmodel_signature(model_file, tf)
+            specs = dict(sig.structured_input_signature[1])
+            fixed, fixed_dims = _fixed_specs(specs, input_shapes, model_file.path, tf)
+            _save_signature(loaded, sig, fixed, saved_dir, tf)
+        else:
+            raise ModelError(f"not a TensorFlow model ({model_file.format})", model_file.path)
+    except (ValueError, TypeError, tf.errors.OpError) as err:
+        raise ConversionError(f"cannot trace the model with fixed shapes: {_first_line(err)}",
+                              model_file.path) from None
+    loaded = tf.saved_model.load(str(saved_dir))
+    signature = loaded.signatures[SIGNATURE]
+    inputs = [TensorSpec(n, tuple(s.shape.as_list()), s.dtype.name)
+              for n, s in sorted(signature.structured_input_signature[1].items())]
+    outputs = [TensorSpec(n, tuple(s.shape.as_list()), s.dtype.name)
+               for n, s in sorted(signature.structured_outputs.items())]
+    return ExportedModel(saved_dir, inputs, outputs, fixed_dims)
+
+
+def _save_signature(loaded, sig, fixed: dict, saved_dir: Path, tf) -> None:
+    names = sorted(fixed)
+
+    @tf.function(input_signature=[fixed[n] for n in names])
+    def serve(*args):
+        result = sig(**dict(zip(names, args)))
+        return result if isinstance(result, dict) else {"output_0": result}
+
+    module = tf.Module()
+    module.loaded = loaded
+    module.serve = serve
+    tf.saved_model.save(module, str(saved_dir), signatures={SIGNATURE: serve.get_concrete_function()})
+
+
+def _save_keras(model, fixed: dict, saved_dir: Path, tf) -> None:
+    """Keras 3 variables are tracked only by its own export archive: use it."""
+    import keras
+
+    order = [t.name.split(":")[0] for t in model.inputs]
+    out_names = list(getattr(model, "output_names", None) or [])
+    if len(out_names) != len(model.outputs):
+        out_names = [f"output_{i}" for i in range(len(model.outputs))]
+
+    def serve(*args):
+        result = model(list(args) if len(args) > 1 else args[0], training=False)
+        result = result if isinstance(result, (list, tuple)) else [result]
+        return {n: tf.identity(v) for n, v in zip(out_names, result)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(SIGNATURE, serve, input_signature=[fixed[n] for n in order])
+    with contextlib.redirect_stdout(io.StringIO()):
+        archive.write_out(str(saved_dir))
+
+
+def reference_fn(saved_dir: Path):
+    """A callable feeds -> {output name: ndarray} running the fixed SavedModel in TensorFlow."""
+    tf = import_tensorflow()
+    loaded = tf.saved_model.load(str(saved_dir))
+    signature = loaded.signatures[SIGNATURE]
+
+    def run(feeds):
+        result = signature(**{k: tf.constant(v) for k, v in feeds.items()})
+        run.keepalive = loaded
+        return {k: v.numpy() for k, v in result.items()}
+
+    return run
