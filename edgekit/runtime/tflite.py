@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from edgekit.errors import MissingDependencyError
+from edgekit.quiet import native_stderr_captured
 from edgekit.runtime.base import Runner, TensorSpec
 
 
@@ -36,8 +39,11 @@ def runtime_version() -> str:
 
 def load_interpreter(model_path: str, threads: int | None = None):
     """An allocated Interpreter for `model_path` using `threads` CPU threads (default: runtime's)."""
-    interpreter = interpreter_class()(model_path=str(model_path), num_threads=threads)
-    interpreter.allocate_tensors()
+    with native_stderr_captured() as log:  # e.g. "INFO: Created TensorFlow Lite XNNPACK delegate"
+        interpreter = interpreter_class()(model_path=str(model_path), num_threads=threads)
+        interpreter.allocate_tensors()
+    if log and log[0].strip():
+        logging.getLogger("edgekit").debug("%s: %s", model_path, log[0].strip())
     return interpreter
 
 

@@ -6,6 +6,7 @@ streamed representative dataset; inputs/outputs stay float unless `io_dtype` say
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -43,7 +44,8 @@ def build_tflite(saved_dir: Path, precision: str, calibration: CalibrationFactor
     elif precision != "fp32":
         raise UsageError(f"unknown precision {precision}")
     try:
-        with native_stdout_to_stderr():
+        with native_stdout_to_stderr(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
             return bytes(converter.convert())
     except Exception as err:  # the converter raises ConverterError, RuntimeError, ValueError...
         raise ConversionError(f"TFLite {precision} conversion failed: {_condense(err)}", saved_dir) from None

@@ -13,15 +13,15 @@ class LatencySummary(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
+    p50_ms: Optional[float] = None  # None only where a device tool does not print it
+    p90_ms: Optional[float] = None
+    p99_ms: Optional[float] = None
     mean_ms: float
     std_ms: float
     min_ms: float
     max_ms: float
     runs: int
-    warmup_runs: int
+    warmup_runs: Optional[int] = None
     threads: Optional[int] = None
     cold_start_ms: Optional[float] = None
     peak_rss_mb: Optional[float] = None

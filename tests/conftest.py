@@ -1,0 +1,70 @@
+"""Shared fixtures: real models built (and trained) here, and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parent.parent
+DIGITS_DATA = ROOT / "calibration_data" / "digits"
+
+
+def load_script(name: str):
+    """Import scripts/NAME.py as a module (the model builders live there, shared with the demo)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def edgekit_cli(capfd):
+    """Run `edgekit ARGS` in-process; returns CliResult(code, stdout, stderr)."""
+    from edgekit.cli import main
+
+    def run(*args) -> CliResult:
+        capfd.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capfd.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def digits_models(tmp_path_factory) -> tuple[Path, Path]:
+    """(digits.keras, digits_savedmodel/) of the CNN trained on sklearn's digits."""
+    return load_script("make_models").save_digits(tmp_path_factory.mktemp("digits"))
+
+
+@pytest.fixture(scope="session")
+def tiny_keras(tmp_path_factory) -> Path:
+    """An untrained Conv+BN+ReLU6 functional model with a dynamic batch (16x16x3 input)."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((16, 16, 3), name="image")
+    h = keras.layers.Conv2D(8, 3, use_bias=False, name="conv")(inputs)
+    h = keras.layers.BatchNormalization(name="bn")(h)
+    h = keras.layers.ReLU(6.0, name="relu")(h)
+    h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
+    outputs = keras.layers.Dense(4, activation="softmax", name="probs")(h)
+    path = tmp_path_factory.mktemp("tiny") / "tiny.keras"
+    keras.Model(inputs, outputs).save(path)
+    return path
