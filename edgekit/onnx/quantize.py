@@ -1,0 +1,205 @@
+"""ONNX INT8 (QDQ) static quantization with onnxruntime, fed by a streamed calibration source.
+
+Defaults: QDQ format, per-channel symmetric INT8 weights, UINT8 asymmetric activations (INT8
+symmetric with `symmetric_activations=True`, which TensorRT requires), minmax calibration.
+Samples are read in chunks of `chunk` (default 16): onnxruntime's calibrator keeps only one
+chunk of intermediate outputs before merging it into its ranges/histograms, so memory does not
+grow with the number of samples.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from typing import Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from edgekit.errors import CalibrationDataError, ConversionError, RecipeError
+
+SampleFactory = Callable[[], Iterator[Mapping[str, np.ndarray]]]
+METHODS = ("minmax", "entropy", "percentile")
+
+
+class StreamingReader:
+    """An onnxruntime CalibrationDataReader over `factory()`, re-created on rewind.
+
+    Checks every sample against the model inputs (`inputs`: name -> numpy dtype): names must
+    match exactly, values must be finite; errors are CalibrationDataError naming the sample.
+    Implements `set_range` and `__len__` so onnxruntime calibrates chunk by chunk: `__len__` is
+    the sample count rounded up to a multiple of `chunk` (onnxruntime needs it divisible), so the
+    last chunk is just shorter; `count()` is the real number of samples.
+    """
+
+    def __init__(
+        self, factory: SampleFactory, inputs: Mapping[str, np.dtype], *, chunk: int = 16, source: str = "calibration"
+    ):
+        self._factory = factory
+        self.chunk = chunk
+        self._inputs = dict(inputs)
+        self._source = source
+        self._iterator: Iterator | None = None
+        self._position = 0
+        self._end: int | None = None
+        self._length: int | None = None
+
+    def __len__(self) -> int:
+        return -(-self.count() // self.chunk) * self.chunk
+
+    def count(self) -> int:
+        if self._length is None:
+            self._length = sum(1 for _ in self._factory())
+            if self._length == 0:
+                raise CalibrationDataError("no calibration samples", self._source)
+        return self._length
+
+    def rewind(self) -> None:
+        self._iterator, self._position = None, 0
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        if self._iterator is None or self._position > start_index:
+            self.rewind()
+            self._iterator = iter(self._factory())
+        while self._position < start_index:
+            next(self._iterator)
+            self._position += 1
+        self._end = end_index
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._end is not None and self._position >= self._end:
+            return None
+        if self._iterator is None:
+            self._iterator = iter(self._factory())
+        sample = next(self._iterator, None)
+        if sample is None:
+            return None
+        self._position += 1
+        return self.check(sample, self._position - 1)
+
+    def check(self, sample: Mapping[str, np.ndarray], index: int) -> dict[str, np.ndarray]:
+        where = f"{self._source} sample {index}"
+        if set(sample) != set(self._inputs):
+            raise CalibrationDataError(
+                f"{where} has inputs {sorted(sample)}, but the model's inputs are {sorted(self._inputs)}"
+            )
+        feed = {}
+        for name, dtype in self._inputs.items():
+            array = np.asarray(sample[name])
+            if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+                raise CalibrationDataError(f"{where}: input {name!r} has NaN or inf values")
+            feed[name] = array.astype(dtype, copy=False)
+        return feed
+
+
+def model_inputs(path: str | Path) -> dict[str, np.dtype]:
+    """Input name -> numpy dtype of an ONNX file (initializers excluded)."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(path), load_external_data=False)
+    inits = {init.name for init in model.graph.initializer}
+    return {
+        value.name: np.dtype(helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
+        for value in model.graph.input
+        if value.name not in inits
+    }
+
+
+def _per_channel_unsupported(path) -> list[str]:
+    """Grouped ConvTranspose nodes: onnxruntime's per-channel bias quantization breaks on them."""
+    import onnx
+
+    from edgekit.onnx.graph import attribute
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return [n.name for n in graph.node if n.op_type == "ConvTranspose" and attribute(n, "group", 1) > 1]
+
+
+def quantize_qdq(
+    fp32_path: str | Path,
+    out_path: str | Path,
+    calibration_factory: SampleFactory,
+    *,
+    method: str = "minmax",
+    per_channel: bool = True,
+    symmetric_activations: bool = False,
+    nodes_to_exclude: Sequence[str] = (),
+    percentile: float = 99.999,
+    chunk: int = 16,
+) -> dict:
+    """Quantize `fp32_path` to a QDQ INT8 model at `out_path`; return the settings used."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}  # fmt: skip
+    if method not in methods:
+        raise RecipeError(f"unknown calibration method {method!r}; choose one of {list(METHODS)}")
+    reader = StreamingReader(calibration_factory, model_inputs(fp32_path), chunk=chunk)
+    total = reader.count()
+    excluded = list(nodes_to_exclude)
+    auto_excluded = _per_channel_unsupported(fp32_path) if per_channel else []
+    excluded += [name for name in auto_excluded if name not in excluded]
+    activation = QuantType.QInt8 if symmetric_activations else QuantType.QUInt8
+    extra = {
+        "ActivationSymmetric": symmetric_activations,
+        "WeightSymmetric": True,
+        "CalibStridedMinMax": chunk,
+        "CalibTensorRangeSymmetric": symmetric_activations,
+    }
+    if method == "percentile":
+        extra["CalibPercentile"] = percentile
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # onnxruntime prints progress to stdout
+            quantize_static(
+                str(fp32_path),
+                str(out_path),
+                reader,
+                quant_format=QuantFormat.QDQ,
+                per_channel=per_channel,
+                activation_type=activation,
+                weight_type=QuantType.QInt8,
+                calibrate_method=methods[method],
+                nodes_to_exclude=excluded,
+                extra_options=extra,
+            )
+    except (CalibrationDataError, RecipeError):
+        raise
+    except Exception as err:  # onnxruntime raises bare ValueError/RuntimeError/Fail
+        raise ConversionError(f"onnxruntime quantization failed: {str(err).strip().splitlines()[0][:300]}",
+                              fp32_path) from None  # fmt: skip
+    return {
+        "format": "QDQ",
+        "method": method,
+        "per_channel": per_channel,
+        "weights": "int8 symmetric" + (" per-channel" if per_channel else " per-tensor"),
+        "activations": "int8 symmetric" if symmetric_activations else "uint8 asymmetric",
+        "calibration_samples": total,
+        "calibration_chunk": chunk,
+        "nodes_excluded": excluded,
+        "nodes_excluded_auto": {name: "grouped ConvTranspose: no per-channel QDQ in onnxruntime" for name in auto_excluded},
+        **({"percentile": percentile} if method == "percentile" else {}),
+    }
+
+
+def convert_fp16(fp32_path: str | Path, out_path: str | Path, *, keep_io_types: bool = True) -> dict:
+    """Write an FP16 copy of the model (inputs/outputs stay float32 by default); return settings.
+
+    Uses onnxruntime's float16 converter (`onnxruntime.transformers.float16`), which keeps ops
+    without FP16 kernels in float32 behind Cast nodes.
+    """
+    import onnx
+
+    try:
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+    except ImportError as err:
+        from edgekit.errors import MissingDependencyError
+
+        raise MissingDependencyError(f"FP16 conversion needs onnxruntime's float16 tools ({err})") from None
+    model = onnx.load(str(fp32_path))
+    try:
+        half = convert_float_to_float16(model, keep_io_types=keep_io_types)
+    except Exception as err:
+        raise ConversionError(f"FP16 conversion failed: {str(err).strip().splitlines()[0][:300]}", fp32_path) from None
+    onnx.save(half, str(out_path))
+    return {"precision": "fp16", "keep_io_types": keep_io_types}

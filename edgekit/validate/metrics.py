@@ -1,0 +1,76 @@
+"""Tensor metrics between a reference output and a test output: pure numpy, float64 inside.
+
+Every function takes (reference, test) arrays of the same shape and returns a Python float.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+
+def _pair(ref, test) -> tuple[np.ndarray, np.ndarray]:
+    ref = np.asarray(ref, dtype=np.float64)
+    test = np.asarray(test, dtype=np.float64)
+    if ref.shape != test.shape:
+        raise ValueError(f"shape mismatch: reference {ref.shape} vs test {test.shape}")
+    return ref, test
+
+
+def max_abs_error(ref, test) -> float:
+    """max |ref - test| (0.0 for empty arrays)."""
+    ref, test = _pair(ref, test)
+    return float(np.max(np.abs(ref - test))) if ref.size else 0.0
+
+
+def max_rel_error(ref, test) -> float:
+    """max |ref - test| / |ref| over elements; 0/0 counts as 0, x/0 as inf."""
+    ref, test = _pair(ref, test)
+    if not ref.size:
+        return 0.0
+    diff = np.abs(ref - test)
+    denom = np.abs(ref)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(diff == 0, 0.0, diff / denom)
+    return float(np.max(rel))
+
+
+def cosine(ref, test) -> float:
+    """Cosine similarity of the flattened arrays; 1.0 when both are all zeros, 0.0 when one is."""
+    ref, test = _pair(ref, test)
+    a, b = ref.ravel(), test.ravel()
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if na == 0.0 and nb == 0.0:
+        return 1.0
+    if na == 0.0 or nb == 0.0:
+        return 0.0
+    return float(np.clip(np.dot(a, b) / (na * nb), -1.0, 1.0))
+
+
+def sqnr_db(ref, test) -> float:
+    """Signal-to-quantization-noise ratio 10*log10(sum ref^2 / sum (ref-test)^2); inf if identical."""
+    ref, test = _pair(ref, test)
+    noise = float(np.sum((ref - test) ** 2))
+    signal = float(np.sum(ref**2))
+    if noise == 0.0:
+        return float("inf")
+    if signal == 0.0:
+        return float("-inf")
+    return float(10.0 * np.log10(signal / noise))
+
+
+def top1_agreement(ref_batches: Iterable, test_batches: Iterable) -> float:
+    """Fraction of rows whose argmax over the last axis agrees; batches are (N, classes) arrays."""
+    agree = total = 0
+    for ref, test in zip(ref_batches, test_batches, strict=True):
+        ref, test = _pair(ref, test)
+        if ref.ndim == 0:
+            raise ValueError("top-1 needs at least one class axis")
+        a = ref.reshape(-1, ref.shape[-1]).argmax(axis=-1)
+        b = test.reshape(-1, test.shape[-1]).argmax(axis=-1)
+        agree += int(np.sum(a == b))
+        total += a.size
+    if total == 0:
+        raise ValueError("top-1 agreement of zero samples")
+    return agree / total
