@@ -68,10 +68,11 @@ def export_to_onnx(source: str | Path, out_path: str | Path, *, opset: int = DEF
             else:
                 from tf2onnx import tf_loader
 
-                graph_def, inputs, outputs = tf_loader.from_saved_model(str(source), None, None, "serve",
-                                                                         ["serving_default"])  # fmt: skip
+                graph_def, inputs, outputs, renames = tf_loader.from_saved_model(
+                    str(source), None, None, "serve", ["serving_default"], return_tensors_to_rename=True)
                 tf2onnx.convert.from_graph_def(graph_def, input_names=inputs, output_names=outputs,
-                                               opset=opset, output_path=str(out_path))  # fmt: skip
+                                               opset=opset, tensors_to_rename=renames,
+                                               output_path=str(out_path))  # keeps the signature's names
     except (ModelError, MissingDependencyError):
         raise
     except Exception as err:

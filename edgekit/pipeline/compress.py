@@ -20,7 +20,7 @@ import numpy as np
 import edgekit
 from edgekit.calibration.sources import CalibrationSource, SampleRef
 from edgekit.calibration.split import Split, split_samples
-from edgekit.errors import GateFailed, OutputError, UsageError
+from edgekit.errors import ConversionError, GateFailed, OutputError, UsageError
 from edgekit.fsutil import atomic_output_dir, sha256_file, sha256_tree, write_json_atomic, write_text_atomic
 from edgekit.model.checks import check_model_path
 from edgekit.pipeline.gates import evaluate_gates
@@ -107,43 +107,67 @@ def _keys(refs: list[SampleRef]) -> list[str]:
     return [r.key for r in refs]
 
 
+def resolve_targets(recipe: Recipe, model_format: str) -> list[str]:
+    """The recipe's targets, or the model format's natural one; tflite needs a TensorFlow model."""
+    targets = recipe.targets or (["onnx"] if model_format == "onnx" else ["tflite"])
+    if "tflite" in targets and model_format == "onnx":
+        raise UsageError("the tflite target needs a TensorFlow model (SavedModel or .keras); "
+                         "use --target onnx or --target tensorrt for ONNX models")
+    return targets
+
+
 def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe_origin: str,
-                 trust_model: bool = False, on_step: Callable[[str], None] = lambda s: None) -> Report:
-    """Build, validate and report every (target, precision) the recipe asks for into `out`."""
-    from edgekit.stages import tflite_target
-    from edgekit.stages.tf_export import export_fixed_savedmodel, reference_fn
+                 trust_model: bool = False, on_step: Callable[[str], None] = lambda s: None,
+                 device=None) -> Report:
+    """Build, validate and report every (target, precision) the recipe asks for into `out`.
+
+    device: an open Device for the TensorRT engine build (default: none, plan only).
+    """
+    from edgekit.stages import onnx_target, tflite_target
+    from edgekit.stages.source import prepare_source
 
     model_file = check_model_path(model_path, trust_model)
+    targets = resolve_targets(recipe, model_file.format)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError("exists and is not a directory", out)
     with tempfile.TemporaryDirectory(prefix="edgekit-work-") as work, atomic_output_dir(out) as stage:
         on_step("loading model")
-        exported = export_fixed_savedmodel(model_file, Path(work), recipe.input_shapes, trust_model)
+        source = prepare_source(model_file, Path(work), recipe.input_shapes, trust_model)
         on_step("validating calibration data")
-        data = load_dataset(recipe, exported.inputs)
+        data = load_dataset(recipe, source.inputs)
         on_step("running the float reference")
-        reference = reference_fn(exported.saved_dir)
-        ref_outputs = [reference(f) for f in data.validation_feeds]
-        built, fusion = tflite_target.build_all(exported, recipe, data.calibration_factory(), stage, on_step)
+        ref_outputs = [source.reference(f) for f in data.validation_feeds]
+        built, fusion, notes = [], {}, []
+        if "tflite" in targets:
+            tfl_built, tfl_fusion = tflite_target.build_all(source, recipe, data.calibration_factory(), stage, on_step)
+            built += tfl_built
+            fusion.update(tfl_fusion)
+        if {"onnx", "tensorrt"} & set(targets):
+            onnx_built, onnx_fusion, onnx_notes = onnx_target.build_all(
+                source, recipe, targets, data.calibration_factory(), stage, Path(work), on_step, device)
+            built += onnx_built
+            fusion.update(onnx_fusion)
+            notes += onnx_notes
         entries = _validate(built, recipe, data, ref_outputs, on_step)
         report = Report(
             edgekit_version=edgekit.__version__,
             tools=_tool_versions(),
-            recipe={"origin": recipe_origin, "name": recipe.name},
+            recipe={"origin": recipe_origin, "name": recipe.name, "targets": ",".join(targets)},
             model=ModelInfo(path=str(model_path), format=model_file.format,
-                            sha256=sha256_tree(model_file.path), inputs=_specs(exported.inputs),
-                            outputs=_specs(exported.outputs), fixed_dims=exported.fixed_dims),
+                            sha256=sha256_tree(model_file.path), inputs=_specs(source.inputs),
+                            outputs=_specs(source.outputs), fixed_dims=source.fixed_dims),
             calibration=CalibrationInfo(
                 source=recipe.calibration.source, synthetic=data.synthetic,
                 calibration_samples=len(data.split.calibration),
                 validation_samples=len(data.validation_feeds),
                 labels=any(label is not None for label in data.labels),
                 split_rule=data.split.rule, split_file=None if data.synthetic else "split.json"),
-            fusion=FusionInfo(**fusion) if fusion else None,
+            fusion={k: FusionInfo(**v) for k, v in fusion.items()},
             artifacts=entries,
             gates_passed=all(g.passed for e in entries for g in e.gates),
             gate_failures=[f"{e.name}: {g.gate} {g.detail}" for e in entries for g in e.gates if not g.passed],
+            notes=notes,
         )
         on_step("writing report")
         _write_outputs(stage, report, recipe, data)
@@ -152,23 +176,36 @@ def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe
     return report
 
 
+SIZE_BASELINE = {"tflite": "tflite", "onnx": "onnx", "tensorrt": "onnx"}
+
+
+def _aligned(outputs: dict, reference: dict) -> dict:
+    """Candidate outputs keyed like the reference: by name, else by position."""
+    if set(outputs) == set(reference):
+        return outputs
+    if len(outputs) != len(reference):
+        raise ConversionError(f"artifact has {len(outputs)} outputs, the model has {len(reference)}")
+    return dict(zip(reference, outputs.values()))
+
+
 def _validate(built: list[Built], recipe: Recipe, data: Dataset, ref_outputs, on_step) -> list[ArtifactEntry]:
-    from edgekit.stages.tflite_target import runner_for
+    from edgekit.runtime import open_runner
 
     v = recipe.validation
     fp32_bytes = {b.target: b.path.stat().st_size for b in built if b.precision == "fp32"}
     entries = []
     for b in built:
         on_step(f"validating {b.name}")
-        runner = runner_for(b, v.threads)
-        outputs = [runner.run(f) for f in data.validation_feeds]
+        runner = open_runner(b.path, v.threads)
+        outputs = [_aligned(runner.run(f), r) for f, r in zip(data.validation_feeds, ref_outputs)]
         accuracy = compare(ref_outputs, outputs, data.labels)
-        latency = host_latency(lambda: runner_for(b, v.threads), data.validation_feeds[0],
+        latency = host_latency(lambda: open_runner(b.path, v.threads), data.validation_feeds[0],
                                threads=v.threads, warmup_runs=v.warmup_runs, runs=v.runs)
         size = b.path.stat().st_size
+        baseline = fp32_bytes.get(SIZE_BASELINE[b.target], size)
         entry = ArtifactEntry(
             name=b.name, path=b.name, format=b.path.suffix.lstrip("."), target=b.target,
-            precision=b.precision, bytes=size, size_ratio=round(size / fp32_bytes.get(b.target, size), 4),
+            precision=b.precision, bytes=size, size_ratio=round(size / baseline, 4),
             sha256=sha256_file(b.path), op_counts=b.op_counts, compute_dtypes=b.compute_dtypes,
             accuracy=accuracy, latency=latency, details=b.details)
         entry.gates = evaluate_gates(entry, recipe.gates, is_reference=b.precision == "fp32")

@@ -78,11 +78,12 @@ class Gates(Strict):
 
 
 class Recipe(Strict):
-    """A pipeline config. Default: FP32 TFLite only (ask for more precisions)."""
+    """A pipeline config. Default: FP32 only (ask for more precisions), target by model format."""
 
     name: str = "custom"
     description: str = ""
-    targets: list[Target] = Field(default_factory=lambda: ["tflite"])
+    targets: Optional[list[Target]] = Field(
+        None, description="default: tflite for TensorFlow models, onnx for ONNX models")
     precisions: list[Precision] = Field(default_factory=lambda: ["fp32"])
     input_shapes: dict[str, list[int]] = Field(
         default_factory=dict, description="fixed shape per input; unknown dims default to 1"
@@ -98,7 +99,8 @@ class Recipe(Strict):
         order = ["fp32", "fp16", "dynamic", "int8"]
         wanted = set(self.precisions) | {"fp32"}
         object.__setattr__(self, "precisions", [p for p in order if p in wanted])
-        object.__setattr__(self, "targets", list(dict.fromkeys(self.targets)))
+        if self.targets is not None:
+            object.__setattr__(self, "targets", list(dict.fromkeys(self.targets)))
         for name, shape in self.input_shapes.items():
             if not shape or any(d < 1 for d in shape):
                 raise ValueError(f"input_shapes.{name}: every dimension must be >= 1")

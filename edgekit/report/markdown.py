@@ -44,9 +44,10 @@ def render_markdown(report: Report) -> str:
     ]
     if m.fixed_dims:
         lines.append("Fixed dims: " + ", ".join(f"`{k}` {v['from']} -> {v['to']}" for k, v in m.fixed_dims.items()) + ".")
-    if report.fusion and report.fusion.groups:
-        lines += ["", "## Fused layers", ""]
-        lines += [f"- {g['summary']}: {', '.join(g['layers'])}" for g in report.fusion.groups]
+    for target, fusion in report.fusion.items():
+        lines += ["", f"## Fused layers ({target}): {sum(fusion.source_op_counts.values())} source ops -> "
+                  f"{sum(fusion.target_op_counts.values())} {target} ops", ""]
+        lines += [f"- {g['summary']}: {', '.join(g['layers'])}" for g in fusion.groups] or ["- none"]
     latency = next((a.latency for a in report.artifacts if a.latency), None)
     if latency:
         lines += ["", f"Host latency: {latency.threads} thread(s), {latency.warmup_runs} warm-up + "

@@ -79,7 +79,7 @@ class Report(Strict):
     recipe: dict[str, str]
     model: ModelInfo
     calibration: CalibrationInfo
-    fusion: Optional[FusionInfo] = None
+    fusion: dict[str, FusionInfo] = Field(default_factory=dict, description="per target")
     artifacts: list[ArtifactEntry]
     gates_passed: bool
     gate_failures: list[str] = Field(default_factory=list)

@@ -5,40 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit.recipe.schema import Recipe
-from edgekit.stages.tf_export import ExportedModel
+from edgekit.stages.source import PreparedSource
 
 
-def build_all(exported: ExportedModel, recipe: Recipe, calibration, stage: Path, on_step):
-    """([Built per precision], fusion dict) for the recipe's precisions, written into `stage`."""
+def build_all(source: PreparedSource, recipe: Recipe, calibration, stage: Path, on_step):
+    """([Built per precision], {"tflite": fusion}) for the recipe's precisions, written into `stage`."""
     from edgekit.pipeline.compress import Built
     from edgekit.stages.tflite_build import build_tflite
     from edgekit.stages.tflite_fusion import fusion_groups, source_layers
     from edgekit.stages.tflite_inspect import compute_dtypes, op_counts, read_ops
 
-    if "tflite" not in recipe.targets:
-        return [], None
-    built, fusion = [], None
-    layers, source_counts = source_layers(exported.saved_dir)
+    built, fusion = [], {}
+    layers, source_counts = source_layers(source.saved_dir)
     for precision in recipe.precisions:
         on_step(f"building tflite {precision}")
-        flatbuffer = build_tflite(exported.saved_dir, precision, calibration, recipe.int8)
+        flatbuffer = build_tflite(source.saved_dir, precision, calibration, recipe.int8)
         name = f"model_{precision}.tflite"
         (stage / name).write_bytes(flatbuffer)
         ops = read_ops(flatbuffer)
         details = {"io_dtype": recipe.int8.io_dtype} if precision == "int8" else {}
         built.append(Built(name, "tflite", precision, stage / name, details, op_counts(ops), compute_dtypes(ops)))
         if precision == "fp32":
-            fusion = {"source_op_counts": source_counts, "target_op_counts": op_counts(ops),
-                      "groups": fusion_groups(layers, ops)}
+            fusion["tflite"] = {"source_op_counts": source_counts, "target_op_counts": op_counts(ops),
+                                "groups": fusion_groups(layers, ops)}
     return built, fusion
 
-
-def runner_for(built, threads: int):
-    """A Runner for a built artifact of any target."""
-    if built.target == "tflite":
-        from edgekit.runtime.tflite import TfliteRunner
-
-        return TfliteRunner(str(built.path), threads)
-    from edgekit.runtime.onnx import OnnxRunner
-
-    return OnnxRunner(str(built.path), threads)

@@ -65,7 +65,7 @@ def test_report_files_split_and_fusions(int8_run):
     assert not set(split["calibration"]) & set(split["validation"])
     assert report["calibration"]["calibration_samples"] == len(split["calibration"]) == 300
     assert report["calibration"]["validation_samples"] == len(split["validation"]) > 50
-    summaries = [g["summary"] for g in report["fusion"]["groups"]]
+    summaries = [g["summary"] for g in report["fusion"]["tflite"]["groups"]]
     assert "Conv2D + BatchNorm + ReLU6 -> CONV_2D (RELU6)" in summaries
     assert "DepthwiseConv2D + BatchNorm + ReLU6 -> DEPTHWISE_CONV_2D (RELU6)" in summaries
     assert report["model"]["fixed_dims"] == {"image": {"from": "?x8x8x1", "to": "1x8x8x1"}}

@@ -1,0 +1,72 @@
+"""The ONNX and TensorRT targets: export (TensorFlow sources), fuse, QDQ INT8 / FP16, TRT plan."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+
+from edgekit.recipe.schema import Recipe
+from edgekit.stages.source import PreparedSource
+
+log = logging.getLogger("edgekit")
+ONNX_PRECISIONS = ("fp32", "int8", "fp16")
+
+
+def _op_counts(path: Path) -> dict[str, int]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return dict(sorted(Counter(node.op_type for node in model.graph.node).items()))
+
+
+def fusion_info(fusion: dict) -> dict:
+    """The ONNX fusion report in the report's fusion schema."""
+    return {
+        "source_op_counts": fusion["ops_before"],
+        "target_op_counts": fusion["ops_after"],
+        "groups": [{"summary": f"{g['pass']}: {g['result']}", "layers": g["nodes"], "pass": g["pass"]}
+                   for g in fusion["groups"]],
+    }
+
+
+def build_all(source: PreparedSource, recipe: Recipe, targets: list[str], calibration, stage: Path,
+              workdir: Path, on_step, device=None):
+    """([Built], {target: fusion}, notes) for the onnx and tensorrt targets."""
+    from edgekit.onnx.artifacts import build_onnx_artifacts, build_tensorrt_plan
+    from edgekit.pipeline.compress import Built
+
+    onnx_in = source.onnx_path
+    notes = []
+    if onnx_in is None:
+        from edgekit.onnx.export import export_to_onnx
+
+        on_step("exporting to ONNX (tf2onnx)")
+        onnx_in = workdir / "model.onnx"
+        export_to_onnx(source.saved_dir, onnx_in)
+    precisions = [p for p in recipe.precisions if p in ONNX_PRECISIONS] if "onnx" in targets else ["fp32"]
+    if "onnx" in targets and "dynamic" in recipe.precisions:
+        notes.append("onnx: dynamic-range precision is built for TFLite only")
+    on_step("building onnx " + ", ".join(precisions))
+    artifacts = build_onnx_artifacts(
+        onnx_in, stage, precisions=precisions, calibration_factory=calibration,
+        method=recipe.calibration.method, per_channel=recipe.int8.per_channel,
+        input_shapes=recipe.input_shapes or None)
+    built = [Built(a["name"], "onnx", a["precision"], Path(a["path"]), {"steps": a["steps"], "opset": a["opset"]},
+                   _op_counts(Path(a["path"]))) for a in artifacts]
+    fusion = {"onnx": fusion_info(artifacts[0]["steps"]["fusion"])}
+    if "tensorrt" in targets:
+        if calibration is None:
+            notes.append("tensorrt: INT8 plan skipped (needs calibration data)")
+        else:
+            on_step("building tensorrt plan" + (f" on {device.name}" if device else ""))
+            plan = build_tensorrt_plan(built[0].path, stage, calibration_factory=calibration,
+                                       method=recipe.calibration.method, device=device)
+            details = {k: plan[k] for k in ("quantization", "calibration_cache", "trtexec_command",
+                                             "trtexec_command_implicit_int8", "engine")}
+            details["calibration_cache"]["path"] = Path(details["calibration_cache"]["path"]).name
+            built.append(Built(plan["name"], "tensorrt", "int8", Path(plan["path"]), details,
+                               _op_counts(Path(plan["path"]))))
+            if not plan["engine"].get("built"):
+                notes.append(f"tensorrt: engine not built: {plan['engine'].get('reason')}")
+    return built, fusion, notes

@@ -1,0 +1,64 @@
+"""Stage: turn the user's model into a prepared source every target builds from.
+
+TensorFlow models become a fixed-shape SavedModel (`tf_export`); ONNX models are loaded safely
+and their dynamic dims fixed. Either way the source knows its inputs/outputs and runs the float
+reference on the host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from edgekit.model.checks import ModelFile
+from edgekit.runtime.base import TensorSpec
+
+Reference = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+@dataclass
+class PreparedSource:
+    format: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    reference: Reference
+    fixed_dims: dict[str, dict] = field(default_factory=dict)
+    saved_dir: Optional[Path] = None  # TensorFlow sources
+    onnx_path: Optional[Path] = None  # ONNX sources
+
+    @property
+    def is_tensorflow(self) -> bool:
+        return self.saved_dir is not None
+
+
+def prepare_source(model_file: ModelFile, workdir: Path, input_shapes: dict, trust: bool) -> PreparedSource:
+    """Load, check and fix shapes; the float reference runs TensorFlow or onnxruntime."""
+    if model_file.format == "onnx":
+        return _prepare_onnx(model_file, input_shapes)
+    from edgekit.stages.tf_export import export_fixed_savedmodel, reference_fn
+
+    exported = export_fixed_savedmodel(model_file, workdir, input_shapes, trust)
+    return PreparedSource(model_file.format, exported.inputs, exported.outputs,
+                          reference_fn(exported.saved_dir), exported.fixed_dims, saved_dir=exported.saved_dir)
+
+
+def _prepare_onnx(model_file: ModelFile, input_shapes: dict) -> PreparedSource:
+    from edgekit.onnx.load import fix_input_shapes, input_specs, load_onnx
+    from edgekit.runtime.onnx import OnnxRunner
+
+    model = load_onnx(model_file.path)
+    before = input_specs(model)
+    fixed_model, _ = fix_input_shapes(model, input_shapes)
+    after = input_specs(fixed_model)
+    runner = OnnxRunner(model_file.path)
+    dtypes = {s.name: s.dtype for s in runner.inputs}
+    inputs = [TensorSpec(name, tuple(int(d) for d in shape), dtypes[name]) for name, shape in after.items()]
+    fixed = {n: {"from": _show(before[n]), "to": _show(after[n])} for n in after if before[n] != after[n]}
+    return PreparedSource("onnx", inputs, runner.outputs, runner.run, fixed, onnx_path=model_file.path)
+
+
+def _show(dims) -> str:
+    return "x".join(str(d) if isinstance(d, int) and d > 0 else "?" for d in dims)
