@@ -20,13 +20,9 @@ def output_options(func):
 
 def setup_logging(quiet: bool) -> None:
     """Logs go to stderr: INFO normally, ERROR with --quiet."""
-    logger = logging.getLogger("edgekit")
-    logger.handlers[:] = []
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("edgekit: %(levelname)s: %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.ERROR if quiet else logging.INFO)
-    logger.propagate = False
+    from edgekit.logs import setup_logging as setup
+
+    setup(logging.ERROR if quiet else logging.INFO)
 
 
 def emit_json(data) -> None:

@@ -7,6 +7,7 @@ GateFailed after the complete output is in place.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import platform
@@ -22,8 +23,10 @@ from edgekit.calibration.sources import CalibrationSource, SampleRef
 from edgekit.calibration.split import Split, split_samples
 from edgekit.errors import ConversionError, GateFailed, OutputError, UsageError
 from edgekit.fsutil import atomic_output_dir, sha256_file, sha256_tree, write_json_atomic, write_text_atomic
-from edgekit.model.checks import check_model_path
+from edgekit.model.checks import ModelFile, check_model_path
+from edgekit.pipeline import cache
 from edgekit.pipeline.gates import evaluate_gates
+from edgekit.pipeline.isolate import run_isolated
 from edgekit.recipe.loader import recipe_to_yaml
 from edgekit.recipe.schema import Recipe
 from edgekit.report.html import render_html
@@ -91,16 +94,7 @@ def load_dataset(recipe: Recipe, inputs: list[TensorSpec]) -> Dataset:
 
 
 def _tool_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    tools = {"python": platform.python_version(), "edgekit": edgekit.__version__}
-    for dist in ("tensorflow-cpu", "tensorflow", "ai-edge-litert", "tflite-runtime", "numpy",
-                 "onnx", "onnxruntime", "tf2onnx"):
-        try:
-            tools[dist] = version(dist)
-        except PackageNotFoundError:
-            continue
-    return tools
+    return {"python": platform.python_version(), **cache.backend_versions()}
 
 
 def _keys(refs: list[SampleRef]) -> list[str]:
@@ -116,24 +110,82 @@ def resolve_targets(recipe: Recipe, model_format: str) -> list[str]:
     return targets
 
 
+@dataclass(frozen=True)
+class CompressJob:
+    """Everything the build needs, picklable: it crosses into the worker process."""
+
+    model_file: ModelFile
+    out: Path
+    recipe: Recipe
+    recipe_origin: str
+    trust_model: bool
+    targets: list[str]
+    device: Optional[str] = None
+    inventory: Optional[str] = None
+
+
 def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe_origin: str,
                  trust_model: bool = False, on_step: Callable[[str], None] = lambda s: None,
-                 device=None) -> Report:
-    """Build, validate and report every (target, precision) the recipe asks for into `out`.
+                 device: str | None = None, inventory: str | None = None, use_cache: bool = True,
+                 isolate: bool = True) -> tuple[Report, bool]:
+    """Build, validate and report every (target, precision) into `out`; returns (report, cache hit).
 
-    device: an open Device for the TensorRT engine build (default: none, plan only).
+    device: inventory name of an ssh device for the TensorRT engine build (default: plan only).
+    use_cache: reuse a cached identical build [default: on; never with a device].
+    isolate: run conversions in a child process, so native crashes become errors [default: on].
     """
-    from edgekit.stages import onnx_target, tflite_target
-    from edgekit.stages.source import prepare_source
-
     model_file = check_model_path(model_path, trust_model)
     targets = resolve_targets(recipe, model_file.format)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError("exists and is not a directory", out)
-    with tempfile.TemporaryDirectory(prefix="edgekit-work-") as work, atomic_output_dir(out) as stage:
+    job = CompressJob(model_file, out, recipe, recipe_origin, trust_model, targets, device, inventory)
+    key = None
+    if use_cache and device is None:
+        on_step("checking the build cache")
+        material = {**recipe.model_dump(mode="json"), "trust_model": trust_model}
+        key = cache.cache_key(model_file.path, material, targets)
+        hit = cache.lookup(key)
+        if hit is not None:
+            with atomic_output_dir(out) as stage:
+                cache.copy_out(hit, stage)
+            report = Report.model_validate_json((out / "report.json").read_text())
+            _raise_if_gates_missed(report, out)
+            return report, True
+    if isolate:
+        document = run_isolated(build_output, job, on_step=on_step)
+    else:
+        document = build_output(job, on_step=on_step)
+    report = Report.model_validate(document)
+    if key is not None:
+        cache.store(key, out)
+    _raise_if_gates_missed(report, out)
+    return report, False
+
+
+def _raise_if_gates_missed(report: Report, out: Path) -> None:
+    if not report.gates_passed:
+        raise GateFailed("gate missed: " + "; ".join(report.gate_failures), out / "report.json")
+
+
+def _open_device(job: CompressJob):
+    if job.device is None:
+        return contextlib.nullcontext(None)
+    from edgekit.devices.inventory import load_inventory, open_device, resolve
+
+    inventory, source = load_inventory(job.inventory)
+    return open_device(job.device, resolve(inventory, job.device, source))
+
+
+def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: None) -> dict:
+    """The build itself (runs in the worker): stage, validate, report, publish; returns report JSON."""
+    from edgekit.stages import onnx_target, tflite_target
+    from edgekit.stages.source import prepare_source
+
+    recipe, targets = job.recipe, job.targets
+    with tempfile.TemporaryDirectory(prefix="edgekit-work-") as work, atomic_output_dir(job.out) as stage:
         on_step("loading model")
-        source = prepare_source(model_file, Path(work), recipe.input_shapes, trust_model)
+        source = prepare_source(job.model_file, Path(work), recipe.input_shapes, job.trust_model)
         on_step("validating calibration data")
         data = load_dataset(recipe, source.inputs)
         on_step("running the float reference")
@@ -144,8 +196,9 @@ def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe
             built += tfl_built
             fusion.update(tfl_fusion)
         if {"onnx", "tensorrt"} & set(targets):
-            onnx_built, onnx_fusion, onnx_notes = onnx_target.build_all(
-                source, recipe, targets, data.calibration_factory(), stage, Path(work), on_step, device)
+            with _open_device(job) as device:
+                onnx_built, onnx_fusion, onnx_notes = onnx_target.build_all(
+                    source, recipe, targets, data.calibration_factory(), stage, Path(work), on_step, device)
             built += onnx_built
             fusion.update(onnx_fusion)
             notes += onnx_notes
@@ -153,9 +206,9 @@ def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe
         report = Report(
             edgekit_version=edgekit.__version__,
             tools=_tool_versions(),
-            recipe={"origin": recipe_origin, "name": recipe.name, "targets": ",".join(targets)},
-            model=ModelInfo(path=str(model_path), format=model_file.format,
-                            sha256=sha256_tree(model_file.path), inputs=_specs(source.inputs),
+            recipe={"origin": job.recipe_origin, "name": recipe.name, "targets": ",".join(targets)},
+            model=ModelInfo(path=str(job.model_file.path), format=job.model_file.format,
+                            sha256=sha256_tree(job.model_file.path), inputs=_specs(source.inputs),
                             outputs=_specs(source.outputs), fixed_dims=source.fixed_dims),
             calibration=CalibrationInfo(
                 source=recipe.calibration.source, synthetic=data.synthetic,
@@ -171,9 +224,7 @@ def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe
         )
         on_step("writing report")
         _write_outputs(stage, report, recipe, data)
-    if not report.gates_passed:
-        raise GateFailed("gate missed: " + "; ".join(report.gate_failures), out / "report.json")
-    return report
+    return report.model_dump(mode="json")
 
 
 SIZE_BASELINE = {"tflite": "tflite", "onnx": "onnx", "tensorrt": "onnx"}
@@ -207,10 +258,38 @@ def _validate(built: list[Built], recipe: Recipe, data: Dataset, ref_outputs, on
             name=b.name, path=b.name, format=b.path.suffix.lstrip("."), target=b.target,
             precision=b.precision, bytes=size, size_ratio=round(size / baseline, 4),
             sha256=sha256_file(b.path), op_counts=b.op_counts, compute_dtypes=b.compute_dtypes,
-            accuracy=accuracy, latency=latency, details=b.details)
+            accuracy=accuracy, latency=latency,
+            details={**b.details, "io": {"inputs": _io(runner.inputs), "outputs": _io(runner.outputs)}})
         entry.gates = evaluate_gates(entry, recipe.gates, is_reference=b.precision == "fp32")
         entries.append(entry)
     return entries
+
+
+def sidecar_name(artifact: str) -> str:
+    """model_int8.tflite -> model_int8.json (beside the artifact, for app code)."""
+    return f"{artifact.rsplit('.', 1)[0]}.json"
+
+
+def sidecar(entry: ArtifactEntry, recipe: Recipe) -> dict:
+    """What app code needs to feed the artifact: I/O tensors (with int8 scale/zero point), preprocessing."""
+    return {
+        "artifact": entry.name,
+        "sha256": entry.sha256,
+        "format": entry.format,
+        "target": entry.target,
+        "precision": entry.precision,
+        "inputs": entry.details.get("io", {}).get("inputs", []),
+        "outputs": entry.details.get("io", {}).get("outputs", []),
+        "preprocess": recipe.preprocess.model_dump(mode="json"),
+        "labels": recipe.class_names,
+        "edgekit_version": edgekit.__version__,
+    }
+
+
+def _io(tensors: list[TensorSpec]) -> list[dict]:
+    return [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype,
+             "quantization": None if t.quantization is None else
+             {"scale": t.quantization[0], "zero_point": t.quantization[1]}} for t in tensors]
 
 
 def _write_outputs(stage: Path, report: Report, recipe: Recipe, data: Dataset) -> None:
@@ -221,6 +300,8 @@ def _write_outputs(stage: Path, report: Report, recipe: Recipe, data: Dataset) -
             "calibration": _keys(data.split.calibration),
             "validation": _keys(data.split.validation),
         })
+    for entry in report.artifacts:
+        write_json_atomic(stage / sidecar_name(entry.name), sidecar(entry, recipe))
     document = report.model_dump(mode="json")
     write_json_atomic(stage / "report.json", document)
     write_text_atomic(stage / "report.md", render_markdown(report))

@@ -85,6 +85,7 @@ class Recipe(Strict):
     targets: Optional[list[Target]] = Field(
         None, description="default: tflite for TensorFlow models, onnx for ONNX models")
     precisions: list[Precision] = Field(default_factory=lambda: ["fp32"])
+    class_names: Optional[list[str]] = Field(None, description="label names for app code (model.json)")
     input_shapes: dict[str, list[int]] = Field(
         default_factory=dict, description="fixed shape per input; unknown dims default to 1"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -15,6 +16,7 @@ class TensorSpec:
     name: str
     shape: tuple[int, ...]
     dtype: str
+    quantization: Optional[tuple[float, int]] = None  # (scale, zero point) of integer tensors
 
 
 class Runner(abc.ABC):

@@ -99,4 +99,6 @@ class TfliteRunner(Runner):
 
 
 def _spec(name: str, detail: dict) -> TensorSpec:
-    return TensorSpec(name, tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]).name)
+    scale, zero_point = detail["quantization"]
+    quantization = (float(scale), int(zero_point)) if scale > 0 else None
+    return TensorSpec(name, tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]).name, quantization)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekit.errors import ConversionError, ModelError, UsageError
 from edgekit.model.checks import ModelFile
+from edgekit.quiet import native_stderr_captured
 from edgekit.runtime.base import TensorSpec
 
 SIGNATURE = "serving_default"
@@ -34,7 +36,10 @@ def import_tensorflow():
     """TensorFlow, quietly (its C++ logs go to stderr only at ERROR level)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        import tensorflow as tf
+        with native_stderr_captured() as banner:  # absl/oneDNN start-up chatter
+            import tensorflow as tf
+        if banner and banner[0].strip():
+            logging.getLogger("edgekit").debug("tensorflow: %s", banner[0].strip())
     except ImportError:
         from edgekit.errors import MissingDependencyError
 

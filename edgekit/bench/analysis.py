@@ -1,0 +1,113 @@
+"""Judging measured rows: throttling, INT8-vs-FP32 speed-ups, gates, and the run's exit status.
+
+Exit precedence (documented in the CLI help too): a missed gate (10) wins over a device tool
+failure (9), which wins over a refused host key (12), which wins over an inconclusive device (11).
+Definite answers come first: a measured miss will not go away on a retry, so CI must see it even
+when another device was unreachable; transport problems come last, host keys (needing a person)
+before plain retryable inconclusives. All rows ok (or skipped) -> 0.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from edgekit.bench.schema import GateResult, Row, Speedup, Throttling
+from edgekit.errors import DeviceInconclusive, DeviceToolError, GateFailed, HostKeyRefused
+
+TEMP_RISE_C = 10.0  # a rise this large over one run counts as throttling evidence
+SLOWDOWN = 1.15  # last-tenth median this much slower than the first tenth (sustained mode)
+MIN_SAMPLES = 20  # fewer timed runs than this: no throughput trend is judged
+PRECEDENCE = [("gate_failed", GateFailed), ("tool_failed", DeviceToolError),
+              ("host_key_refused", HostKeyRefused), ("inconclusive", DeviceInconclusive)]
+
+
+def temp_rise(before: dict[str, float], after: dict[str, float]) -> float | None:
+    """The largest rise over the zones read both times (None when none were)."""
+    common = [after[zone] - before[zone] for zone in before if zone in after]
+    return round(max(common), 3) if common else None
+
+
+def throttling(row_before, row_after, latencies, sustained: bool) -> Throttling:
+    """Temperature rise, and in sustained mode the slowdown from the first to the last tenth."""
+    rise = temp_rise(row_before, row_after)
+    slowdown = None
+    if sustained and len(latencies) >= MIN_SAMPLES:
+        tenth = max(2, len(latencies) // 10)
+        first, last = statistics.median(latencies[:tenth]), statistics.median(latencies[-tenth:])
+        slowdown = round(last / first, 4) if first > 0 else None
+    reasons = []
+    if rise is not None and rise >= TEMP_RISE_C:
+        reasons.append(f"temperature rose {rise:.1f} C")
+    if slowdown is not None and slowdown >= SLOWDOWN:
+        reasons.append(f"last tenth {slowdown:.2f}x slower than the first")
+    known = rise is not None or slowdown is not None
+    return Throttling(detected=bool(reasons) if known else None, temp_rise_c=rise,
+                      slowdown=slowdown, reason="; ".join(reasons) or None)
+
+
+def speedups(rows: list[Row]) -> list[Speedup]:
+    """Per device, each INT8 row against the FP32 row of the same format (else any FP32 row)."""
+    out = []
+    measured = [row for row in rows if row.latency is not None]
+    for row in measured:
+        if row.precision != "int8":
+            continue
+        fp32 = [r for r in measured if r.device == row.device and r.precision == "fp32"]
+        same = [r for r in fp32 if r.format == row.format]
+        reference = (same or fp32 or [None])[0]
+        if reference is None or row.latency.p50_ms <= 0:
+            continue
+        out.append(Speedup(device=row.device, int8_artifact=row.artifact,
+                           fp32_artifact=reference.artifact, same_format=bool(same),
+                           speedup=round(reference.latency.p50_ms / row.latency.p50_ms, 4)))
+    return out
+
+
+def apply_gates(rows: list[Row], ups: list[Speedup], max_latency_ms: float | None,
+                latency_stat: str, min_speedup: float | None) -> list[GateResult]:
+    """Evaluate the gates and mark failing rows gate_failed; returns every evaluation."""
+    results = []
+    by_key = {(row.device, row.artifact): row for row in rows}
+    if max_latency_ms is not None:
+        for row in rows:
+            if row.latency is None:
+                continue
+            value = getattr(row.latency, latency_stat)
+            passed = value <= max_latency_ms
+            results.append(GateResult(gate=f"max_latency_ms({latency_stat})", device=row.device,
+                                      artifact=row.artifact, value=value, limit=max_latency_ms,
+                                      passed=passed))
+            if not passed:
+                row.status = "gate_failed"
+                row.error = f"{latency_stat} {value:g} ms > {max_latency_ms:g} ms"
+    if min_speedup is not None:
+        for up in ups:
+            passed = up.speedup >= min_speedup
+            results.append(GateResult(gate="min_speedup", device=up.device, artifact=up.int8_artifact,
+                                      value=up.speedup, limit=min_speedup, passed=passed))
+            if not passed:
+                row = by_key[(up.device, up.int8_artifact)]
+                row.status = "gate_failed"
+                row.error = f"speed-up {up.speedup:g}x vs {up.fp32_artifact} < {min_speedup:g}x"
+    return results
+
+
+def overall(rows: list[Row]) -> tuple[str, int]:
+    """The run's status and exit code, by PRECEDENCE."""
+    statuses = {row.status for row in rows}
+    for status, error in PRECEDENCE:
+        if status in statuses:
+            return status, error.exit_code
+    return "ok", 0
+
+
+def failure(rows: list[Row]):
+    """The EdgekitError to raise for the run (None when it passed), one line naming the worst rows."""
+    status, _ = overall(rows)
+    for name, error in PRECEDENCE:
+        if name == status:
+            bad = [f"{row.artifact}@{row.device}" for row in rows if row.status == status]
+            shown = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
+            detail = next((row.error for row in rows if row.status == status and row.error), None)
+            return error(f"{status.replace('_', ' ')}: {shown}" + (f" ({detail})" if detail else ""))
+    return None

@@ -1,0 +1,123 @@
+"""bench.json / bench.md / bench.html from a BenchReport, written atomically into one directory.
+
+The Markdown fits a PR comment (rows and tables only, cut below GitHub's 65,536 characters);
+the HTML is one self-contained file with the plots embedded as base64 PNG.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from edgekit.bench import plots
+from edgekit.bench.schema import BenchReport, Row
+from edgekit.fsutil import write_json_atomic, write_text_atomic
+
+MD_LIMIT = 60_000
+_FACT_KEYS = ("model", "cpu", "soc", "os", "kernel", "jetpack", "governor")
+
+
+def _ms(value) -> str:
+    return "–" if value is None else f"{value:.4g}"
+
+
+def _row_cells(row: Row) -> list[str]:
+    lat = row.latency
+    throttled = row.throttling.detected if row.throttling else None
+    cells = [row.device, row.artifact, row.precision, row.status.upper() if row.status != "ok" else "ok"]
+    if lat is None:
+        return cells + ["–"] * 8 + [row.error or ""]
+    return cells + [_ms(lat.p50_ms), _ms(lat.p90_ms), _ms(lat.p99_ms), _ms(lat.mean_ms),
+                    _ms(lat.std_ms), _ms(lat.cold_start_ms),
+                    "–" if lat.peak_rss_mb is None else f"{lat.peak_rss_mb:.1f}",
+                    f"{lat.runs}" + (" ⚠ throttled" if throttled else ""), row.error or ""]
+
+
+HEADERS = ["device", "artifact", "precision", "status", "p50 ms", "p90 ms", "p99 ms", "mean ms",
+           "std ms", "cold start ms", "peak RSS MB", "runs", "note"]
+
+
+def _md_table(headers, rows) -> list[str]:
+    def clean(cell):
+        return str(cell).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return lines + ["| " + " | ".join(clean(c) for c in row) + " |" for row in rows]
+
+
+def markdown(report: BenchReport) -> str:
+    s = report.settings
+    mode = f"sustained {s.duration_s:g} s" if s.duration_s else f"{s.runs} runs, {s.warmup} warm-up"
+    lines = [f"## edgekit bench: {report.status.upper().replace('_', ' ')} (exit {report.exit_code})",
+             "", f"`{report.build}` · {mode} · threads {s.threads or 'default'} · "
+             f"edgekit {report.edgekit_version} · {report.created_at}", ""]
+    lines += _md_table(HEADERS, [_row_cells(row) for row in report.rows])
+    if report.speedups:
+        lines += ["", "**INT8 vs FP32 speed-up (p50)**", ""]
+        lines += _md_table(["device", "int8", "fp32", "speed-up"],
+                           [[u.device, u.int8_artifact,
+                             u.fp32_artifact + ("" if u.same_format else " (other format)"),
+                             f"{u.speedup:.2f}x"] for u in report.speedups])
+    if report.gates:
+        lines += ["", "**Gates**", ""]
+        lines += _md_table(["gate", "device", "artifact", "value", "limit", "result"],
+                           [[g.gate, g.device, g.artifact, "–" if g.value is None else f"{g.value:g}",
+                             f"{g.limit:g}", "pass" if g.passed else "**FAIL**"] for g in report.gates])
+    lines += ["", "<details><summary>Devices</summary>", ""]
+    lines += _md_table(["device", "kind", "status", *_FACT_KEYS, "error"],
+                       [[d.name, d.kind, d.status, *[d.facts.get(k) or "–" for k in _FACT_KEYS],
+                         d.error or ""] for d in report.devices])
+    lines += ["", "</details>", ""]
+    text = "\n".join(lines)
+    if len(text) > MD_LIMIT:
+        text = text[:MD_LIMIT].rsplit("\n", 1)[0] + "\n\n… (cut; see bench.json)\n"
+    return text
+
+
+def _html_table(headers, rows) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _img(data: str | None, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">' if data else ""
+
+
+def html_page(report: BenchReport) -> str:
+    parts = [f"<h1>edgekit bench: {html.escape(report.status.upper())} (exit {report.exit_code})</h1>",
+             f"<p>{html.escape(report.build)} · edgekit {html.escape(report.edgekit_version)} · "
+             f"{html.escape(report.created_at)}</p>",
+             _html_table(HEADERS, [_row_cells(row) for row in report.rows])]
+    if report.speedups:
+        parts += ["<h2>INT8 vs FP32 speed-up (p50)</h2>", _html_table(
+            ["device", "int8", "fp32", "speed-up"],
+            [[u.device, u.int8_artifact, u.fp32_artifact, f"{u.speedup:.2f}x"] for u in report.speedups])]
+    if report.gates:
+        parts += ["<h2>Gates</h2>", _html_table(
+            ["gate", "device", "artifact", "value", "limit", "passed"],
+            [[g.gate, g.device, g.artifact, g.value, g.limit, g.passed] for g in report.gates])]
+    for device in report.devices:
+        rows = [row for row in report.rows if row.device == device.name]
+        parts.append(f"<h2>{html.escape(device.name)} ({html.escape(device.kind)}): "
+                     f"{html.escape(device.status)}</h2>")
+        facts = [[key, value] for key, value in device.facts.items() if value not in (None, {}, "")]
+        parts.append(_html_table(["fact", "value"], facts) if facts else "<p>no device facts</p>")
+        parts.append(_img(plots.distribution(device.name, rows), f"latency distribution {device.name}"))
+        if report.settings.duration_s:
+            parts += [_img(plots.timeline(row), f"latency over time {row.artifact}") for row in rows]
+    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}img{display:block}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>edgekit bench</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
+
+
+def write_reports(report: BenchReport, out_dir: Path) -> dict[str, Path]:
+    """Write the three files into `out_dir` (each atomically); returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "bench.json", "md": out_dir / "bench.md", "html": out_dir / "bench.html"}
+    write_json_atomic(paths["json"], report.model_dump(mode="json"))
+    write_text_atomic(paths["md"], markdown(report))
+    write_text_atomic(paths["html"], html_page(report))
+    return paths
