@@ -29,8 +29,8 @@ def digits_images() -> tuple[np.ndarray, np.ndarray]:
     return images, digits.target.astype(np.int64)
 
 
-def write_calibration_data(out: Path = ROOT / "calibration_data" / "digits") -> None:
-    """The last HOLDOUT digits as PNGs plus labels.csv."""
+def write_calibration_data(out: Path = ROOT / "calibration_data" / "digits", rgb: bool = False) -> None:
+    """The last HOLDOUT digits as PNGs (grayscale, or gray replicated to RGB) plus labels.csv."""
     from PIL import Image
 
     images, labels = digits_images()
@@ -38,7 +38,8 @@ def write_calibration_data(out: Path = ROOT / "calibration_data" / "digits") -> 
     rows = []
     for i in range(len(images) - HOLDOUT, len(images)):
         name = f"digit_{i:04d}.png"
-        Image.fromarray(images[i], mode="L").save(out / name, optimize=True)
+        image = Image.fromarray(images[i])
+        (image.convert("RGB") if rgb else image).save(out / name, optimize=True)
         rows.append((name, int(labels[i])))
     with open(out / "labels.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -46,16 +47,17 @@ def write_calibration_data(out: Path = ROOT / "calibration_data" / "digits") -> 
         writer.writerows(rows)
 
 
-def digits_cnn(seed: int = 0, epochs: int = 25):
-    """A Conv+BN+ReLU6 CNN for 8x8x1 digits, trained on the non-holdout images (seconds on CPU)."""
+def digits_cnn(seed: int = 0, epochs: int = 25, channels: int = 1):
+    """A Conv+BN+ReLU6 CNN for 8x8 digits (1 channel, or gray replicated to `channels`), trained on
+    the non-holdout images (seconds on CPU)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
     keras.utils.set_random_seed(seed)
     images, labels = digits_images()
-    x = images[:-HOLDOUT, :, :, None].astype(np.float32) / 255.0
+    x = np.repeat(images[:-HOLDOUT, :, :, None].astype(np.float32) / 255.0, channels, axis=-1)
     y = labels[:-HOLDOUT]
-    inputs = keras.Input((8, 8, 1), name="image")
+    inputs = keras.Input((8, 8, channels), name="image")
     h = keras.layers.Conv2D(16, 3, padding="same", use_bias=False, name="conv1")(inputs)
     h = keras.layers.BatchNormalization(name="bn1")(h)
     h = keras.layers.ReLU(6.0, name="relu1")(h)
@@ -75,13 +77,13 @@ def digits_cnn(seed: int = 0, epochs: int = 25):
     return model
 
 
-def save_digits(out_dir: Path) -> tuple[Path, Path]:
+def save_digits(out_dir: Path, channels: int = 1) -> tuple[Path, Path]:
     """Train the digits CNN; save OUT/digits.keras and the SavedModel OUT/digits_savedmodel."""
     import contextlib
     import io
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = digits_cnn()
+    model = digits_cnn(channels=channels)
     keras_path, saved_path = out_dir / "digits.keras", out_dir / "digits_savedmodel"
     model.save(keras_path)
     with contextlib.redirect_stdout(io.StringIO()):

@@ -38,15 +38,22 @@ def _child(conn, func, args, log_level) -> None:
     from edgekit.logs import setup_logging
 
     setup_logging(log_level)
+
+    def send(kind, payload):
+        try:
+            conn.send((kind, payload))
+        except (BrokenPipeError, EOFError):  # the parent is gone: nobody to tell
+            pass
+
     try:
-        result = func(*args, on_step=lambda step: conn.send(("step", step)))
-        conn.send(("result", result))
+        result = func(*args, on_step=lambda step: send("step", step))
+        send("result", result)
     except EdgekitError as err:
-        conn.send(("error", (type(err).__name__, err.problem, err.path)))
+        send("error", (type(err).__name__, err.problem, err.path))
     except KeyboardInterrupt:
-        conn.send(("interrupted", None))
+        send("interrupted", None)
     except BaseException:  # a bug: keep the traceback for the parent
-        conn.send(("crash", traceback.format_exc()))
+        send("crash", traceback.format_exc())
     finally:
         conn.close()
 
