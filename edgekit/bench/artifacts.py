@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Optional, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,6 +33,7 @@ class Artifact(BaseModel):
     name: str = Field(pattern=r"^[^/\\\x00]+$")
     format: Literal["tflite", "onnx", "trt-plan"]
     precision: Literal["fp32", "fp16", "int8", "dynamic", "unknown"]
+    target: Optional[Literal["tflite", "onnx", "tensorrt"]] = None  # compress manifests name it
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     bytes: int = Field(ge=0)
     path: Path | None = Field(None, exclude=True)

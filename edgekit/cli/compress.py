@@ -103,11 +103,13 @@ def build_overrides(opts: dict) -> dict:
 @click.option("--max-size", type=int, help="Gate: artifact bytes.")
 @click.option("--max-latency-ms", type=float, help="Gate: host p50 latency.")
 @click.option("--trust-model", is_flag=True, help="Allow Lambda layers / custom objects (runs model code).")
-@click.option("--device", "device", help="ssh device (inventory name) that builds the TensorRT engine.")
+@click.option("--device", "devices", multiple=True,
+              help="Then bench on this device (inventory name, repeatable); the first builds TensorRT engines.")
 @click.option("--inventory", type=click.Path(), help="devices.yaml [default: ./devices.yaml, then user config].")
 @click.option("--no-cache", is_flag=True, help="Rebuild even when an identical build is cached.")
 @output_options
-def compress(model, out, recipe, trust_model, device, inventory, no_cache, as_json, quiet, **opts):
+@click.pass_context
+def compress(ctx, model, out, recipe, trust_model, devices, inventory, no_cache, as_json, quiet, **opts):
     """Convert MODEL (SavedModel dir, .keras, .onnx) to validated artifacts with a report."""
     from edgekit.pipeline.compress import run_compress
     from edgekit.recipe.loader import load_recipe
@@ -118,10 +120,16 @@ def compress(model, out, recipe, trust_model, device, inventory, no_cache, as_js
     resolved, origin = load_recipe(recipe, build_overrides(opts))
     out = out or model.absolute().parent / f"{model.name.split('.')[0] or 'model'}-edgekit"
     with progress(quiet or as_json) as on_step:
-        report, cached = run_compress(model, out, resolved, origin, trust_model, on_step, device=device,
-                                      inventory=inventory, use_cache=not no_cache)
+        report, cached = run_compress(model, out, resolved, origin, trust_model, on_step,
+                                      device=devices[0] if devices else None, inventory=inventory,
+                                      use_cache=not no_cache)
     if as_json:
         emit_json(report.model_dump(mode="json"))
     elif not quiet:
         click.echo(render_markdown(report))
         click.echo(f"wrote {out}/ (report.json, report.md, report.html)" + (" from the cache" if cached else ""))
+    if devices:  # same measurements as `edgekit bench OUT --device ...`, into OUT/bench
+        from edgekit.cli.bench import bench
+
+        ctx.invoke(bench, build=Path(out), devices=devices, inventory=inventory, threads=resolved.validation.threads,
+                   as_json=False)

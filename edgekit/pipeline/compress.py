@@ -38,6 +38,7 @@ from edgekit.validate.evaluate import compare, host_latency
 
 log = logging.getLogger("edgekit")
 SYNTHETIC_SAMPLES = 32
+DEVICE_SAMPLES = 16
 MANIFEST = "manifest.json"
 
 
@@ -294,6 +295,9 @@ def _io(tensors: list[TensorSpec]) -> list[dict]:
 
 def _write_outputs(stage: Path, report: Report, recipe: Recipe, data: Dataset) -> None:
     write_text_atomic(stage / "recipe.yaml", recipe_to_yaml(recipe))
+    feeds = data.validation_feeds[:DEVICE_SAMPLES]  # for on-device accuracy (`edgekit bench --accuracy`)
+    np.savez_compressed(stage / "validation_inputs.npz",
+                        **{name: np.concatenate([f[name] for f in feeds]) for name in feeds[0]})
     if not data.synthetic:
         write_json_atomic(stage / "split.json", {
             "rule": data.split.rule,

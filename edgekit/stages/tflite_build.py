@@ -6,6 +6,7 @@ streamed representative dataset; inputs/outputs stay float unless `io_dtype` say
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import Callable, Iterator
@@ -13,7 +14,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from edgekit.errors import ConversionError, UsageError
-from edgekit.quiet import native_stdout_to_stderr
+from edgekit.quiet import native_stderr_captured, native_stdout_to_stderr
 from edgekit.recipe.schema import Int8
 from edgekit.stages.tf_export import SIGNATURE, import_tensorflow
 
@@ -44,11 +45,14 @@ def build_tflite(saved_dir: Path, precision: str, calibration: CalibrationFactor
     elif precision != "fp32":
         raise UsageError(f"unknown precision {precision}")
     try:
-        with native_stdout_to_stderr(), warnings.catch_warnings():
+        with native_stderr_captured() as chatter, native_stdout_to_stderr(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
-            return bytes(converter.convert())
+            flatbuffer = bytes(converter.convert())
     except Exception as err:  # the converter raises ConverterError, RuntimeError, ValueError...
         raise ConversionError(f"TFLite {precision} conversion failed: {_condense(err)}", saved_dir) from None
+    if chatter and chatter[0].strip():
+        logging.getLogger("edgekit").debug("converter (%s): %s", precision, chatter[0].strip())
+    return flatbuffer
 
 
 def _condense(err: Exception) -> str:

@@ -116,3 +116,16 @@ def test_gate_missed_still_writes_report(tiny_keras, tmp_path, edgekit_cli):
     report = json.loads((out / "report.json").read_text())
     assert report["gates_passed"] is False
     assert (out / "model_fp16.tflite").is_file()
+
+
+def test_compress_then_bench_on_a_device_in_one_command(tiny_keras, tmp_path, edgekit_cli):
+    out = tmp_path / "dev"
+    result = edgekit_cli("compress", tiny_keras, "--dynamic", "--out", out, "--device", "local", "--runs", "3",
+                         "--quiet")
+    assert result.code == 0, result.err
+    bench = json.loads((out / "bench" / "bench.json").read_text())
+    rows = {row["artifact"]: row for row in bench["rows"]}
+    assert set(rows) == {"model_fp32.tflite", "model_dynamic.tflite"}
+    assert all(row["status"] == "ok" and row["latency"]["p50_ms"] > 0 for row in rows.values())
+    with np.load(out / "validation_inputs.npz", allow_pickle=False) as held_out:
+        assert held_out["image"].shape[1:] == (16, 16, 3)
