@@ -30,13 +30,23 @@ def _plots(report: Report) -> list[str]:
     return uris
 
 
+STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1250px;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;"
+    "padding:4px 8px}th{background:#f0f3f6}td:nth-child(n+3){text-align:right}img{max-width:100%}"
+    "code{background:#f6f8fa;padding:1px 4px}"
+)
+
+
 def render_html(report: Report) -> str:
-    """A single self-contained HTML page (plots embedded as PNG data URIs)."""
-    images = "".join(f'<img alt="plots" src="{uri}">' for uri in _plots(report))
-    body = html.escape(render_markdown(report))
+    """A single self-contained HTML page: the Markdown report as HTML, with plots (PNG data URIs)."""
+    import markdown
+
+    # Escape first: model paths and layer names come from untrusted files.
+    body = markdown.markdown(html.escape(render_markdown(report), quote=False), extensions=["tables"])
+    images = "".join(f'<img alt="size, latency and SQNR per artifact" src="{uri}">' for uri in _plots(report))
+    head, _, rest = body.partition("</h1>")
     return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>edgekit report</title>"
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}pre{white-space:pre-wrap;"
-        "background:#f6f8fa;padding:1em}img{max-width:100%}</style></head><body>"
-        f"<h1>edgekit report</h1>{images}<pre>{body}</pre></body></html>\n"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>edgekit report</title>"
+        f"<style>{STYLE}</style></head><body>{head}</h1>{images}{rest}</body></html>\n"
     )
