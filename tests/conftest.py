@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Tests never read or fill the user's build cache; tests that need a cache set their own.
+os.environ["EDGEKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="edgekit-test-cache-")
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS_DATA = ROOT / "calibration_data" / "digits"
 
