@@ -55,3 +55,58 @@ def test_onnx_model_in_defaults_to_onnx_target(digits_models, tmp_path, edgekit_
     assert int8["accuracy"]["accuracy_drop_pts"] <= 1.0
     refused = edgekit_cli("compress", model, "-t", "tflite", "--out", tmp_path / "o2")
     assert refused.code == 2 and "needs a TensorFlow model" in refused.err
+
+
+def _pytorch_style_onnx(path):
+    """What a PyTorch export of a mobile block looks like: NCHW, opset 11, dynamic N/H/W, Conv+BN+
+    HardSigmoid*x (hard-swish), GlobalAveragePool, Flatten, Gemm."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+
+    def init(name, shape, scale=0.3):
+        return numpy_helper.from_array(rng.normal(0, scale, shape).astype(np.float32), name)
+
+    inits = [init("w", (8, 3, 3, 3)), init("fc_w", (5, 8)), init("fc_b", (5,), 0.1),
+             numpy_helper.from_array(np.abs(rng.normal(1, 0.1, 8)).astype(np.float32), "gamma"),
+             init("beta", (8,), 0.1), init("mean", (8,), 0.1),
+             numpy_helper.from_array(np.abs(rng.normal(1, 0.1, 8)).astype(np.float32), "var")]
+    nodes = [
+        helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1], strides=[2, 2], name="Conv_0"),
+        helper.make_node("BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["b"], name="BN_1"),
+        helper.make_node("HardSigmoid", ["b"], ["hs"], alpha=1 / 6, beta=0.5, name="HardSigmoid_2"),
+        helper.make_node("Mul", ["b", "hs"], ["hswish"], name="Mul_3"),
+        helper.make_node("GlobalAveragePool", ["hswish"], ["g"], name="GAP_4"),
+        helper.make_node("Flatten", ["g"], ["f"], name="Flatten_5"),
+        helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["logits"], transB=1, name="Gemm_6"),
+    ]
+    graph = helper.make_graph(
+        nodes, "torch_mobile", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 5])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)], producer_name="pytorch")
+    model.ir_version = 6
+    onnx.save(model, path)
+
+
+def test_pytorch_style_opset11_dynamic_hw_onnx_compresses_without_surgery(tmp_path, edgekit_cli):
+    import numpy as np
+
+    model = tmp_path / "mobile.onnx"
+    _pytorch_style_onnx(model)
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(1)
+    np.savez(data / "batch.npz", input=rng.random((40, 3, 32, 32), dtype=np.float32))
+    result = edgekit_cli("compress", model, "--int8", "-c", data, "--input-shape", "input:1x3x32x32",
+                         "--out", tmp_path / "o", "--json", "--runs", "3")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["model"]["fixed_dims"] == {"input": {"from": "?x3x?x?", "to": "1x3x32x32"}}
+    fp32, int8 = report["artifacts"]
+    assert fp32["details"]["steps"]["opset"]["from"] == 11 and fp32["details"]["steps"]["opset"]["to"] >= 13
+    assert fp32["op_counts"]["HardSigmoid"] == 1 and "BatchNormalization" not in fp32["op_counts"]
+    assert int8["op_counts"]["QuantizeLinear"] > 0 and int8["op_counts"]["DequantizeLinear"] > 0
+    assert fp32["accuracy"]["sqnr_db"] is None or fp32["accuracy"]["sqnr_db"] > 60  # fusion is exact
+    assert int8["accuracy"]["sqnr_db"] > 15
