@@ -13,28 +13,13 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from edgekit.errors import CalibrationDataError, ModelError, UsageError
+from edgekit.errors import CalibrationDataError, UsageError
+from edgekit.runtime import open_runner
 from edgekit.validate import metrics
 
 DEFAULT_ATOL = 1e-4
 DEFAULT_RTOL = 1e-3
 _LAYOUTS = {4: [(0, 2, 3, 1), (0, 3, 1, 2)], 3: [(0, 2, 1)], 5: [(0, 2, 3, 4, 1), (0, 4, 1, 2, 3)]}
-
-
-def open_runner(path: str | Path, threads: int | None = 1):
-    """A Runner for a .onnx or .tflite file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError("no such model file", path)
-    if path.suffix == ".onnx":
-        from edgekit.runtime.onnx import OnnxRunner
-
-        return OnnxRunner(path, threads)
-    if path.suffix == ".tflite":
-        from edgekit.runtime.tflite import TfliteRunner
-
-        return TfliteRunner(str(path), threads)
-    raise UsageError(f"cannot compare {path.name}: expected a .onnx or .tflite file")
 
 
 def iter_samples(data_dir: str | Path) -> Iterator[tuple[str, dict[str, np.ndarray] | np.ndarray]]:

@@ -1,0 +1,96 @@
+"""What the sensitivity ranking and the fallback search need from a target (TFLite, ONNX).
+
+A backend lists the quantizable nodes of the model in graph order and builds the model with a
+chosen set of nodes kept in float. Node ids are the backend's own (TFLite: the op's output
+tensor name in the calibrated model, which is what `denylisted_nodes` matches; ONNX: the node
+name, which is what `nodes_to_exclude` matches); `layer` is the source layer it came from.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Protocol, Sequence
+
+from edgekit.runtime.base import Runner
+
+
+@dataclass(frozen=True)
+class QuantNode:
+    """One quantizable op: `id` (what the quantizer matches), its op type and source layer."""
+
+    id: str
+    op_type: str
+    layer: str
+    index: int
+
+
+class Backend(Protocol):
+    target: str
+    suffix: str
+
+    def nodes(self) -> list[QuantNode]:
+        """Quantizable nodes in graph order."""
+
+    def build(self, float_nodes: Sequence[str] = ()) -> bytes:
+        """The INT8 model with `float_nodes` (node ids) kept in float."""
+
+    def runner(self, model: bytes, threads: int | None = None) -> Runner:
+        """A Runner over built model bytes."""
+
+
+def layer_label(scope: str, known: Iterable[str] = ()) -> str:
+    """A TF scope's layer name: 'model_1/conv_1' -> 'conv' when 'conv' is a known layer name.
+
+    Keras 3 traces a model a second time to export it, so every scope gains a '_1' suffix; the
+    suffix is removed only when that yields a name in `known` (default: kept as is).
+    """
+    name = scope.rstrip("/").rsplit("/", 1)[-1]
+    known = set(known)
+    if name in known or not known:
+        return name
+    stripped = re.sub(r"_\d+$", "", name)
+    return stripped if stripped in known else name
+
+
+class TempModelFiles:
+    """Model bytes written to files in one private temporary directory (runners need paths)."""
+
+    def __init__(self, suffix: str):
+        self._dir = tempfile.TemporaryDirectory(prefix="edgekit-debug-")
+        self._suffix = suffix
+        self._count = 0
+
+    def write(self, model: bytes) -> Path:
+        self._count += 1
+        path = Path(self._dir.name) / f"model_{self._count}{self._suffix}"
+        path.write_bytes(model)
+        return path
+
+    def close(self) -> None:
+        self._dir.cleanup()
+
+
+def keras_layer_names(model_path: str | Path) -> list[str]:
+    """Layer names from a .keras archive's config.json (read as JSON, nothing executed); [] if
+    the path is not a .keras file or has no readable layer list."""
+    import json
+    import zipfile
+
+    path = Path(model_path)
+    if path.suffix != ".keras" or not path.is_file():
+        return []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if archive.getinfo("config.json").file_size > 64 << 20:
+                return []
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return []
+    layers = (config.get("config") or {}).get("layers") if isinstance(config, dict) else None
+    if not isinstance(layers, list):
+        return []
+    return [str(layer.get("config", {}).get("name") or layer.get("name")) for layer in layers
+            if isinstance(layer, dict)]

@@ -1,0 +1,197 @@
+"""Accuracy-aware float fallback: the smallest set of layers kept in float that meets a budget.
+
+Strategy (greedy by measured sensitivity, then a prune pass):
+1. build full INT8 and validate it; if it meets the budget, stop (no float layers);
+2. rank the quantizable nodes by measured sensitivity (`sensitivity.measure_sensitivity`, given
+   at most half the time budget; nodes it did not reach rank last, in graph order);
+3. greedy: keep the next most sensitive node in float, rebuild, re-validate, until the budget is
+   met or `max_float_layers` (default 10) nodes are float;
+4. prune: try dropping each float node again, least sensitive first, and keep it quantized when
+   the budget still holds, so the final set is minimal (no single node can be removed).
+Every build is a recorded step (float layers, accuracy, size, host latency). The search stops at
+`time_budget_s` (default 600 s) with the best point so far. When the budget is not met,
+`FallbackResult.met` is False and `best` is the step closest to it (smallest shortfall, then
+fewest float layers); `raise_if_unmet` turns that into GateFailed (exit code 10).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from edgekit.debug.scoring import Budget, Evaluator
+from edgekit.debug.sensitivity import NodeSensitivity, measure_sensitivity
+from edgekit.errors import GateFailed
+from edgekit.recipe.schema import Int8
+
+
+@dataclass
+class Step:
+    """One built and validated model in the search."""
+
+    phase: str  # baseline | greedy | prune
+    float_nodes: list[str]
+    float_layers: list[str]
+    accuracy: dict
+    bytes: int
+    latency_p50_ms: Optional[float]
+    met: bool
+    shortfall: float
+    elapsed_s: float
+
+    def to_dict(self) -> dict:
+        return dict(vars(self))
+
+
+@dataclass
+class FallbackResult:
+    """The search: every step, the chosen step (met) or the best one (not met), its model bytes."""
+
+    budget: Budget
+    strategy: str
+    steps: list[Step]
+    best: Step
+    met: bool
+    model: bytes
+    ranking: list[NodeSensitivity] = field(default_factory=list)
+    stopped: str = ""  # why the search ended
+
+    @property
+    def float_nodes(self) -> list[str]:
+        return self.best.float_nodes
+
+    @property
+    def float_layers(self) -> list[str]:
+        return self.best.float_layers
+
+    def to_dict(self) -> dict:
+        return {
+            "budget": {k: v for k, v in vars(self.budget).items() if v is not None},
+            "budget_text": self.budget.describe(),
+            "strategy": self.strategy,
+            "met": self.met,
+            "stopped": self.stopped,
+            "float_nodes": self.float_nodes,
+            "float_layers": self.float_layers,
+            "final": self.best.to_dict(),
+            "steps": [s.to_dict() for s in self.steps],
+            "ranking": [r.to_dict() for r in self.ranking],
+        }
+
+
+STRATEGY = "greedy by measured sensitivity, then prune"
+
+
+class _Search:
+    def __init__(self, backend, evaluator: Evaluator, budget: Budget, deadline: float, measure_latency: bool,
+                 on_step: Callable[[str], None]):
+        self.backend, self.evaluator, self.budget = backend, evaluator, budget
+        self.deadline, self.measure_latency, self.on_step = deadline, measure_latency, on_step
+        self.start = time.monotonic()
+        self.steps: list[Step] = []
+        self.models: dict[tuple, bytes] = {}
+        self.labels = {n.id: n.layer for n in backend.nodes()}
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() > self.deadline
+
+    def try_set(self, phase: str, float_nodes: Sequence[str]) -> Step:
+        self.on_step(f"fallback {phase}: {len(float_nodes)} float layer(s)")
+        model = self.backend.build(list(float_nodes))
+        acc = self.evaluator.accuracy(self.backend, model)
+        latency = self.evaluator.latency(self.backend, model).p50_ms if self.measure_latency else None
+        step = Step(phase, list(float_nodes), [self.labels[n] for n in float_nodes],
+                    acc.model_dump(mode="json"), len(model), latency, self.budget.met(acc),
+                    self.budget.shortfall(acc), round(time.monotonic() - self.start, 3))
+        self.steps.append(step)
+        self.models[tuple(float_nodes)] = model
+        return step
+
+    def best(self) -> Step:
+        met = [s for s in self.steps if s.met]
+        if met:
+            return min(met, key=lambda s: (len(s.float_nodes), -_sqnr(s)))
+        return min(self.steps, key=lambda s: (s.shortfall, len(s.float_nodes)))
+
+
+def _sqnr(step: Step) -> float:
+    value = step.accuracy.get("sqnr_db")
+    return float("inf") if value is None else value
+
+
+def run_fallback(backend, evaluator: Evaluator, budget: Budget, *, max_float_layers: int = 10,
+                 time_budget_s: float = 600.0, ranking: Sequence[NodeSensitivity] | None = None,
+                 measure_latency: bool = True, on_step: Callable[[str], None] = lambda s: None) -> FallbackResult:
+    """Search the smallest float set meeting `budget` on `backend` (see the module docstring).
+
+    ranking: a sensitivity ranking measured before (default: measured here).
+    """
+    search = _Search(backend, evaluator, budget, time.monotonic() + time_budget_s, measure_latency, on_step)
+    baseline = search.try_set("baseline", [])
+    if baseline.met:
+        return _result(search, budget, list(ranking or []), "full INT8 meets the budget")
+    if ranking is None:
+        half = search.start + time_budget_s / 2
+        ranking, _ = measure_sensitivity(backend, evaluator, deadline=half, on_step=on_step)
+    order = [r.node for r in ranking]
+    chosen: list[str] = []
+    stopped = f"max_float_layers ({max_float_layers}) reached"
+    for node in order[:max_float_layers]:
+        if search.out_of_time():
+            stopped = f"time budget ({time_budget_s:g} s) spent"
+            break
+        chosen.append(node)
+        if search.try_set("greedy", chosen).met:
+            stopped = "budget met"
+            break
+    if search.steps[-1].met:
+        for node in reversed(chosen[:-1] if len(chosen) > 1 else []):
+            if search.out_of_time():
+                break
+            trial = [n for n in chosen if n != node]
+            if search.try_set("prune", trial).met:
+                chosen = trial
+    return _result(search, budget, list(ranking), stopped)
+
+
+def _result(search: _Search, budget: Budget, ranking, stopped: str) -> FallbackResult:
+    best = search.best()
+    return FallbackResult(budget, STRATEGY, search.steps, best, best.met, search.models[tuple(best.float_nodes)],
+                          ranking, stopped)
+
+
+def raise_if_unmet(result: FallbackResult, where=None) -> None:
+    """GateFailed (exit 10) naming the budget and the best point found, when it was not met."""
+    if result.met:
+        return
+    best = result.best
+    acc = best.accuracy
+    point = ", ".join(f"{k}={acc[k]}" for k in ("accuracy_drop_pts", "top1_agreement", "sqnr_db")
+                      if acc.get(k) is not None)
+    raise GateFailed(f"float fallback could not meet {result.budget.describe()}; best point: "
+                     f"{len(best.float_nodes)} float layer(s) {best.float_layers} with {point} "
+                     f"({result.stopped})", where)
+
+
+def run_tflite_fallback(saved_dir, calibration, int8: Int8 | None, feeds: Sequence[dict[str, np.ndarray]],
+                        reference: Sequence[dict[str, np.ndarray]], labels: Sequence[Optional[int]],
+                        budget: Budget, *, layer_names: Sequence[str] = (), max_float_layers: int = 10,
+                        time_budget_s: float = 600.0, threads: int = 1,
+                        on_step: Callable[[str], None] = lambda s: None) -> FallbackResult:
+    """The pipeline's entry point for TFLite: calibrate once, search, return steps + final bytes.
+
+    saved_dir: fixed SavedModel; calibration: factory of feeds; feeds/reference/labels: the
+    held-out validation samples and the float reference outputs on them.
+    """
+    from edgekit.debug.selective import TfliteSelective
+
+    backend = TfliteSelective(saved_dir, calibration, int8, layer_names)
+    try:
+        evaluator = Evaluator(feeds, reference, labels, threads=threads)
+        return run_fallback(backend, evaluator, budget, max_float_layers=max_float_layers,
+                            time_budget_s=time_budget_s, on_step=on_step)
+    finally:
+        backend.close()

@@ -1,0 +1,99 @@
+"""ONNX selective INT8: onnxruntime static QDQ quantization with chosen nodes kept in float.
+
+Uses `edgekit.onnx.quantize.quantize_qdq(..., nodes_to_exclude=...)`; node ids are ONNX node
+names. onnxruntime has no calibrate-once API in `quantize_static`, so every build
+re-calibrates; builds are cached by float set. TF models are exported with tf2onnx
+(`edgekit.onnx.export.export_to_onnx`) first.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+from edgekit.debug.backend import QuantNode, TempModelFiles, keras_layer_names, layer_label
+from edgekit.errors import UsageError
+from edgekit.runtime.base import TensorSpec
+from edgekit.stages.tflite_fusion import scope_of
+
+# ONNX ops onnxruntime quantizes whose float fallback can change accuracy.
+QUANTIZABLE = {"Conv", "ConvTranspose", "MatMul", "Gemm", "Add", "Mul", "Concat", "AveragePool",
+               "GlobalAveragePool", "Sigmoid", "HardSigmoid", "HardSwish", "Softmax", "LeakyRelu",
+               "Relu", "Clip", "ReduceMean", "Resize", "Where", "Split"}
+
+
+def float_onnx(model_path: Path, work: Path) -> Path:
+    """An ONNX float model in `work`: the .onnx itself (copied) or the TF model exported to it."""
+    target = work / "model_fp32.onnx"
+    if Path(model_path).suffix == ".onnx":
+        shutil.copyfile(model_path, target)
+    else:
+        from edgekit.onnx.export import export_to_onnx
+
+        export_to_onnx(model_path, target)
+    return target
+
+
+class OnnxSelective:
+    """fp32_path: the float ONNX model; calibration: factory of feeds (settable later);
+    method: onnxruntime calibration method (minmax | entropy | percentile, default minmax)."""
+
+    target = "onnx"
+    suffix = ".onnx"
+
+    def __init__(self, fp32_path: Path, calibration=None, method: str = "minmax", layer_names: Sequence[str] = ()):
+        import onnx
+
+        self.fp32_path = Path(fp32_path)
+        self.calibration = calibration
+        self.method = method
+        self._layer_names = list(layer_names) or keras_layer_names(self.fp32_path)
+        self._files = TempModelFiles(self.suffix)
+        self._cache: dict[frozenset, bytes] = {}
+        graph = onnx.load(str(self.fp32_path), load_external_data=False).graph
+        self._nodes = [QuantNode(n.name, n.op_type, self._label(n.name), i)
+                       for i, n in enumerate(graph.node) if n.op_type in QUANTIZABLE and n.name]
+        self.producers = {out: n.name for n in graph.node for out in n.output}
+
+    def _label(self, name: str) -> str:
+        scope = scope_of(name)
+        return layer_label(scope, self._layer_names) if scope else name
+
+    def nodes(self) -> list[QuantNode]:
+        return self._nodes
+
+    def build(self, float_nodes: Sequence[str] = ()) -> bytes:
+        from edgekit.onnx.quantize import quantize_qdq
+
+        if self.calibration is None:
+            raise UsageError("ONNX INT8 needs calibration data: pass --calibration DIR")
+        key = frozenset(float_nodes)
+        if key not in self._cache:
+            unknown = key - {n.id for n in self._nodes}
+            if unknown:
+                raise UsageError(f"unknown ONNX node(s) {sorted(unknown)[:3]}; see `edgekit debug` for names")
+            out = self._files.write(b"")
+            quantize_qdq(self.fp32_path, out, self.calibration, method=self.method, nodes_to_exclude=sorted(key))
+            self._cache[key] = out.read_bytes()
+        return self._cache[key]
+
+    def runner(self, model: bytes, threads: int | None = None):
+        from edgekit.runtime.onnx import OnnxRunner
+
+        return OnnxRunner(self._files.write(model), threads)
+
+    def input_specs(self) -> list[TensorSpec]:
+        """The float model's inputs with unknown dims fixed to 1."""
+        from edgekit.runtime.onnx import OnnxRunner
+
+        return [TensorSpec(s.name, tuple(d if d > 0 else 1 for d in s.shape), s.dtype)
+                for s in OnnxRunner(self.fp32_path).inputs]
+
+    def reference(self):
+        from edgekit.runtime.onnx import OnnxRunner
+
+        return OnnxRunner(self.fp32_path).run
+
+    def close(self) -> None:
+        self._files.close()

@@ -1,0 +1,94 @@
+"""Budgets and the measurement of one built model against the float reference.
+
+A `Budget` holds any of: max accuracy drop in points (needs labels), min top-1 agreement with
+the float model (0-1), min output SQNR in dB. `Evaluator` runs a backend's model bytes on the
+held-out feeds and returns `compare()`'s AccuracyReport, optionally with host latency.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from edgekit.errors import UsageError
+from edgekit.validate.evaluate import AccuracyReport, compare, host_latency
+from edgekit.validate.latency import LatencySummary
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What an INT8 model must reach; at least one field set."""
+
+    max_accuracy_drop: Optional[float] = None  # points, 0-100
+    min_agreement: Optional[float] = None  # fraction, 0-1
+    min_sqnr_db: Optional[float] = None
+
+    def __post_init__(self):
+        if self.max_accuracy_drop is None and self.min_agreement is None and self.min_sqnr_db is None:
+            raise UsageError("a fallback budget needs --max-accuracy-drop, --min-agreement or --min-sqnr")
+        if self.max_accuracy_drop is not None and self.max_accuracy_drop < 0:
+            raise UsageError("--max-accuracy-drop must be >= 0 points")
+        if self.min_agreement is not None and not 0 <= self.min_agreement <= 1:
+            raise UsageError("--min-agreement must be a fraction in [0, 1]")
+
+    def shortfall(self, acc: AccuracyReport) -> float:
+        """How far `acc` is from the budget (0 = met): accuracy/agreement in points plus SQNR dB."""
+        missing = 0.0
+        if self.max_accuracy_drop is not None:
+            if acc.accuracy_drop_pts is None:
+                raise UsageError("--max-accuracy-drop needs labels for the validation samples "
+                                 "(labels.csv); use --min-agreement or --min-sqnr instead")
+            missing += max(0.0, acc.accuracy_drop_pts - self.max_accuracy_drop)
+        if self.min_agreement is not None:
+            if acc.top1_agreement is None:
+                raise UsageError("--min-agreement needs a classifier output; use --min-sqnr instead")
+            missing += max(0.0, (self.min_agreement - acc.top1_agreement) * 100)
+        if self.min_sqnr_db is not None:
+            sqnr = math.inf if acc.sqnr_db is None else acc.sqnr_db
+            missing += max(0.0, self.min_sqnr_db - sqnr)
+        return round(missing, 6)
+
+    def met(self, acc: AccuracyReport) -> bool:
+        return self.shortfall(acc) == 0.0
+
+    def describe(self) -> str:
+        parts = []
+        if self.max_accuracy_drop is not None:
+            parts.append(f"accuracy drop <= {self.max_accuracy_drop} pts")
+        if self.min_agreement is not None:
+            parts.append(f"top-1 agreement >= {self.min_agreement}")
+        if self.min_sqnr_db is not None:
+            parts.append(f"SQNR >= {self.min_sqnr_db} dB")
+        return ", ".join(parts)
+
+
+def noise_fraction(acc: AccuracyReport) -> float:
+    """Output noise power over signal power (10^(-SQNR/10)); 0 when identical to float."""
+    return 0.0 if acc.sqnr_db is None else 10 ** (-acc.sqnr_db / 10)
+
+
+@dataclass
+class Evaluator:
+    """Validation feeds, their float reference outputs and labels; measures built models.
+
+    threads: host threads for latency (default 1); warmup_runs/runs: timed invocations
+    (default 5/20, enough to see the cost of float layers, not a benchmark).
+    """
+
+    feeds: Sequence[dict[str, np.ndarray]]
+    reference: Sequence[dict[str, np.ndarray]]
+    labels: Sequence[Optional[int]]
+    threads: int = 1
+    warmup_runs: int = 5
+    runs: int = 20
+
+    def accuracy(self, backend, model: bytes) -> AccuracyReport:
+        runner = backend.runner(model, self.threads)
+        return compare(self.reference, [runner.run(f) for f in self.feeds], self.labels)
+
+    def latency(self, backend, model: bytes) -> LatencySummary:
+        return host_latency(lambda: backend.runner(model, self.threads), self.feeds[0], threads=self.threads,
+                            warmup_runs=self.warmup_runs, runs=self.runs)

@@ -1,0 +1,200 @@
+"""Benchmark: plain INT8 vs INT8 with float fallback vs FP32, on an INT8-hostile model and on
+MobileNetV3-Small (weights=None, 96x96).
+
+    python scripts/bench_fallback.py [--out FILE.json] [--targets tflite,onnx] [--skip-mobilenet]
+                                     [--skip-hostile] [--time-budget SECONDS]
+
+The hostile model is the digits CNN of make_models.py with a planted pair of 1x1 convs,
+`outlier_up` (channel 0 times OUTLIER_GAIN) and `outlier_down` (its inverse): the float model is
+unchanged, but the tensor between them holds one channel OUTLIER_GAIN times larger than the
+others, so its per-tensor INT8 scale flattens every other channel. Trained on sklearn's digits.
+Rows: accuracy (digits labels) or agreement/SQNR (MobileNet, random weights and inputs), float
+layers, size and host latency (1 thread) of each artifact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+OUTLIER_GAIN = 1000.0
+PLANTED = ("outlier_up", "outlier_down")
+
+
+def _channel_gain(channels: int, gain: float) -> np.ndarray:
+    """A 1x1 conv kernel that passes every channel through and multiplies channel 0 by `gain`."""
+    kernel = np.eye(channels, dtype=np.float32).reshape(1, 1, channels, channels)
+    kernel[0, 0, 0, 0] = gain
+    return kernel
+
+
+def hostile_digits_cnn(seed: int = 0, epochs: int = 15, gain: float = OUTLIER_GAIN):
+    """The digits CNN with the planted outlier pair after relu1, trained on the non-holdout digits."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    from tests.conftest import load_script
+
+    make_models = load_script("make_models")
+    keras.utils.set_random_seed(seed)
+    images, labels = make_models.digits_images()
+    x = images[:-make_models.HOLDOUT, :, :, None].astype(np.float32) / 255.0
+    y = labels[:-make_models.HOLDOUT]
+    layers = keras.layers
+    inputs = keras.Input((8, 8, 1), name="image")
+    h = layers.Conv2D(16, 3, padding="same", use_bias=False, name="conv1")(inputs)
+    h = layers.BatchNormalization(name="bn1")(h)
+    h = layers.ReLU(6.0, name="relu1")(h)
+    h = layers.Conv2D(16, 1, use_bias=False, trainable=False, name="outlier_up")(h)
+    h = layers.Conv2D(16, 1, use_bias=False, trainable=False, name="outlier_down")(h)
+    h = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw2")(h)
+    h = layers.BatchNormalization(name="bn2")(h)
+    h = layers.ReLU(6.0, name="relu2")(h)
+    h = layers.Conv2D(32, 1, use_bias=False, name="pw2")(h)
+    h = layers.BatchNormalization(name="bn3")(h)
+    h = layers.ReLU(name="relu3")(h)
+    h = layers.MaxPooling2D(2, name="pool")(h)
+    h = layers.Flatten(name="flatten")(h)
+    outputs = layers.Dense(10, activation="softmax", name="probs")(h)
+    model = keras.Model(inputs, outputs, name="hostile_cnn")
+    model.get_layer("outlier_up").set_weights([_channel_gain(16, gain)])
+    model.get_layer("outlier_down").set_weights([_channel_gain(16, 1 / gain)])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=epochs, batch_size=64, verbose=0, shuffle=True)
+    return model
+
+
+def save_hostile(out_dir: Path, **kwargs) -> Path:
+    """Train and save OUT/hostile.keras."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "hostile.keras"
+    hostile_digits_cnn(**kwargs).save(path)
+    return path
+
+
+def _mobilenet(out_dir: Path) -> Path:
+    """keras MobileNetV3Small(weights=None, 96x96, logits out) saved as .keras (random weights:
+    agreement/SQNR only; logits, because an untrained softmax over 1000 classes is ~uniform and
+    its INT8 output grid of 1/256 makes every SQNR meaningless)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV3Small(input_shape=(96, 96, 3), weights=None, include_preprocessing=False,
+                                                   classifier_activation=None)
+    path = out_dir / "mobilenet_v3_small.keras"
+    model.save(path)
+    return path
+
+
+def _random_images(out_dir: Path, count: int = 160) -> Path:
+    """Seeded random 96x96x3 float samples in [-1, 1] as one .npy (no labels)."""
+    data = out_dir / "mnv3_data"
+    data.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    np.save(data / "samples.npy", rng.uniform(-1, 1, (count, 96, 96, 3)).astype(np.float32))
+    return data
+
+
+def bench_model(name: str, model_path: Path, recipe, budget, target: str, max_float_layers: int,
+                time_budget_s: float) -> dict:
+    """One row: FP32 vs plain INT8 vs fallback INT8 (metrics, float layers, size, p50 latency)."""
+    from edgekit.debug.backend import keras_layer_names
+    from edgekit.debug.fallback import run_fallback
+    from edgekit.debug.onnx_selective import OnnxSelective, float_onnx
+    from edgekit.debug.scoring import Evaluator
+    from edgekit.debug.selective import TfliteSelective
+    from edgekit.model.checks import check_model_path
+    from edgekit.pipeline.compress import load_dataset
+    from edgekit.stages.tf_export import export_fixed_savedmodel, reference_fn
+
+    work = Path(tempfile.mkdtemp(prefix="bench-fallback-"))
+    names = keras_layer_names(model_path)
+    if target == "tflite":
+        exported = export_fixed_savedmodel(check_model_path(model_path), work, {})
+        data = load_dataset(recipe, exported.inputs)
+        backend = TfliteSelective(exported.saved_dir, data.calibration_factory(), recipe.int8, names)
+        reference = reference_fn(exported.saved_dir)
+        from edgekit.stages.tflite_build import build_tflite
+
+        fp32 = build_tflite(exported.saved_dir, "fp32")
+    else:
+        fp32_path = float_onnx(model_path, work)
+        backend = OnnxSelective(fp32_path, None, layer_names=names)
+        data = load_dataset(recipe, backend.input_specs())
+        backend.calibration = data.calibration_factory()
+        reference = backend.reference()
+        fp32 = fp32_path.read_bytes()
+    evaluator = Evaluator(data.validation_feeds, [reference(f) for f in data.validation_feeds], data.labels,
+                          runs=50, warmup_runs=10)
+    start = time.perf_counter()
+    result = run_fallback(backend, evaluator, budget, max_float_layers=max_float_layers, time_budget_s=time_budget_s)
+    seconds = time.perf_counter() - start
+    fp32_latency = evaluator.latency(backend, fp32).p50_ms
+    plain, final = result.steps[0], result.best
+    backend.close()
+
+    def row(kind, step, size, latency):
+        acc = step["accuracy"] if step else {}
+        return {"model": name, "target": target, "artifact": kind, "float_layers": len(step["float_nodes"]) if step else None,
+                "accuracy_drop_pts": acc.get("accuracy_drop_pts"), "top1_agreement": acc.get("top1_agreement"),
+                "sqnr_db": acc.get("sqnr_db"), "bytes": size, "size_ratio": round(size / len(fp32), 4),
+                "p50_ms": latency, "latency_ratio": round(latency / fp32_latency, 3)}
+
+    return {"rows": [row("fp32", None, len(fp32), fp32_latency),
+                     row("int8 plain", plain.to_dict(), plain.bytes, plain.latency_p50_ms),
+                     row("int8 fallback", final.to_dict(), final.bytes, final.latency_p50_ms)],
+            "met": result.met, "float_layers": final.float_layers, "search_s": round(seconds, 2),
+            "steps": len(result.steps), "budget": budget.describe()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench_fallback.json"))
+    parser.add_argument("--skip-mobilenet", action="store_true")
+    parser.add_argument("--skip-hostile", action="store_true")
+    parser.add_argument("--targets", default="tflite,onnx")
+    parser.add_argument("--time-budget", type=float, default=600.0, help="seconds per search [600]")
+    args = parser.parse_args()
+    from edgekit.debug.scoring import Budget
+    from edgekit.recipe.schema import Recipe
+    from tests.conftest import DIGITS_DATA
+
+    work = Path(tempfile.mkdtemp(prefix="bench-fallback-"))
+    digits = Recipe.model_validate({"precisions": ["int8"], "preprocess": {"color": "grayscale"},
+                                    "calibration": {"source": str(DIGITS_DATA)}})
+    cases = [("hostile digits CNN", save_hostile(work), digits, Budget(max_accuracy_drop=1.0))]
+    if args.skip_hostile:
+        cases = []
+    if not args.skip_mobilenet:
+        mnv3 = Recipe.model_validate({"precisions": ["int8"], "calibration": {
+            "source": str(_random_images(work)), "num_samples": 100, "max_validation_samples": 40}})
+        cases.append(("MobileNetV3Small 96x96 (weights=None)", _mobilenet(work), mnv3, Budget(min_sqnr_db=25.0)))
+    results = []
+    for name, path, recipe, budget in cases:
+        for target in args.targets.split(","):
+            results.append(bench_model(name, path, recipe, budget, target, max_float_layers=10,
+                                       time_budget_s=args.time_budget))
+            summary = results[-1]
+            print(f"\n{name} [{target}] budget {summary['budget']}: met={summary['met']} float layers "
+                  f"{summary['float_layers']} ({summary['steps']} builds, {summary['search_s']} s)")
+            print(f"{'artifact':<14} {'float':>5} {'drop pts':>9} {'agree':>7} {'SQNR dB':>8} {'bytes':>9} "
+                  f"{'size':>6} {'p50 ms':>8} {'lat':>6}")
+            for r in summary["rows"]:
+                print(f"{r['artifact']:<14} {str(r['float_layers'] or 0):>5} {str(r['accuracy_drop_pts']):>9} "
+                      f"{str(r['top1_agreement']):>7} {str(r['sqnr_db']):>8} {r['bytes']:>9} {r['size_ratio']:>6} "
+                      f"{r['p50_ms']:>8} {r['latency_ratio']:>6}")
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Calibration checks, per-tensor metrics, budgets and selective builds, on real arrays/models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgekit.debug.calibration_checks import calibration_warnings
+from edgekit.debug.layer_error import ErrorAccumulator
+from edgekit.debug.scoring import Budget
+from edgekit.errors import UsageError
+from edgekit.validate.evaluate import AccuracyReport
+
+
+def _feeds(n, constant=False, seed=0):
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        yield {"image": np.full((1, 8, 8, 1), 0.5, np.float32) if constant else rng.random((1, 8, 8, 1), np.float32)}
+
+
+def test_calibration_warnings_few_and_constant_samples():
+    assert calibration_warnings(_feeds(120)) == []
+    few = calibration_warnings(_feeds(20))
+    assert len(few) == 1 and "only 20 calibration sample" in few[0]
+    const = calibration_warnings(_feeds(150, constant=True))
+    assert len(const) == 1 and "'image' is nearly constant" in const[0]
+
+
+def test_calibration_warning_names_clipped_tensor():
+    acc = ErrorAccumulator()
+    ref = np.linspace(-1, 9, 100).reshape(1, 10, 10)
+    acc.add(ref, np.clip(ref, -1, 3))
+    error = acc.summary("model/conv/convolution", "conv", "CONV_2D", 0, 4 / 255, (-1.0, 3.0))
+    warnings = calibration_warnings(_feeds(120), [error])
+    assert len(warnings) == 1 and "'conv'" in warnings[0] and "model/conv/convolution" in warnings[0]
+
+
+def test_error_accumulator_matches_numpy():
+    rng = np.random.default_rng(1)
+    acc = ErrorAccumulator()
+    refs, tests = [], []
+    for _ in range(5):
+        ref = rng.normal(size=(1, 4, 4, 3))
+        ref[..., 0] *= 100  # an outlier channel
+        test = ref + rng.normal(scale=0.1, size=ref.shape)
+        acc.add(ref, test)
+        refs.append(ref), tests.append(test)
+    ref, test = np.concatenate(refs), np.concatenate(tests)
+    error = acc.summary("n", "l", "CONV_2D", 0, 0.05)
+    assert error.rmse == pytest.approx(np.sqrt(np.mean((ref - test) ** 2)), rel=1e-6)
+    assert error.rmse_over_scale == pytest.approx(error.rmse / 0.05, rel=1e-4)
+    assert error.max_abs_error == pytest.approx(np.max(np.abs(ref - test)), rel=1e-6)
+    assert error.sqnr_db == pytest.approx(10 * np.log10(np.sum(ref**2) / np.sum((ref - test) ** 2)), abs=1e-3)
+    assert error.scale_outlier and error.channel_range_ratio > 16
+
+
+def _acc(drop=None, agreement=None, sqnr=None):
+    return AccuracyReport(samples=10, top1_agreement=agreement, accuracy_drop_pts=drop, max_abs_error=0.0,
+                          cosine=1.0, sqnr_db=sqnr, outputs={})
+
+
+def test_budget():
+    with pytest.raises(UsageError):
+        Budget()
+    budget = Budget(max_accuracy_drop=1.0, min_sqnr_db=20)
+    assert budget.met(_acc(drop=0.5, sqnr=25.0)) and not budget.met(_acc(drop=2.0, sqnr=25.0))
+    assert budget.shortfall(_acc(drop=2.0, sqnr=15.0)) == pytest.approx(6.0)
+    with pytest.raises(UsageError, match="labels"):
+        budget.met(_acc(sqnr=30.0))
+    assert Budget(min_agreement=0.99).shortfall(_acc(agreement=0.97)) == pytest.approx(2.0)
