@@ -65,9 +65,14 @@ def build_overrides(opts: dict) -> dict:
         over["validation"] = val
     gates = {k: v for k, v in {"max_accuracy_drop": opts["max_accuracy_drop"],
                                "min_agreement": opts["min_agreement"], "max_size_bytes": opts["max_size"],
-                               "max_latency_ms": opts["max_latency_ms"]}.items() if v is not None}
+                               "max_latency_ms": opts["max_latency_ms"],
+                               "min_sqnr_db": opts["min_sqnr"]}.items() if v is not None}
     if gates:
         over["gates"] = gates
+    fallback = {k: v for k, v in {"enabled": False if opts["no_fallback"] else None,
+                                  "max_float_layers": opts["max_float_layers"]}.items() if v is not None}
+    if fallback:
+        over["fallback"] = fallback
     return over
 
 
@@ -102,6 +107,9 @@ def build_overrides(opts: dict) -> dict:
 @click.option("--min-agreement", type=float, help="Gate: top-1 agreement with FP32, 0-1.")
 @click.option("--max-size", type=int, help="Gate: artifact bytes.")
 @click.option("--max-latency-ms", type=float, help="Gate: host p50 latency.")
+@click.option("--min-sqnr", type=float, help="Gate: output SQNR vs the float model, dB.")
+@click.option("--no-fallback", is_flag=True, help="Never keep layers in float to meet an accuracy gate.")
+@click.option("--max-float-layers", type=int, help="Float fallback: at most this many layers [default: 10].")
 @click.option("--trust-model", is_flag=True, help="Allow Lambda layers / custom objects (runs model code).")
 @click.option("--device", "devices", multiple=True,
               help="Then bench on this device (inventory name, repeatable); the first builds TensorRT engines.")

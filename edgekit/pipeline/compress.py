@@ -25,6 +25,7 @@ from edgekit.errors import ConversionError, GateFailed, OutputError, UsageError
 from edgekit.fsutil import atomic_output_dir, sha256_file, sha256_tree, write_json_atomic, write_text_atomic
 from edgekit.model.checks import ModelFile, check_model_path
 from edgekit.pipeline import cache
+from edgekit.pipeline.fallback_stage import apply_fallback
 from edgekit.pipeline.gates import evaluate_gates
 from edgekit.pipeline.isolate import run_isolated
 from edgekit.recipe.loader import recipe_to_yaml
@@ -164,6 +165,18 @@ def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe
     return report, False
 
 
+def _gate_failures(entries: list[ArtifactEntry]) -> list[str]:
+    failures = []
+    for e in entries:
+        missed = [f"{g.gate} {g.detail}" for g in e.gates if not g.passed]
+        fallback = e.details.get("fallback")
+        if missed and fallback and not fallback["met"]:
+            missed.append(f"best float-fallback point kept {fallback['float_layers'] or 'no layers'} in float "
+                          f"({fallback['stopped']})")
+        failures += [f"{e.name}: {m}" for m in missed]
+    return failures
+
+
 def _raise_if_gates_missed(report: Report, out: Path) -> None:
     if not report.gates_passed:
         raise GateFailed("gate missed: " + "; ".join(report.gate_failures), out / "report.json")
@@ -203,6 +216,7 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
             built += onnx_built
             fusion.update(onnx_fusion)
             notes += onnx_notes
+        apply_fallback(built, source, recipe, data, ref_outputs, job.model_file.path, on_step)
         entries = _validate(built, recipe, data, ref_outputs, on_step)
         report = Report(
             edgekit_version=edgekit.__version__,
@@ -220,7 +234,7 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
             fusion={k: FusionInfo(**v) for k, v in fusion.items()},
             artifacts=entries,
             gates_passed=all(g.passed for e in entries for g in e.gates),
-            gate_failures=[f"{e.name}: {g.gate} {g.detail}" for e in entries for g in e.gates if not g.passed],
+            gate_failures=_gate_failures(entries),
             notes=notes,
         )
         on_step("writing report")

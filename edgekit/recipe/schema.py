@@ -75,6 +75,15 @@ class Gates(Strict):
     min_agreement: Optional[float] = Field(None, ge=0, le=1, description="top-1 agreement")
     max_size_bytes: Optional[int] = Field(None, ge=1)
     max_latency_ms: Optional[float] = Field(None, gt=0, description="host p50")
+    min_sqnr_db: Optional[float] = Field(None, description="output SQNR vs the float model")
+
+
+class Fallback(Strict):
+    """Keep the most sensitive layers in float when INT8 misses an accuracy gate. Default: on, <= 10 layers."""
+
+    enabled: bool = True
+    max_float_layers: int = Field(10, ge=1, le=1000)
+    time_budget_s: float = Field(600, gt=0)
 
 
 class Recipe(Strict):
@@ -94,6 +103,7 @@ class Recipe(Strict):
     int8: Int8 = Field(default_factory=Int8)
     validation: Validation = Field(default_factory=Validation)
     gates: Gates = Field(default_factory=Gates)
+    fallback: Fallback = Field(default_factory=Fallback)
 
     @model_validator(mode="after")
     def _normalize(self):

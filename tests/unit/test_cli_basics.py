@@ -72,7 +72,7 @@ def test_precision_flags_add_to_recipe(tmp_path):
     opts = {k: None for k in ("target", "input_shape", "scale", "offset", "color", "layout", "mean", "std",
                               "resize", "calibration", "labels", "num_calibration", "calibration_method",
                               "io_dtype", "threads", "runs", "warmup", "max_accuracy_drop", "min_agreement",
-                              "max_size", "max_latency_ms")}
+                              "max_size", "max_latency_ms", "min_sqnr", "no_fallback", "max_float_layers")}
     opts.update(int8=False, fp16=True, dynamic=False, target=(), input_shape=())
     recipe, _ = load_recipe("generic_int8", build_overrides(opts))
     assert recipe.precisions == ["fp32", "fp16", "int8"]

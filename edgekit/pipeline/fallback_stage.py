@@ -1,0 +1,63 @@
+"""Stage: accuracy-aware float fallback for INT8 artifacts that miss the recipe's accuracy budget.
+
+Runs only when an accuracy gate is set (max_accuracy_drop, min_agreement or min_sqnr_db) and
+`fallback.enabled` (default on). For each INT8 TFLite/ONNX artifact the search in
+`edgekit.debug.fallback` keeps the most sensitive layers in float until the budget holds; the
+artifact file is replaced by the chosen model and every step is recorded in its details.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekit.recipe.schema import Recipe
+
+
+def budget_of(recipe: Recipe):
+    """The fallback Budget from the recipe's gates, or None when there is none or fallback is off."""
+    from edgekit.debug.scoring import Budget
+
+    g = recipe.gates
+    if not recipe.fallback.enabled or (g.max_accuracy_drop, g.min_agreement, g.min_sqnr_db) == (None,) * 3:
+        return None
+    return Budget(g.max_accuracy_drop, g.min_agreement, g.min_sqnr_db)
+
+
+def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, model_path: Path, on_step) -> None:
+    """Replace each INT8 artifact that misses the budget by its smallest float-fallback model."""
+    budget = budget_of(recipe)
+    if budget is None or data.calibration_factory() is None:
+        return
+    from edgekit.debug.backend import keras_layer_names
+    from edgekit.debug.fallback import run_fallback, run_tflite_fallback
+    from edgekit.debug.onnx_selective import OnnxSelective
+    from edgekit.debug.scoring import Evaluator
+
+    fb = recipe.fallback
+    names = keras_layer_names(model_path) if model_path.suffix == ".keras" else ()
+    fp32_onnx = next((b.path for b in built if b.target == "onnx" and b.precision == "fp32"), None)
+    for artifact in built:
+        if artifact.precision != "int8" or artifact.target not in ("tflite", "onnx"):
+            continue
+        on_step(f"float fallback search for {artifact.name}")
+        if artifact.target == "tflite":
+            result = run_tflite_fallback(
+                source.saved_dir, data.calibration_factory(), recipe.int8, data.validation_feeds, ref_outputs,
+                data.labels, budget, layer_names=names, max_float_layers=fb.max_float_layers,
+                time_budget_s=fb.time_budget_s, threads=recipe.validation.threads, on_step=on_step)
+        else:
+            backend = OnnxSelective(fp32_onnx, data.calibration_factory(), recipe.calibration.method, names)
+            try:
+                evaluator = Evaluator(data.validation_feeds, ref_outputs, data.labels,
+                                      threads=recipe.validation.threads)
+                result = run_fallback(backend, evaluator, budget, max_float_layers=fb.max_float_layers,
+                                      time_budget_s=fb.time_budget_s, on_step=on_step)
+            finally:
+                backend.close()
+        if result.best.float_nodes:
+            artifact.path.write_bytes(result.model)
+        artifact.details["fallback"] = {
+            "budget": budget.describe(), "met": result.met, "strategy": result.strategy,
+            "stopped": result.stopped, "float_layers": result.float_layers,
+            "steps": [step.to_dict() for step in result.steps],
+        }

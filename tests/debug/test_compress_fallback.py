@@ -1,0 +1,37 @@
+"""`edgekit compress --max-accuracy-drop`: automatic float fallback on the INT8-hostile model."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import DIGITS_DATA
+
+
+def test_compress_meets_budget_with_planted_layers_in_float(hostile_keras, planted, tmp_path, edgekit_cli):
+    out = tmp_path / "fb"
+    result = edgekit_cli("compress", hostile_keras, "--int8", "-c", DIGITS_DATA, "--color", "grayscale",
+                         "-t", "tflite", "-t", "onnx", "--max-accuracy-drop", "1.0", "--out", out,
+                         "--runs", "3", "--json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    for artifact in (a for a in report["artifacts"] if a["precision"] == "int8"):
+        fallback = artifact["details"]["fallback"]
+        assert fallback["met"] is True
+        assert set(fallback["float_layers"]) == planted, (artifact["name"], fallback["float_layers"])
+        baseline = fallback["steps"][0]
+        assert baseline["phase"] == "baseline" and baseline["accuracy"]["accuracy_drop_pts"] > 3
+        assert artifact["accuracy"]["accuracy_drop_pts"] <= 1.0  # re-validated after the fallback
+        assert all({"bytes", "latency_p50_ms", "float_layers"} <= set(s) for s in fallback["steps"])
+
+
+def test_impossible_budget_exits_10_with_the_best_point(hostile_keras, tmp_path, edgekit_cli):
+    out = tmp_path / "impossible"
+    result = edgekit_cli("compress", hostile_keras, "--int8", "-c", DIGITS_DATA, "--color", "grayscale",
+                         "--max-accuracy-drop", "1.0", "--max-float-layers", "1", "--out", out, "--runs", "2",
+                         "--quiet")
+    assert result.code == 10
+    assert "max_accuracy_drop" in result.err
+    report = json.loads((out / "report.json").read_text())
+    int8 = [a for a in report["artifacts"] if a["precision"] == "int8"][0]
+    assert int8["details"]["fallback"]["met"] is False
+    assert len(int8["details"]["fallback"]["steps"]) >= 2
