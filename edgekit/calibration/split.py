@@ -7,13 +7,10 @@ held out. Listing order, file-system order and added files never move other samp
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass
 
 from edgekit.calibration.sources import SampleRef
 
-log = logging.getLogger("edgekit")
-FEW_SAMPLES = 100
 
 
 @dataclass(frozen=True)
@@ -38,8 +35,5 @@ def split_samples(refs: list[SampleRef], validation_fraction: float, num_calibra
     if not calibration and len(validation) > 1:
         calibration, validation = validation[-1:], validation[:-1]
     calibration, validation = calibration[:num_calibration], validation[:max_validation]
-    if len(calibration) < FEW_SAMPLES:
-        log.warning("only %d calibration samples (fewer than %d): INT8 ranges may be unrepresentative",
-                    len(calibration), FEW_SAMPLES)
     rule = f"sha256(sample key) position < {validation_fraction} -> validation"
     return Split(calibration, validation, rule)

@@ -95,6 +95,19 @@ def load_dataset(recipe: Recipe, inputs: list[TensorSpec]) -> Dataset:
     return Dataset(source, split, feeds, [r.label for r in split.validation], False)
 
 
+def calibration_notes(data: Dataset) -> list[str]:
+    """Measured warnings about the calibration set (too few samples, near-constant inputs)."""
+    factory = data.calibration_factory()
+    if factory is None:
+        return []
+    from edgekit.debug.calibration_checks import calibration_warnings
+
+    notes = calibration_warnings(factory())
+    for note in notes:
+        log.warning("%s", note)
+    return notes
+
+
 def _tool_versions() -> dict[str, str]:
     return {"python": platform.python_version(), **cache.backend_versions()}
 
@@ -204,7 +217,7 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
         data = load_dataset(recipe, source.inputs)
         on_step("running the float reference")
         ref_outputs = [source.reference(f) for f in data.validation_feeds]
-        built, fusion, notes = [], {}, []
+        built, fusion, notes = [], {}, calibration_notes(data)
         if "tflite" in targets:
             tfl_built, tfl_fusion = tflite_target.build_all(source, recipe, data.calibration_factory(), stage, on_step)
             built += tfl_built
