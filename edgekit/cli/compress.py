@@ -87,7 +87,8 @@ def build_overrides(opts: dict) -> dict:
 @click.option("--calibration", "-c", help="Calibration data: images or .npy/.npz directory.")
 @click.option("--labels", help="labels.csv (filename,label) [default: labels.csv in the data dir].")
 @click.option("--num-calibration", type=int, help="Calibration samples [default: 300].")
-@click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]))
+@click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile", "auto"]),
+              help="ONNX calibrator [default: minmax]; auto keeps the one that validates best.")
 @click.option("--target", "-t", multiple=True, type=click.Choice(["tflite", "onnx", "tensorrt"]),
               help="Artifact family, repeatable [default: tflite].")
 @click.option("--input-shape", multiple=True, help="Fix an input's shape: NAME:1x224x224x3 (repeatable).")

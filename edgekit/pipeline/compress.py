@@ -225,7 +225,8 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
         if {"onnx", "tensorrt"} & set(targets):
             with _open_device(job) as device:
                 onnx_built, onnx_fusion, onnx_notes = onnx_target.build_all(
-                    source, recipe, targets, data.calibration_factory(), stage, Path(work), on_step, device)
+                    source, recipe, targets, data.calibration_factory(), stage, Path(work), on_step, device,
+                    (data.validation_feeds, ref_outputs, data.labels))
             built += onnx_built
             fusion.update(onnx_fusion)
             notes += onnx_notes

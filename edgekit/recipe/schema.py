@@ -50,7 +50,8 @@ class Calibration(Strict):
     validation_fraction: float = Field(0.2, gt=0, lt=1, description="share held out for validation")
     max_validation_samples: int = Field(500, ge=1)
     labels: Optional[str] = Field(None, description="labels CSV (default: labels.csv in source)")
-    method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    method: Literal["minmax", "entropy", "percentile", "auto"] = Field(
+        "minmax", description="ONNX calibrator; auto tries each on the validation split (TFLite: min/max)")
 
 
 class Int8(Strict):

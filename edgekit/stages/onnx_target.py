@@ -31,8 +31,11 @@ def fusion_info(fusion: dict) -> dict:
 
 
 def build_all(source: PreparedSource, recipe: Recipe, targets: list[str], calibration, stage: Path,
-              workdir: Path, on_step, device=None):
-    """([Built], {target: fusion}, notes) for the onnx and tensorrt targets."""
+              workdir: Path, on_step, device=None, validation=None):
+    """([Built], {target: fusion}, notes) for the onnx and tensorrt targets.
+
+    validation: (feeds, reference outputs, labels) of the held-out split, for method "auto".
+    """
     from edgekit.onnx.artifacts import build_onnx_artifacts, build_tensorrt_plan
     from edgekit.pipeline.compress import Built
 
@@ -48,10 +51,22 @@ def build_all(source: PreparedSource, recipe: Recipe, targets: list[str], calibr
     if "onnx" in targets and "dynamic" in recipe.precisions:
         notes.append("onnx: dynamic-range precision is built for TFLite only")
     on_step("building onnx " + ", ".join(precisions))
+    auto = recipe.calibration.method == "auto"
+    method = "minmax" if auto else recipe.calibration.method
     artifacts = build_onnx_artifacts(
         onnx_in, stage, precisions=precisions, calibration_factory=calibration,
-        method=recipe.calibration.method, per_channel=recipe.int8.per_channel,
+        method=method, per_channel=recipe.int8.per_channel,
         input_shapes=recipe.input_shapes or None)
+    if auto and calibration is not None and "int8" in precisions:
+        from edgekit.stages.calibration_method import choose_onnx_method
+
+        on_step("choosing the ONNX calibration method")
+        int8 = next(a for a in artifacts if a["precision"] == "int8")
+        choice = choose_onnx_method(Path(artifacts[0]["path"]), Path(int8["path"]), calibration, *validation,
+                                    per_channel=recipe.int8.per_channel, threads=recipe.validation.threads)
+        int8["steps"]["quantization"] = choice.pop("settings")
+        int8["steps"]["calibration_method"] = choice
+        method = choice["chosen"]
     built = [Built(a["name"], "onnx", a["precision"], Path(a["path"]), {"steps": a["steps"], "opset": a["opset"]},
                    _op_counts(Path(a["path"]))) for a in artifacts]
     fusion = {"onnx": fusion_info(artifacts[0]["steps"]["fusion"])}
@@ -61,7 +76,7 @@ def build_all(source: PreparedSource, recipe: Recipe, targets: list[str], calibr
         else:
             on_step("building tensorrt plan" + (f" on {device.name}" if device else ""))
             plan = build_tensorrt_plan(built[0].path, stage, calibration_factory=calibration,
-                                       method=recipe.calibration.method, device=device)
+                                       method=method, device=device)
             details = {k: plan[k] for k in ("quantization", "calibration_cache", "trtexec_command",
                                              "trtexec_command_implicit_int8", "engine")}
             details["calibration_cache"]["path"] = Path(details["calibration_cache"]["path"]).name

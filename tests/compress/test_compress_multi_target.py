@@ -110,3 +110,17 @@ def test_pytorch_style_opset11_dynamic_hw_onnx_compresses_without_surgery(tmp_pa
     assert int8["op_counts"]["QuantizeLinear"] > 0 and int8["op_counts"]["DequantizeLinear"] > 0
     assert fp32["accuracy"]["sqnr_db"] is None or fp32["accuracy"]["sqnr_db"] > 60  # fusion is exact
     assert int8["accuracy"]["sqnr_db"] > 15
+
+
+def test_calibration_method_auto_keeps_the_best_measured(digits_models, tmp_path, edgekit_cli):
+    result = edgekit_cli("compress", digits_models[1], "--int8", "-c", DIGITS_DATA, "--color", "grayscale",
+                         "-t", "onnx", "--calibration-method", "auto", "--num-calibration", "100",
+                         "--out", tmp_path / "auto", "--json", "--runs", "2")
+    assert result.code == 0, result.err
+    int8 = [a for a in json.loads(result.out)["artifacts"] if a["precision"] == "int8"][0]
+    choice = int8["details"]["steps"]["calibration_method"]
+    assert set(choice["candidates"]) == {"minmax", "entropy", "percentile"}
+    assert int8["details"]["steps"]["quantization"]["method"] == choice["chosen"]
+    best = max(choice["candidates"].values(), key=lambda m: (m["accuracy"], m["top1_agreement"], m["sqnr_db"]))
+    assert choice["candidates"][choice["chosen"]] == best
+    assert int8["accuracy"]["sqnr_db"] == pytest.approx(best["sqnr_db"], abs=1e-3)
