@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -117,9 +117,13 @@ class Comparison:
                 "passed": self.passed, "outputs": [o.to_dict() for o in self.outputs]}  # fmt: skip
 
 
+def _within(ref: np.ndarray, test: np.ndarray, atol: float, rtol: float) -> bool:
+    return bool(np.all(np.abs(test - ref) <= atol + rtol * np.abs(ref)))
+
+
 def compare_artifacts(
     paths: Sequence[str | Path], data_dir: str | Path, *, atol: float = DEFAULT_ATOL, rtol: float = DEFAULT_RTOL,
-    threads: int | None = 1,
+    threads: int | None = 1, per_output: Mapping[str, tuple[float, float]] | None = None,
 ) -> Comparison:  # fmt: skip
     """Run every sample of `data_dir` through each artifact; compare each to the first."""
     if len(paths) < 2:
@@ -144,6 +148,6 @@ def compare_artifacts(
             max_abs_error=metrics.max_abs_error(ref, test), max_rel_error=metrics.max_rel_error(ref, test),
             cosine=metrics.cosine(ref, test), sqnr_db=metrics.sqnr_db(ref, test),
             top1_agreement=metrics.top1_agreement(refs, tests) if classes > 1 else None,
-            passed=bool(np.all(np.abs(test - ref) <= atol + rtol * np.abs(ref))),
+            passed=_within(ref, test, *(per_output or {}).get(out_name, (atol, rtol))),
         ))  # fmt: skip
     return result

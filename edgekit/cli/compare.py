@@ -19,18 +19,25 @@ def _fmt(value) -> str:
 @click.argument("artifacts", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
               help="Directory of held-out .npy/.npz samples.")
-@click.option("--atol", type=float, default=1e-4, show_default=True, help="Absolute tolerance.")
-@click.option("--rtol", type=float, default=1e-3, show_default=True, help="Relative tolerance.")
+@click.option("--atol", type=float, help="Absolute tolerance [default: recipe's, else 1e-4].")
+@click.option("--rtol", type=float, help="Relative tolerance [default: recipe's, else 1e-3].")
+@click.option("--recipe", "-r", help="Recipe file or preset whose `compare:` section sets (per-output) tolerances.")
 @click.option("--threads", type=int, default=1, show_default=True, help="CPU threads per runtime.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
-def compare(artifacts, data_dir, atol, rtol, threads, as_json):
+def compare(artifacts, data_dir, atol, rtol, recipe, threads, as_json):
     """Run the same inputs through each artifact (.tflite, .onnx) and compare to the first.
 
     PASS when |test - ref| <= atol + rtol * |ref| for every element of every output.
     """
     from edgekit.compare import compare_artifacts
+    from edgekit.recipe.loader import load_recipe
 
-    result = compare_artifacts(list(artifacts), data_dir, atol=atol, rtol=rtol, threads=threads)
+    spec = load_recipe(recipe)[0].compare
+    atol = spec.atol if atol is None else atol
+    rtol = spec.rtol if rtol is None else rtol
+    per_output = {name: (t.atol, t.rtol) for name, t in spec.outputs.items()}
+    result = compare_artifacts(list(artifacts), data_dir, atol=atol, rtol=rtol, threads=threads,
+                               per_output=per_output)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:

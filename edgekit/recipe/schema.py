@@ -87,6 +87,19 @@ class Fallback(Strict):
     time_budget_s: float = Field(600, gt=0)
 
 
+class Tolerance(Strict):
+    """PASS when |test - ref| <= atol + rtol * |ref| element-wise. Default: atol 1e-4, rtol 1e-3."""
+
+    atol: float = Field(1e-4, ge=0)
+    rtol: float = Field(1e-3, ge=0)
+
+
+class CompareSpec(Tolerance):
+    """Tolerances of `edgekit compare`: global, and per output name."""
+
+    outputs: dict[str, Tolerance] = Field(default_factory=dict)
+
+
 class Recipe(Strict):
     """A pipeline config. Default: FP32 only (ask for more precisions), target by model format."""
 
@@ -105,6 +118,7 @@ class Recipe(Strict):
     validation: Validation = Field(default_factory=Validation)
     gates: Gates = Field(default_factory=Gates)
     fallback: Fallback = Field(default_factory=Fallback)
+    compare: CompareSpec = Field(default_factory=CompareSpec)
 
     @model_validator(mode="after")
     def _normalize(self):

@@ -61,3 +61,18 @@ def test_layout_fitting():
     assert fit_layout(nhwc[0], (-1, 8, 6, 3)).shape == (1, 8, 6, 3)
     with pytest.raises(CalibrationDataError, match="does not fit"):
         fit_layout(np.zeros((5, 5)), (1, 3, 8, 6))
+
+
+def test_per_output_tolerances_from_a_recipe(artifacts, tmp_path):
+    _, fp32, int8, data = artifacts
+    out_name = onnx.load(str(fp32)).graph.output[0].name
+    recipe = tmp_path / "cmp.yaml"
+    recipe.write_text(f"compare:\n  atol: 0.0\n  rtol: 0.0\n  outputs:\n    '{out_name}': {{atol: 10.0}}\n")
+    res = CliRunner().invoke(compare, [str(fp32), str(int8), "--data", str(data), "--recipe", str(recipe)],
+                             standalone_mode=False)
+    assert res.exception is None and "PASS" in res.output
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("compare:\n  atol: 0.0\n  rtol: 0.0\n")
+    res = CliRunner().invoke(compare, [str(fp32), str(int8), "--data", str(data), "--recipe", str(strict)],
+                             standalone_mode=False)
+    assert isinstance(res.exception, GateFailed)
