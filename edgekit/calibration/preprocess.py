@@ -1,4 +1,9 @@
-"""Image -> model input array, as the recipe's `preprocess` section says."""
+"""Image -> model input array, as the recipe's `preprocess` section says.
+
+Images are untrusted: only PNG, JPEG and BMP decoders are used (whatever the file's suffix), the
+size in the header is checked before decoding (limit 50 Mpixel; the model's HxW unless a resize is
+configured), and any decoder failure becomes a CalibrationDataError naming the file.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from edgekit.recipe.schema import Preprocess
 from edgekit.runtime.base import TensorSpec
 
 MAX_IMAGE_PIXELS = 50_000_000
+MAX_IMAGE_BYTES = 256 << 20
+DECODERS = ["PNG", "JPEG", "BMP"]
 CHANNELS = {"grayscale": 1, "rgb": 3, "bgr": 3}
 
 
@@ -26,7 +33,25 @@ def image_geometry(spec: TensorSpec, pp: Preprocess, origin) -> tuple[int, int, 
         raise CalibrationDataError(
             f"model input '{spec.name}' has {channels} channel(s) ({pp.layout}) but preprocess.color "
             f"is {pp.color}", origin)
+    if pp.resize is not None and tuple(pp.resize) != (height, width):
+        raise CalibrationDataError(
+            f"preprocess.resize {pp.resize[0]}x{pp.resize[1]} does not match model input '{spec.name}' "
+            f"({height}x{width})", origin)
+    for key, values in (("mean", pp.mean), ("std", pp.std)):
+        if values is not None and len(values) not in (1, channels):
+            raise CalibrationDataError(
+                f"preprocess.{key} has {len(values)} values but the model input has {channels} channel(s)", origin)
     return height, width, channels
+
+
+def _check_size(path: Path, size: tuple[int, int], want: tuple[int, int], resized: bool) -> None:
+    """Refuse an image whose (width, height) is not the model's (before decoding, when not resized)."""
+    if not resized and tuple(size) != want:
+        raise CalibrationDataError(
+            f"image is {size[1]}x{size[0]} but the model takes {want[1]}x{want[0]}; "
+            "set preprocess.resize (or --resize)", path)
+    if resized and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise CalibrationDataError(f"image has more than {MAX_IMAGE_PIXELS} pixels", path)
 
 
 def load_image(path: Path, spec: TensorSpec, pp: Preprocess) -> np.ndarray:
@@ -35,22 +60,25 @@ def load_image(path: Path, spec: TensorSpec, pp: Preprocess) -> np.ndarray:
 
     height, width, _ = image_geometry(spec, pp, path)
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    if path.stat().st_size > MAX_IMAGE_BYTES:
+        raise CalibrationDataError(f"image file larger than {MAX_IMAGE_BYTES >> 20} MiB", path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(path, formats=DECODERS) as img:
+                _check_size(path, img.size, (width, height), pp.resize is not None)
                 img = img.convert("L" if pp.color == "grayscale" else "RGB")
                 if pp.resize is not None:
                     method = getattr(Image.Resampling, pp.resize_method.upper())
                     img = img.resize((pp.resize[1], pp.resize[0]), method)
                 array = np.asarray(img, dtype=np.float32)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as err:
+    except CalibrationDataError:
+        raise
+    except Image.UnidentifiedImageError:
+        raise CalibrationDataError("not a PNG, JPEG or BMP image", path) from None
+    except Exception as err:  # Pillow's decoders raise many types on corrupt files
         raise CalibrationDataError(f"cannot decode image ({err.__class__.__name__})", path) from None
-    if array.shape[:2] != (height, width):
-        hint = "" if pp.resize is not None else "; set preprocess.resize (or --resize)"
-        raise CalibrationDataError(
-            f"image is {array.shape[0]}x{array.shape[1]} but the model takes {height}x{width}{hint}", path)
+    _check_size(path, (array.shape[1], array.shape[0]), (width, height), False)
     if array.ndim == 2:
         array = array[:, :, None]
     if pp.color == "bgr":

@@ -1,14 +1,17 @@
 """Calibration sources: a directory of images or .npy/.npz files, streamed one sample at a time.
 
 A source lists `SampleRef`s (cheap) and loads each one on demand as {input name: array}, so
-memory does not grow with the number of samples. Nothing is unpickled; symlinks that point out of
-the directory are skipped.
+memory does not grow with the number of samples. Files are untrusted: nothing is unpickled, every
+.npy header (also inside .npz) is parsed and checked (dtype, shape, declared size against the real
+size, limit 4 GiB per array) before any data is read, symlinks that point out of the directory and
+non-regular files are skipped, and labels.csv is size-limited.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,10 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 ARRAY_SUFFIXES = {".npy", ".npz"}
 MAX_LABEL_BYTES = 16 << 20
 MAX_SAMPLES_PER_FILE = 1_000_000
+MAX_ARRAY_BYTES = 4 << 30
+MAX_NPZ_MEMBERS = 1024
+MAX_NDIM = 8
+NUMERIC_KINDS = "biuf"  # bool, signed, unsigned, float; never objects, strings, structs
 
 
 @dataclass(frozen=True)
@@ -47,28 +54,37 @@ class CalibrationSource:
         self.folder = Path(folder)
         self.inputs = inputs
         self.preprocess = preprocess
+        self._cached: tuple[Optional[Path], dict[str, np.ndarray]] = (None, {})
         if not self.folder.exists():
             raise CalibrationDataError("calibration directory does not exist", self.folder)
         if not self.folder.is_dir():
             raise CalibrationDataError("calibration source must be a directory", self.folder)
         labels_path = Path(labels_csv) if labels_csv else self.folder / "labels.csv"
-        self.labels = read_labels(labels_path) if labels_path.is_file() else {}
+        if labels_csv is None and not _inside(labels_path, self.folder):
+            log.warning("%s: symlink points outside the calibration directory; ignored", labels_path)
+            labels_path = None
+        self.labels = read_labels(labels_path) if labels_path and labels_path.is_file() else {}
         self.refs = self._discover()
         if not self.refs:
             raise CalibrationDataError(
                 "no samples found (expected .png/.jpg/.bmp images or .npy/.npz files)", self.folder)
 
     def _files(self) -> Iterator[Path]:
-        root = self.folder.resolve()
-        for path in sorted(self.folder.rglob("*")):
-            suffix = path.suffix.lower()
-            if suffix not in IMAGE_SUFFIXES | ARRAY_SUFFIXES:
-                continue
-            if path.is_symlink() and not path.resolve().is_relative_to(root):
-                log.warning("%s: symlink points outside the calibration directory; skipped", path)
-                continue
-            if path.is_file():
-                yield path
+        """Regular sample files under the folder, sorted; never leaves it through a symlink."""
+        root = self.folder
+        found = []
+        for folder, dirs, files in os.walk(self.folder):  # does not descend into symlinked dirs
+            dirs.sort()
+            for name in files:
+                path = Path(folder) / name
+                if path.suffix.lower() not in IMAGE_SUFFIXES | ARRAY_SUFFIXES:
+                    continue
+                if not _inside(path, root):
+                    log.warning("%s: symlink points outside the calibration directory; skipped", path)
+                    continue
+                if path.is_file():
+                    found.append(path)
+        yield from sorted(found)
 
     def _discover(self) -> list[SampleRef]:
         refs = []
@@ -109,7 +125,9 @@ class CalibrationSource:
         if ref.path.suffix.lower() in IMAGE_SUFFIXES:
             feeds = {self.inputs[0].name: load_image(ref.path, self.inputs[0], self.preprocess)}
         else:
-            arrays = _open_arrays(ref.path, self.inputs)
+            if self._cached[0] != ref.path:  # .npz members are decompressed whole: keep one file's
+                self._cached = (ref.path, _open_arrays(ref.path, self.inputs))
+            arrays = self._cached[1]
             feeds = {}
             for spec in self.inputs:
                 array = arrays[spec.name]
@@ -130,31 +148,87 @@ class CalibrationSource:
             yield self.load(ref)
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path` (a link or not) resolves to a place inside `folder`."""
+    return not path.is_symlink() or path.resolve().is_relative_to(folder.resolve())
+
+
 def _open_arrays(path: Path, inputs: list[TensorSpec]) -> dict[str, np.ndarray]:
-    """Arrays of an .npy (single-input models) or .npz (keys = input names), memory-mapped/lazy."""
+    """Arrays of an .npy (single-input models) or .npz (keys = input names), headers checked first."""
     try:
         if path.suffix.lower() == ".npy":
             if len(inputs) != 1:
                 raise CalibrationDataError(
                     f"the model has {len(inputs)} inputs; use .npz files keyed by input name", path)
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            with open(path, "rb") as handle:
+                shape, dtype = _read_npy_header(path, handle, os.fstat(handle.fileno()).st_size)
+            empty = 0 in shape  # numpy cannot memory-map zero bytes
+            array = np.load(path, mmap_mode=None if empty else "r", allow_pickle=False)
             return {inputs[0].name: _check_dtype(path, array, inputs[0])}
+        wanted = _check_npz(path, inputs)
         with np.load(path, allow_pickle=False) as npz:
-            missing = [s.name for s in inputs if s.name not in npz.files]
-            if missing:
-                raise CalibrationDataError(
-                    f"missing array(s) {missing} (the model's inputs are {[s.name for s in inputs]})", path)
-            wanted = [s.name for s in inputs] + [k for k in ("labels", "label") if k in npz.files]
             arrays = {k: npz[k] for k in wanted}
     except ValueError as err:
         if "pickle" in str(err).lower() or "object" in str(err).lower():
             raise CalibrationDataError("contains pickled Python objects; refused", path) from None
-        raise CalibrationDataError(f"not a valid numpy file ({str(err)[:120]})", path) from None
-    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise CalibrationDataError(f"not a valid numpy file ({_one_line(err)})", path) from None
+    except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError,
+            RecursionError, MemoryError) as err:
         raise CalibrationDataError(f"cannot read numpy file ({err.__class__.__name__})", path) from None
     for spec in inputs:
         _check_dtype(path, arrays[spec.name], spec)
     return arrays
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:120] or err.__class__.__name__
+
+
+def _read_npy_header(path: Path, handle, size: int) -> tuple[tuple[int, ...], np.dtype]:
+    """Parse and check an .npy header without reading data: (shape, dtype); size = the member's bytes."""
+    fmt = np.lib.format
+    version = fmt.read_magic(handle)
+    if version == (1, 0):
+        shape, _, dtype = fmt.read_array_header_1_0(handle)
+    elif version == (2, 0):
+        shape, _, dtype = fmt.read_array_header_2_0(handle)
+    else:
+        raise CalibrationDataError(f"unsupported .npy format version {version}", path)
+    if dtype.hasobject:
+        raise CalibrationDataError("contains pickled Python objects; refused", path)
+    if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise CalibrationDataError(f"dtype {dtype} is not a plain numeric type", path)
+    if len(shape) > MAX_NDIM or any(d < 0 for d in shape):
+        raise CalibrationDataError(f"implausible array shape {list(shape)[:MAX_NDIM + 1]}", path)
+    nbytes = dtype.itemsize
+    for dim in shape:
+        nbytes *= dim
+    if nbytes > MAX_ARRAY_BYTES:
+        raise CalibrationDataError(f"array declares {nbytes} bytes; limit is {MAX_ARRAY_BYTES}", path)
+    if handle.tell() + nbytes != size:
+        raise CalibrationDataError(
+            f"array header declares {nbytes} data bytes but the file holds {size - handle.tell()} "
+            "(truncated or corrupt)", path)
+    return tuple(shape), dtype
+
+
+def _check_npz(path: Path, inputs: list[TensorSpec]) -> list[str]:
+    """Check an .npz's members (count, names, every needed header) before numpy reads any data."""
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: info for info in archive.infolist()}
+        if len(members) > MAX_NPZ_MEMBERS:
+            raise CalibrationDataError(f"more than {MAX_NPZ_MEMBERS} arrays in one .npz", path)
+        names = {name[:-4] if name.endswith(".npy") else name: name for name in members}
+        missing = [s.name for s in inputs if s.name not in names]
+        if missing:
+            raise CalibrationDataError(
+                f"missing array(s) {missing} (the model's inputs are {[s.name for s in inputs]})", path)
+        wanted = [s.name for s in inputs] + [k for k in ("labels", "label") if k in names]
+        for key in wanted:
+            info = members[names[key]]
+            with archive.open(info) as handle:
+                _read_npy_header(path, handle, info.file_size)
+    return wanted
 
 
 def _check_dtype(path: Path, array: np.ndarray, spec: TensorSpec) -> np.ndarray:
@@ -184,7 +258,7 @@ def _sample_count(path: Path, array: np.ndarray, spec: TensorSpec) -> int:
 
 
 def read_labels(path: Path) -> dict[str, int]:
-    """labels.csv: `filename,label` rows (a header row is allowed); labels are class indices."""
+    """labels.csv: `filename,label` rows (a header row is allowed); labels are class indices >= 0."""
     if path.stat().st_size > MAX_LABEL_BYTES:
         raise CalibrationDataError("labels file larger than 16 MiB", path)
     labels: dict[str, int] = {}
@@ -197,12 +271,17 @@ def read_labels(path: Path) -> dict[str, int]:
                     raise CalibrationDataError(f"line {lineno}: expected 'filename,label'", path)
                 name, value = row[0].strip(), row[1].strip()
                 try:
-                    labels[name] = int(value)
+                    label = int(value)
                 except ValueError:
                     if lineno == 1:
                         continue  # header
                     raise CalibrationDataError(
-                        f"line {lineno}: label '{value[:40]}' is not an integer class index", path) from None
+                        f"line {lineno}: label {value[:40]!r} is not an integer class index", path) from None
+                if label < 0:
+                    raise CalibrationDataError(f"line {lineno}: label {label} is negative", path)
+                labels[name] = label
     except UnicodeDecodeError:
         raise CalibrationDataError("labels file is not UTF-8 text", path) from None
+    except csv.Error as err:
+        raise CalibrationDataError(f"not a valid CSV file ({_one_line(err)})", path) from None
     return labels

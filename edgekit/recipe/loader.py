@@ -1,8 +1,14 @@
-"""Load recipes: a YAML file or a preset name; merge CLI overrides; errors name file and key."""
+"""Load recipes: a YAML file or a preset name; merge CLI overrides; errors name file and key.
+
+Recipe files are untrusted: at most 1 MiB, UTF-8, parsed with PyYAML's safe loader, then refused
+if empty, nested deeper than 20 levels, larger than 10,000 values once anchors/aliases are
+expanded (billion laughs), or holding NaN/Inf numbers; schema errors name the key path.
+"""
 
 from __future__ import annotations
 
 import copy
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +22,7 @@ from edgekit.recipe.schema import Recipe
 
 MAX_RECIPE_BYTES = 1 << 20
 MAX_DEPTH = 20
+MAX_VALUES = 10_000
 
 
 def preset_dir() -> Path:
@@ -31,22 +38,41 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
-def _depth(value: Any, level: int = 0) -> int:
-    if level > MAX_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max([_depth(v, level + 1) for v in value.values()], default=level + 1)
-    if isinstance(value, list):
-        return max([_depth(v, level + 1) for v in value], default=level + 1)
-    return level
+def _show(key: Any) -> str:
+    """A key for a one-line message: control characters escaped, at most 60 characters."""
+    text = str(key)
+    text = text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_shape(data: Any, origin: str) -> None:
+    """Refuse deep nesting, alias-expanded size over MAX_VALUES and NaN/Inf, without recursion."""
+    stack: list[tuple[Any, tuple, int]] = [(data, (), 0)]
+    seen = 0
+    while stack:
+        value, where, level = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            raise RecipeError(f"more than {MAX_VALUES} values (after expanding YAML aliases)", origin)
+        if level > MAX_DEPTH:
+            raise RecipeError(f"nested deeper than {MAX_DEPTH} levels", origin)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RecipeError(f"{'.'.join(map(_show, where)) or '(top level)'}: {value} is not a finite number",
+                              origin)
+        if isinstance(value, dict):
+            stack.extend((v, (*where, k), level + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, (*where, i), level + 1) for i, v in enumerate(value))
 
 
 def _format_validation(err: ValidationError) -> str:
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    where = ".".join(_show(p) for p in first["loc"]) if first["loc"] else "(top level)"
     if first["type"] == "extra_forbidden":
         return f"unknown key '{where}'"
-    return f"{where}: {first['msg']}"
+    if first["type"] == "invalid_key":
+        return f"key '{where}' must be a string"
+    return f"{where}: {' '.join(first['msg'].split())[:200]}"
 
 
 def parse_recipe(text: str, origin: str, overrides: dict | None = None) -> Recipe:
@@ -57,17 +83,18 @@ def parse_recipe(text: str, origin: str, overrides: dict | None = None) -> Recip
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise RecipeError(f"not valid YAML{where}", origin) from None
+    except (ValueError, TypeError, OverflowError) as err:  # e.g. a timestamp like 2024-13-45
+        raise RecipeError(f"not valid YAML ({' '.join(str(err).split())[:120]})", origin) from None
     except RecursionError:
         raise RecipeError("nested too deeply", origin) from None
     if data is None:
-        data = {}
+        raise RecipeError("recipe is empty (write {} to take every default)", origin)
     if not isinstance(data, dict):
         raise RecipeError("a recipe must be a mapping of keys to values", origin)
-    if _depth(data) > MAX_DEPTH:
-        raise RecipeError(f"nested deeper than {MAX_DEPTH} levels", origin)
-    merged = deep_merge(data, overrides or {})
+    _check_shape(data, origin)
     try:
-        return Recipe.model_validate(merged)
+        Recipe.model_validate(data)  # the file on its own: a flag must not hide a bad value in it
+        return Recipe.model_validate(deep_merge(data, overrides or {}))
     except ValidationError as err:
         raise RecipeError(_format_validation(err), origin) from None
 
@@ -93,10 +120,12 @@ def load_recipe(spec: str | None, overrides: dict | None = None) -> tuple[Recipe
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise RecipeError("recipe file not found", path)
-        if path.stat().st_size > MAX_RECIPE_BYTES:
-            raise RecipeError("recipe file larger than 1 MiB", path)
         try:
-            text = path.read_text(encoding="utf-8")
+            with open(path, "rb") as handle:
+                raw = handle.read(MAX_RECIPE_BYTES + 1)
+            if len(raw) > MAX_RECIPE_BYTES:
+                raise RecipeError("recipe file larger than 1 MiB", path)
+            text = raw.decode("utf-8")
         except (OSError, UnicodeDecodeError) as err:
             raise RecipeError(f"cannot read recipe ({err.__class__.__name__})", path) from None
         return parse_recipe(text, str(path), overrides), str(path)
