@@ -4,7 +4,8 @@ Exit precedence (documented in the CLI help too): a missed gate (10) wins over a
 failure (9), which wins over a refused host key (12), which wins over an inconclusive device (11).
 Definite answers come first: a measured miss will not go away on a retry, so CI must see it even
 when another device was unreachable; transport problems come last, host keys (needing a person)
-before plain retryable inconclusives. All rows ok (or skipped) -> 0.
+before plain retryable inconclusives. All rows ok (or some skipped) -> 0; every row skipped
+(no tool could run anything) -> 9.
 """
 
 from __future__ import annotations
@@ -45,21 +46,34 @@ def throttling(row_before, row_after, latencies, sustained: bool) -> Throttling:
                       slowdown=slowdown, reason="; ".join(reasons) or None)
 
 
+def _stat(a, b) -> str:
+    """p50 when both rows have it, else mean (benchmark_model builds that print no median)."""
+    if a.latency.p50_ms is not None and b.latency.p50_ms is not None:
+        return "p50_ms"
+    return "mean_ms"
+
+
 def speedups(rows: list[Row]) -> list[Speedup]:
-    """Per device, each INT8 row against the FP32 row of the same format (else any FP32 row)."""
+    """Per device, each INT8 row against an FP32 row measured by the SAME tool (a runtime change
+    is not a precision speed-up), same format first (else flagged same_format False)."""
     out = []
     measured = [row for row in rows if row.latency is not None]
     for row in measured:
         if row.precision != "int8":
             continue
-        fp32 = [r for r in measured if r.device == row.device and r.precision == "fp32"]
-        same = [r for r in fp32 if r.format == row.format]
-        reference = (same or fp32 or [None])[0]
-        if reference is None or row.latency.p50_ms <= 0:
+        fp32 = [r for r in measured if r.device == row.device and r.precision == "fp32"
+                and r.tool == row.tool]
+        if not fp32:
+            continue
+        reference = sorted(fp32, key=lambda r: r.format != row.format)[0]
+        stat = _stat(row, reference)
+        mine, theirs = getattr(row.latency, stat), getattr(reference.latency, stat)
+        if not mine or mine <= 0:
             continue
         out.append(Speedup(device=row.device, int8_artifact=row.artifact,
-                           fp32_artifact=reference.artifact, same_format=bool(same),
-                           speedup=round(reference.latency.p50_ms / row.latency.p50_ms, 4)))
+                           fp32_artifact=reference.artifact, tool=row.tool, stat=stat,
+                           same_format=reference.format == row.format,
+                           speedup=round(theirs / mine, 4)))
     return out
 
 
@@ -73,11 +87,15 @@ def apply_gates(rows: list[Row], ups: list[Speedup], max_latency_ms: float | Non
             if row.latency is None:
                 continue
             value = getattr(row.latency, latency_stat)
-            passed = value <= max_latency_ms
+            passed = value is not None and value <= max_latency_ms
             results.append(GateResult(gate=f"max_latency_ms({latency_stat})", device=row.device,
                                       artifact=row.artifact, value=value, limit=max_latency_ms,
                                       passed=passed))
-            if not passed:
+            if value is None:  # a gate that cannot be judged must not pass
+                row.status = "gate_failed"
+                row.error = (f"{latency_stat} not reported by {row.tool}; gate on p50/mean or "
+                             "use the harness")
+            elif not passed:
                 row.status = "gate_failed"
                 row.error = f"{latency_stat} {value:g} ms > {max_latency_ms:g} ms"
     if min_speedup is not None:
@@ -93,8 +111,10 @@ def apply_gates(rows: list[Row], ups: list[Speedup], max_latency_ms: float | Non
 
 
 def overall(rows: list[Row]) -> tuple[str, int]:
-    """The run's status and exit code, by PRECEDENCE."""
+    """The run's status and exit code, by PRECEDENCE; nothing measured at all is a tool failure."""
     statuses = {row.status for row in rows}
+    if statuses == {"skipped"}:
+        return "tool_failed", DeviceToolError.exit_code
     for status, error in PRECEDENCE:
         if status in statuses:
             return status, error.exit_code
@@ -104,6 +124,9 @@ def overall(rows: list[Row]) -> tuple[str, int]:
 def failure(rows: list[Row]):
     """The EdgekitError to raise for the run (None when it passed), one line naming the worst rows."""
     status, _ = overall(rows)
+    if {row.status for row in rows} == {"skipped"}:
+        reason = next((row.error for row in rows if row.error), "no tool")
+        return DeviceToolError(f"nothing was measured: every artifact was skipped ({reason})")
     for name, error in PRECEDENCE:
         if name == status:
             bad = [f"{row.artifact}@{row.device}" for row in rows if row.status == status]

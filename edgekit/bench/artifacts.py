@@ -3,7 +3,9 @@
 With `manifest.json` ({"schema_version": 1, "artifacts": [{name, format, precision, sha256, bytes}]})
 its artifacts are taken in order and each file's size and sha256 are checked against it. Without
 one, every *.tflite / *.onnx file in the directory is taken (sorted), precision guessed from the
-name (int8, fp16, fp32, dynamic) else "unknown".
+name (int8, fp16, fp32, dynamic) else "unknown". TensorRT plans (*.plan, *.engine: built on a
+device by `compress --device`, so never in the manifest) are added after them; a plan `S.plan`
+beside `S_trt_int8.onnx` is that model's INT8 engine.
 """
 
 from __future__ import annotations
@@ -92,9 +94,20 @@ def discover(target: str | Path) -> list[Artifact]:
         raise ModelError("no such build directory or artifact", target)
     manifest = target / "manifest.json"
     if manifest.is_file():
-        return _from_manifest(target, manifest)
-    found = sorted(p for p in target.iterdir()
-                   if p.is_file() and p.suffix.lower() in (".tflite", ".onnx"))
-    if not found:
-        raise ModelError("no manifest.json and no .tflite/.onnx files", target)
-    return [_from_file(path) for path in found]
+        artifacts = _from_manifest(target, manifest)
+    else:
+        artifacts = [_from_file(path) for path in sorted(
+            p for p in target.iterdir() if p.is_file() and p.suffix.lower() in (".tflite", ".onnx"))]
+    artifacts += [_plan(path) for path in sorted(
+        p for p in target.iterdir() if p.is_file() and p.suffix.lower() in (".plan", ".engine"))]
+    if not artifacts:
+        raise ModelError("no manifest.json and no .tflite/.onnx/.plan files", target)
+    return artifacts
+
+
+def _plan(path: Path) -> Artifact:
+    artifact = _from_file(path)
+    if artifact.precision == "unknown" and (path.parent / f"{path.stem}_trt_int8.onnx").is_file():
+        artifact.precision = "int8"
+    artifact.target = "tensorrt"
+    return artifact

@@ -1,7 +1,8 @@
 """bench.json / bench.md / bench.html from a BenchReport, written atomically into one directory.
 
 The Markdown fits a PR comment (rows and tables only, cut below GitHub's 65,536 characters);
-the HTML is one self-contained file with the plots embedded as base64 PNG.
+the HTML is one self-contained file with the plots embedded as base64 PNG: the INT8 speed-up per
+device, the latency distribution per device, and latency over time in sustained mode.
 """
 
 from __future__ import annotations
@@ -15,26 +16,68 @@ from edgekit.fsutil import write_json_atomic, write_text_atomic
 
 MD_LIMIT = 60_000
 _FACT_KEYS = ("model", "cpu", "soc", "os", "kernel", "jetpack", "governor")
+HEADERS = ["device", "artifact", "precision", "status", "tool", "p50 ms", "p90 ms", "p99 ms",
+           "mean ms", "std ms", "cold start ms", "peak RSS MB", "runs", "note"]
 
 
 def _ms(value) -> str:
     return "–" if value is None else f"{value:.4g}"
 
 
+def _note(row: Row) -> str:
+    if row.error:
+        return row.error
+    if row.gpu_compute_ms.get("median") is not None:
+        return f"GPU compute p50 {row.gpu_compute_ms['median']:.4g} ms"
+    return ""
+
+
 def _row_cells(row: Row) -> list[str]:
     lat = row.latency
     throttled = row.throttling.detected if row.throttling else None
-    cells = [row.device, row.artifact, row.precision, row.status.upper() if row.status != "ok" else "ok"]
+    cells = [row.device, row.artifact, row.precision,
+             row.status.upper() if row.status != "ok" else "ok", row.tool or "–"]
     if lat is None:
-        return cells + ["–"] * 8 + [row.error or ""]
+        return cells + ["–"] * 8 + [_note(row)]
     return cells + [_ms(lat.p50_ms), _ms(lat.p90_ms), _ms(lat.p99_ms), _ms(lat.mean_ms),
                     _ms(lat.std_ms), _ms(lat.cold_start_ms),
                     "–" if lat.peak_rss_mb is None else f"{lat.peak_rss_mb:.1f}",
-                    f"{lat.runs}" + (" ⚠ throttled" if throttled else ""), row.error or ""]
+                    f"{lat.runs}" + (" ⚠ throttled" if throttled else ""), _note(row)]
 
 
-HEADERS = ["device", "artifact", "precision", "status", "p50 ms", "p90 ms", "p99 ms", "mean ms",
-           "std ms", "cold start ms", "peak RSS MB", "runs", "note"]
+def _fmt(value, digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}g}"
+
+
+def _sections(report: BenchReport) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The report's tables after the main one: (title, headers, rows), empty ones left out."""
+    s = report.settings
+    speedups = [[u.device, u.int8_artifact,
+                 u.fp32_artifact + ("" if u.same_format else " (other format)"), u.tool or "–",
+                 u.stat.removesuffix("_ms"), f"{u.speedup:.2f}x"] for u in report.speedups]
+    accuracy = [[row.device, row.artifact, a.reference or "–", a.samples or "–", out.name,
+                 _fmt(out.max_abs_error), _fmt(out.cosine, 6),
+                 "∞" if out.sqnr_db is None else f"{out.sqnr_db:.1f}",
+                 "–" if out.top1_agreement is None else f"{out.top1_agreement:.1%}"]
+                for row in report.rows if (a := row.accuracy) for out in a.outputs]
+    not_measured = [[row.device, row.artifact, row.accuracy.error] for row in report.rows
+                    if row.accuracy and row.accuracy.error]
+    top_ops = [[row.device, row.artifact, op.node_type, op.name, f"{op.avg_ms:.4g}",
+                _fmt(op.percent, 3)] for row in report.rows for op in row.top_ops]
+    gates = [[g.gate, g.device, g.artifact, "–" if g.value is None else f"{g.value:g}",
+              f"{g.limit:g}", "pass" if g.passed else "**FAIL**"] for g in report.gates]
+    tables = [
+        ("INT8 vs FP32 speed-up (same device, same tool)",
+         ["device", "int8", "fp32", "tool", "stat", "speed-up"], speedups),
+        (f"On-device accuracy vs the host FP32 run ({Path(s.accuracy_inputs or 'inputs').name})",
+         ["device", "artifact", "reference", "samples", "output", "max abs err", "cosine",
+          "SQNR dB", "top-1 agree"], accuracy),
+        ("Accuracy not measured", ["device", "artifact", "why"], not_measured),
+        ("Top ops (benchmark_model op profile, avg ms per run)",
+         ["device", "artifact", "op", "name", "avg ms", "%"], top_ops),
+        ("Gates", ["gate", "device", "artifact", "value", "limit", "result"], gates),
+    ]
+    return [table for table in tables if table[2]]
 
 
 def _md_table(headers, rows) -> list[str]:
@@ -45,24 +88,19 @@ def _md_table(headers, rows) -> list[str]:
     return lines + ["| " + " | ".join(clean(c) for c in row) + " |" for row in rows]
 
 
-def markdown(report: BenchReport) -> str:
+def _mode(report: BenchReport) -> str:
     s = report.settings
     mode = f"sustained {s.duration_s:g} s" if s.duration_s else f"{s.runs} runs, {s.warmup} warm-up"
+    return f"{mode} · tool {s.tool} · threads {s.threads or 'default'}"
+
+
+def markdown(report: BenchReport) -> str:
     lines = [f"## edgekit bench: {report.status.upper().replace('_', ' ')} (exit {report.exit_code})",
-             "", f"`{report.build}` · {mode} · threads {s.threads or 'default'} · "
-             f"edgekit {report.edgekit_version} · {report.created_at}", ""]
+             "", f"`{report.build}` · {_mode(report)} · edgekit {report.edgekit_version} · "
+             f"{report.created_at}", ""]
     lines += _md_table(HEADERS, [_row_cells(row) for row in report.rows])
-    if report.speedups:
-        lines += ["", "**INT8 vs FP32 speed-up (p50)**", ""]
-        lines += _md_table(["device", "int8", "fp32", "speed-up"],
-                           [[u.device, u.int8_artifact,
-                             u.fp32_artifact + ("" if u.same_format else " (other format)"),
-                             f"{u.speedup:.2f}x"] for u in report.speedups])
-    if report.gates:
-        lines += ["", "**Gates**", ""]
-        lines += _md_table(["gate", "device", "artifact", "value", "limit", "result"],
-                           [[g.gate, g.device, g.artifact, "–" if g.value is None else f"{g.value:g}",
-                             f"{g.limit:g}", "pass" if g.passed else "**FAIL**"] for g in report.gates])
+    for title, headers, rows in _sections(report):
+        lines += ["", f"**{title}**", ""] + _md_table(headers, rows)
     lines += ["", "<details><summary>Devices</summary>", ""]
     lines += _md_table(["device", "kind", "status", *_FACT_KEYS, "error"],
                        [[d.name, d.kind, d.status, *[d.facts.get(k) or "–" for k in _FACT_KEYS],
@@ -85,30 +123,37 @@ def _img(data: str | None, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">' if data else ""
 
 
+def _facts_cell(key: str, value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return str(value)
+
+
 def html_page(report: BenchReport) -> str:
-    parts = [f"<h1>edgekit bench: {html.escape(report.status.upper())} (exit {report.exit_code})</h1>",
-             f"<p>{html.escape(report.build)} · edgekit {html.escape(report.edgekit_version)} · "
-             f"{html.escape(report.created_at)}</p>",
+    parts = [f"<h1>edgekit bench: {html.escape(report.status.upper().replace('_', ' '))} "
+             f"(exit {report.exit_code})</h1>",
+             f"<p>{html.escape(report.build)} · {html.escape(_mode(report))} · edgekit "
+             f"{html.escape(report.edgekit_version)} · {html.escape(report.created_at)}</p>",
              _html_table(HEADERS, [_row_cells(row) for row in report.rows])]
-    if report.speedups:
-        parts += ["<h2>INT8 vs FP32 speed-up (p50)</h2>", _html_table(
-            ["device", "int8", "fp32", "speed-up"],
-            [[u.device, u.int8_artifact, u.fp32_artifact, f"{u.speedup:.2f}x"] for u in report.speedups])]
-    if report.gates:
-        parts += ["<h2>Gates</h2>", _html_table(
-            ["gate", "device", "artifact", "value", "limit", "passed"],
-            [[g.gate, g.device, g.artifact, g.value, g.limit, g.passed] for g in report.gates])]
+    for title, headers, rows in _sections(report):
+        parts += [f"<h2>{html.escape(title)}</h2>",
+                  _html_table(headers, [[str(c).replace("**", "") for c in r] for r in rows])]
+        if title.startswith("INT8 vs FP32"):
+            parts.append(_img(plots.speedup_bars(report.speedups), "INT8 speed-up per device"))
     for device in report.devices:
         rows = [row for row in report.rows if row.device == device.name]
         parts.append(f"<h2>{html.escape(device.name)} ({html.escape(device.kind)}): "
                      f"{html.escape(device.status)}</h2>")
-        facts = [[key, value] for key, value in device.facts.items() if value not in (None, {}, "")]
+        facts = [[key, _facts_cell(key, value)] for key, value in device.facts.items()
+                 if value not in (None, {}, "")]
         parts.append(_html_table(["fact", "value"], facts) if facts else "<p>no device facts</p>")
         parts.append(_img(plots.distribution(device.name, rows), f"latency distribution {device.name}"))
         if report.settings.duration_s:
             parts += [_img(plots.timeline(row), f"latency over time {row.artifact}") for row in rows]
-    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}img{display:block}")
+    style = ("body{font-family:sans-serif;margin:2em;max-width:1300px}"
+             "table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}"
+             "th{background:#f3f3f3}img{display:block;margin:1em 0;max-width:100%}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>edgekit bench</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
 

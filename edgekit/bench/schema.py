@@ -1,18 +1,27 @@
 """The bench report schema (bench.json, schema_version 1) and the harness result it is built from.
 
 Row status: ok | gate_failed | tool_failed | inconclusive | host_key_refused | skipped.
+Row tool: harness (edgekit's own, every latency kept) | benchmark_model | trtexec (their printed
+statistics: fields a tool does not print stay None, never estimated).
 """
 
 from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edgekit.validate.latency import LatencySummary
 
 SCHEMA_VERSION = 1
 Status = Literal["ok", "gate_failed", "tool_failed", "inconclusive", "host_key_refused", "skipped"]
+Tool = Literal["harness", "benchmark_model", "trtexec"]
+
+
+class DeviceLatency(LatencySummary):
+    """LatencySummary where std may be None too: trtexec prints no standard deviation."""
+
+    std_ms: Optional[float] = None
 
 
 class _Strict(BaseModel):
@@ -64,6 +73,36 @@ class Throttling(_Strict):
     reason: Optional[str] = None
 
 
+class OpTime(_Strict):
+    """One row of a per-op profile (benchmark_model --enable_op_profiling): average ms per call."""
+
+    node_type: str
+    name: str
+    avg_ms: float
+    percent: Optional[float] = None
+    times_called: Optional[int] = None
+
+
+class OutputAccuracy(_Strict):
+    """One output of the device run against the host FP32 reference on the same inputs."""
+
+    name: str
+    max_abs_error: float
+    cosine: float
+    sqnr_db: Optional[float] = Field(None, description="None when the outputs are identical (inf)")
+    top1_agreement: Optional[float] = Field(None, description="None for outputs without a class axis")
+
+
+class Accuracy(_Strict):
+    """On-device outputs vs the host run of the FP32 reference artifact; `error` when not measured."""
+
+    reference: Optional[str] = None
+    inputs: Optional[str] = None
+    samples: Optional[int] = None
+    outputs: list[OutputAccuracy] = Field(default_factory=list)
+    error: Optional[str] = None
+
+
 class Row(_Strict):
     """One artifact on one device."""
 
@@ -74,7 +113,8 @@ class Row(_Strict):
     sha256: str
     status: Status
     error: Optional[str] = None
-    latency: Optional[LatencySummary] = None
+    tool: Optional[Tool] = None
+    latency: Optional[DeviceLatency] = None
     load_ms: Optional[float] = None
     first_inference_ms: Optional[float] = None
     runtime: Optional[str] = None
@@ -89,16 +129,27 @@ class Row(_Strict):
     started_at: Optional[str] = None
     finished_at: Optional[str] = None
     outputs_file: Optional[str] = None
+    top_ops: list[OpTime] = Field(default_factory=list)
+    gpu_compute_ms: dict[str, float] = Field(default_factory=dict)
+    build_time_s: Optional[float] = None
+    accuracy: Optional[Accuracy] = None
+
+    @field_validator("latency", mode="before")
+    @classmethod
+    def _any_summary(cls, value):
+        return value.model_dump() if isinstance(value, LatencySummary) else value
 
 
 class Speedup(_Strict):
-    """INT8 vs FP32 on one device: fp32 p50 / int8 p50."""
+    """INT8 vs FP32 on one device: fp32 `stat` / int8 `stat` (p50, or mean where a tool lacks p50)."""
 
     device: str
     int8_artifact: str
     fp32_artifact: str
     speedup: float
     same_format: bool
+    tool: Optional[Tool] = None
+    stat: Literal["p50_ms", "mean_ms"] = "p50_ms"
 
 
 class GateResult(_Strict):
@@ -111,6 +162,7 @@ class GateResult(_Strict):
 
 
 class Settings(_Strict):
+    tool: str = "auto"
     threads: Optional[int] = None
     runs: int
     warmup: int
@@ -118,6 +170,8 @@ class Settings(_Strict):
     max_latency_ms: Optional[float] = None
     latency_stat: str = "p50_ms"
     min_speedup: Optional[float] = None
+    op_profiling: bool = False
+    accuracy_inputs: Optional[str] = None
 
 
 class BenchReport(_Strict):

@@ -55,40 +55,14 @@ class CalibrationSource:
         self.inputs = inputs
         self.preprocess = preprocess
         self._cached: tuple[Optional[Path], dict[str, np.ndarray]] = (None, {})
-        if not self.folder.exists():
-            raise CalibrationDataError("calibration directory does not exist", self.folder)
-        if not self.folder.is_dir():
-            raise CalibrationDataError("calibration source must be a directory", self.folder)
-        labels_path = Path(labels_csv) if labels_csv else self.folder / "labels.csv"
-        if labels_csv is None and not _inside(labels_path, self.folder):
-            log.warning("%s: symlink points outside the calibration directory; ignored", labels_path)
-            labels_path = None
-        self.labels = read_labels(labels_path) if labels_path and labels_path.is_file() else {}
+        self.labels = _checked_folder(self.folder, labels_csv)
         self.refs = self._discover()
         if not self.refs:
-            raise CalibrationDataError(
-                "no samples found (expected .png/.jpg/.bmp images or .npy/.npz files)", self.folder)
-
-    def _files(self) -> Iterator[Path]:
-        """Regular sample files under the folder, sorted; never leaves it through a symlink."""
-        root = self.folder
-        found = []
-        for folder, dirs, files in os.walk(self.folder):  # does not descend into symlinked dirs
-            dirs.sort()
-            for name in files:
-                path = Path(folder) / name
-                if path.suffix.lower() not in IMAGE_SUFFIXES | ARRAY_SUFFIXES:
-                    continue
-                if not _inside(path, root):
-                    log.warning("%s: symlink points outside the calibration directory; skipped", path)
-                    continue
-                if path.is_file():
-                    found.append(path)
-        yield from sorted(found)
+            raise CalibrationDataError(NO_SAMPLES, self.folder)
 
     def _discover(self) -> list[SampleRef]:
         refs = []
-        for path in self._files():
+        for path in sample_files(self.folder):
             rel = path.relative_to(self.folder).as_posix()
             suffix = path.suffix.lower()
             if suffix in IMAGE_SUFFIXES:
@@ -146,6 +120,65 @@ class CalibrationSource:
         """Load `refs` one at a time."""
         for ref in refs:
             yield self.load(ref)
+
+
+NO_SAMPLES = "no samples found (expected .png/.jpg/.bmp images or .npy/.npz files)"
+
+
+def _checked_folder(folder: Path, labels_csv) -> dict[str, int]:
+    """Check the directory and read its labels (labels_csv, default folder/labels.csv if inside)."""
+    if not folder.exists():
+        raise CalibrationDataError("calibration directory does not exist", folder)
+    if not folder.is_dir():
+        raise CalibrationDataError("calibration source must be a directory", folder)
+    labels_path = Path(labels_csv) if labels_csv else folder / "labels.csv"
+    if labels_csv is None and not _inside(labels_path, folder):
+        log.warning("%s: symlink points outside the calibration directory; ignored", labels_path)
+        return {}
+    return read_labels(labels_path) if labels_path.is_file() else {}
+
+
+def sample_files(folder: Path) -> Iterator[Path]:
+    """Regular sample files under `folder`, sorted; never leaves it through a symlink."""
+    found = []
+    for parent, dirs, files in os.walk(folder):  # does not descend into symlinked dirs
+        dirs.sort()
+        for name in files:
+            path = Path(parent) / name
+            if path.suffix.lower() not in IMAGE_SUFFIXES | ARRAY_SUFFIXES:
+                continue
+            if not _inside(path, folder):
+                log.warning("%s: symlink points outside the calibration directory; skipped", path)
+                continue
+            if path.is_file():
+                found.append(path)
+    yield from sorted(found)
+
+
+def precheck_calibration(folder: str | Path, labels_csv: str | Path | None = None) -> None:
+    """The checks that need no model, run before any framework starts (fast failures): the
+    directory, its labels, that it holds samples, and every .npy/.npz header (no pickles)."""
+    folder = Path(folder)
+    _checked_folder(folder, labels_csv)
+    files = list(sample_files(folder))
+    if not files:
+        raise CalibrationDataError(NO_SAMPLES, folder)
+    for path in files:
+        try:
+            if path.suffix.lower() == ".npy":
+                with open(path, "rb") as handle:
+                    _read_npy_header(path, handle, path.stat().st_size)
+            elif path.suffix.lower() == ".npz":
+                with zipfile.ZipFile(path) as archive:
+                    if len(archive.infolist()) > MAX_NPZ_MEMBERS:
+                        raise CalibrationDataError(f"more than {MAX_NPZ_MEMBERS} arrays in one .npz", path)
+                    for info in archive.infolist():
+                        with archive.open(info) as handle:
+                            _read_npy_header(path, handle, info.file_size)
+        except CalibrationDataError:
+            raise
+        except Exception as err:  # numpy's header parser raises SyntaxError, TokenError, ValueError...
+            raise CalibrationDataError(f"not a valid numpy file ({_one_line(err)})", path) from None
 
 
 def _inside(path: Path, folder: Path) -> bool:

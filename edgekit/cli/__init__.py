@@ -74,6 +74,11 @@ def cli():
     """
 
 
+def one_line(text: str) -> str:
+    """Control characters (a newline in a file name) escaped, so an error stays one line."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -84,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="edgekit", standalone_mode=False)
     except EdgekitError as err:
-        click.echo(f"edgekit: error: {err}", err=True)
+        click.echo(f"edgekit: error: {one_line(str(err))}", err=True)
         sys.exit(err.exit_code)
     except click.exceptions.Abort:
         click.echo("edgekit: interrupted", err=True)

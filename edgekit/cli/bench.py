@@ -50,7 +50,16 @@ def _progress(total: int):
 @click.option("--duration", help="Sustained mode: run for this long (e.g. 30s, 10m) instead of --runs.")
 @click.option("--affinity", help="Hex CPU mask (as taskset takes), overrides the device entry's.")
 @click.option("--inputs", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help=".npz of inputs by name; outputs come back under OUT/outputs/.")
+              help=".npz of inputs by name ((N, ...) arrays: N samples); outputs come back under "
+              "OUT/outputs/.")
+@click.option("--accuracy", is_flag=True, help="Compare each device's outputs with the host FP32 "
+              "run on the same inputs (BUILD/validation_inputs.npz, else --inputs).")
+@click.option("--tool", type=click.Choice(["auto", "harness", "benchmark_model", "trtexec"]),
+              default="auto", show_default=True,
+              help="Measuring tool where several apply; auto: the harness where the device has "
+              "python + a runtime, else benchmark_model (.tflite); trtexec for TensorRT artifacts.")
+@click.option("--op-profiling", is_flag=True,
+              help="benchmark_model: per-op profile (--enable_op_profiling), top ops in the report.")
 @click.option("--max-latency-ms", type=float, help="Gate: every artifact's --latency-stat at most this.")
 @click.option("--latency-stat", type=click.Choice(["p50", "p90", "p99", "mean"]), default="p50",
               show_default=True)
@@ -60,21 +69,24 @@ def _progress(total: int):
 @click.option("--accept-new-host-key", is_flag=True, help="Trust an ssh device's host key on first contact.")
 @click.option("--out", type=click.Path(path_type=Path), help="Report directory [default: BUILD/bench].")
 @click.option("--json", "as_json", is_flag=True, help="Print the report summary as JSON on stdout.")
-def bench(build, devices, inventory, threads, runs, warmup, duration, affinity, inputs,
-          max_latency_ms, latency_stat, min_speedup, timeout_s, accept_new_host_key, out, as_json):
-    """Measure BUILD's artifacts (a compress output dir, or one .tflite/.onnx) on devices.
+def bench(build, devices, inventory, threads, runs, warmup, duration, affinity, inputs, accuracy,
+          tool, op_profiling, max_latency_ms, latency_stat, min_speedup, timeout_s,
+          accept_new_host_key, out, as_json):
+    """Measure BUILD's artifacts (a compress output dir, or one .tflite/.onnx/.plan) on devices.
 
     \b
     Devices run in parallel; one failing device does not stop the others. Exit codes:
-    0 ok, 9 a tool failed on a device, 10 a gate was missed, 11 a device was inconclusive
+    0 ok, 9 a tool failed on a device (or no tool could measure anything), 10 a gate was missed, 11 a device was inconclusive
     (unreachable, timed out, connection lost), 12 an ssh host key was refused. When several
     apply: 10 > 9 > 12 > 11 (a measured miss is never hidden by an unreachable device).
     The reports are written before the exit.
     """
     from edgekit.bench import analysis
+    from edgekit.bench.accuracy import HostReferences, resolve_inputs
     from edgekit.bench.artifacts import discover
     from edgekit.bench.render import write_reports
-    from edgekit.bench.runner import BenchOptions, Target, run_bench
+    from edgekit.bench.runner import HARNESS, BenchOptions, Target, run_bench
+    from edgekit.bench.tools import PlatformTools
     from edgekit.devices.inventory import load_inventory, open_device, resolve
     from edgekit.fsutil import atomic_output_dir
 
@@ -86,12 +98,16 @@ def bench(build, devices, inventory, threads, runs, warmup, duration, affinity, 
     inv, source = load_inventory(inventory)
     names = list(dict.fromkeys(devices))
     entries = {name: resolve(inv, name, source) for name in names}
-    targets = [Target(open_device(name, entry, accept_new_host_key), entry.threads, entry.cpu_affinity)
+    targets = [Target(open_device(name, entry, accept_new_host_key), entry.threads,
+                      entry.cpu_affinity, PlatformTools(entry.benchmark_model, entry.trtexec))
                for name, entry in entries.items()]
     out = out or (build / "bench" if build.is_dir() else build.parent / "bench")
+    if accuracy:
+        inputs = resolve_inputs(build, inputs)
     options = BenchOptions(runs=runs, warmup=warmup, threads=threads,
                            duration_s=parse_duration(duration), affinity=affinity,
-                           timeout_s=timeout_s, inputs=inputs)
+                           timeout_s=timeout_s, inputs=inputs, tool=tool, op_profiling=op_profiling,
+                           references=HostReferences(inputs, HARNESS) if accuracy else None)
     tick, stop = _progress(len(artifacts) * len(targets))
     try:
         with atomic_output_dir(out) as staging:
@@ -101,6 +117,8 @@ def bench(build, devices, inventory, threads, runs, warmup, duration, affinity, 
             write_reports(report, staging)
     finally:
         stop()
+        if options.references is not None:
+            options.references.close()
     logging.getLogger("edgekit.bench").info("reports in %s (bench.json, bench.md, bench.html)", out)
     if as_json:
         summary = report.model_dump(mode="json", exclude={"rows": {"__all__": {

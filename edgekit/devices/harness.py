@@ -11,8 +11,9 @@ Measures cold start (load + first inference), runs the warm-up, then the timed r
 inside a --duration window: sustained mode), and prints ONE JSON document on stdout (also written
 to --result): latencies in ms with their start times, peak RSS (getrusage), runtime name/version,
 python/numpy versions, thermal zone temperatures before and after, CPU governor. Inputs are random
-(seeded) in each input's dtype unless --inputs gives them (arrays by input name, no pickle); with
---outputs the outputs of the first inference are saved (integer outputs dequantized to float32).
+(seeded) in each input's dtype unless --inputs gives them (arrays by input name, no pickle;
+(N, ...) arrays for a batch-1 input are N samples, the first one is timed); with --outputs every
+sample's outputs are saved stacked by output name (integer outputs dequantized to float32).
 Exit status: 0 ok, 2 bad arguments or inputs, 3 model/runtime failure; the JSON then has "error".
 """
 
@@ -157,13 +158,15 @@ def random_feeds(np, specs, seed):
 
 
 def file_feeds(np, specs, path):
-    """Inputs from an .npz (no pickle); float data for integer inputs is quantized with scale/zp."""
+    """A list of feed dicts from an .npz (no pickle), arrays by input name (or the only array for
+    a one-input model). An array of the input's shape is one sample; for a batch-1 input an array
+    of shape (N, ...) is N samples. Float data for integer inputs is quantized with scale/zp."""
     try:
         archive = np.load(path, allow_pickle=False)
         arrays = dict((name, archive[name]) for name in archive.files)
     except Exception as err:
         raise HarnessError("cannot read inputs %s: %s" % (path, err), 2) from None
-    feeds = {}
+    columns, count = {}, None
     for spec in specs:
         if spec["name"] in arrays:
             value = arrays[spec["name"]]
@@ -177,23 +180,47 @@ def file_feeds(np, specs, path):
         if dtype.kind in "iu" and value.dtype.kind == "f" and scale > 0:
             info = np.iinfo(dtype)
             value = np.clip(np.round(value / scale + zero_point), info.min, info.max)
-        if tuple(value.shape) != tuple(spec["shape"]):
-            raise HarnessError("input %r: shape %s, model wants %s"
-                               % (spec["name"], list(value.shape), spec["shape"]), 2)
-        feeds[spec["name"]] = value.astype(dtype)
-    return feeds
+        shape = tuple(spec["shape"])
+        if tuple(value.shape) == shape:
+            samples = value[None, ...]
+        elif shape and shape[0] == 1 and value.ndim == len(shape) and value.shape[1:] == shape[1:]:
+            samples = value[:, None, ...]
+        else:
+            raise HarnessError("input %r: shape %s, model wants %s (or N samples of it)"
+                               % (spec["name"], list(value.shape), list(shape)), 2)
+        if count is not None and len(samples) != count:
+            raise HarnessError("inputs %s: arrays hold different sample counts" % path, 2)
+        count = len(samples)
+        columns[spec["name"]] = samples.astype(dtype)
+    return [dict((name, column[i]) for name, column in columns.items()) for i in range(count or 0)]
 
 
-def save_outputs(np, model, path):
+def dequantized_outputs(np, model):
+    """The current outputs by name, integer outputs dequantized to float32."""
     arrays = {}
     specs = dict((spec["name"], spec) for spec in model.specs("outputs"))
     for name, value in model.outputs().items():
         scale, zero_point = specs[name]["quantization"]
         if value.dtype.kind in "iu" and scale > 0:
             value = ((value.astype(np.float32) - zero_point) * scale).astype(np.float32)
-        arrays[name] = value
+        arrays[name] = np.array(value)
+    return arrays
+
+
+def save_outputs(np, model, samples, first, path):
+    """Run every sample after the first (whose outputs are `first`) and save the outputs stacked
+    along axis 0, by output name."""
+    collected = dict((name, [value]) for name, value in first.items())
+    for feeds in samples[1:]:
+        model.bind(feeds)
+        model.infer()
+        for name, value in dequantized_outputs(np, model).items():
+            collected[name].append(value)
+    model.bind(samples[0])
     with open(path, "wb") as handle:
-        np.savez(handle, **arrays)
+        np.savez(handle, **dict((name, np.concatenate(values, axis=0))
+                                for name, values in collected.items()))
+    return len(samples)
 
 
 def read_temperatures():
@@ -241,6 +268,15 @@ def set_affinity(mask):
 
 
 def peak_rss_mb():
+    """This process's peak RSS: VmHWM on Linux (ru_maxrss there keeps the high-water mark of the
+    process that forked us across exec), else getrusage."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024.0, 3)
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0, 3)
 
@@ -258,8 +294,10 @@ def measure(args):
     model = load_model(args.model, args.threads, args.runtime)
     loaded = time.perf_counter()
     specs = model.specs("inputs")
-    feeds = file_feeds(np, specs, args.inputs) if args.inputs else random_feeds(np, specs, args.seed)
-    model.bind(feeds)
+    samples = file_feeds(np, specs, args.inputs) if args.inputs else [random_feeds(np, specs, args.seed)]
+    if not samples:
+        raise HarnessError("inputs %s hold no samples" % args.inputs, 2)
+    model.bind(samples[0])
     first_start = time.perf_counter()
     model.infer()
     first_end = time.perf_counter()
@@ -268,7 +306,8 @@ def measure(args):
                   first_inference_ms=round((first_end - first_start) * 1e3, 4),
                   cold_start_ms=round((loaded - start + first_end - first_start) * 1e3, 4))
     if args.outputs:
-        save_outputs(np, model, args.outputs)
+        result["samples"] = save_outputs(np, model, samples, dequantized_outputs(np, model),
+                                         args.outputs)
     for _ in range(args.warmup):
         model.infer()
     latencies, stamps = [], []

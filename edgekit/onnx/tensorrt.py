@@ -4,6 +4,8 @@
   `tensor: <hex of the float32 scale bits>` line per activation), for implicit INT8 (older
   JetPack); scales are read from the activation QuantizeLinear nodes of the symmetric QDQ model.
 - `trtexec_argv`: the exact trtexec command line for the explicitly quantized QDQ model.
+- `trtexec_bench_argv`: the trtexec command line that benchmarks an engine (or builds and
+  benchmarks an ONNX model) for `edgekit bench`.
 - `build_engine_on_device`: copies the model to a Device (push/run/pull), runs trtexec there,
   fetches the engine, layer info and log, and parses the log. Remote steps all have timeouts.
 """
@@ -107,6 +109,43 @@ def trtexec_argv(
     return argv
 
 
+def trtexec_bench_argv(
+    trtexec: str,
+    *,
+    engine: str | None = None,
+    onnx: str | None = None,
+    precision: str = "fp32",
+    iterations: int = 50,
+    duration_s: float | None = None,
+    warmup_ms: int = 200,
+    timing_cache: str | None = None,
+) -> list[str]:
+    """trtexec argv that benchmarks a serialized engine (`engine`) or builds one from `onnx` and
+    benchmarks it in the same run.
+
+    Exactly `iterations` timed queries (`--duration=0`), or in sustained mode every query for
+    `duration_s` seconds (`--iterations=1 --duration=S`); warm-up is by time (`--warmUp`, ms,
+    trtexec's default 200). ONNX builds: int8 -> `--int8 --fp16` (explicit QDQ, FP16 for the
+    unquantized layers), fp16 -> `--fp16`, fp32 -> neither.
+    """
+    if (engine is None) == (onnx is None):
+        raise ValueError("give exactly one of engine / onnx")
+    argv = [trtexec]
+    if engine is not None:
+        argv.append(f"--loadEngine={engine}")
+    else:
+        argv.append(f"--onnx={onnx}")
+        argv += {"int8": ["--int8", "--fp16"], "fp16": ["--fp16"]}.get(precision, [])
+        if timing_cache:
+            argv.append(f"--timingCacheFile={timing_cache}")
+    if duration_s:
+        argv += ["--iterations=1", f"--duration={max(1, round(duration_s))}"]
+    else:
+        argv += [f"--iterations={iterations}", "--duration=0"]
+    argv.append(f"--warmUp={warmup_ms}")
+    return argv
+
+
 def command_line(argv: Sequence[str]) -> str:
     return shlex.join(argv)
 
@@ -122,7 +161,7 @@ def _find_trtexec(device) -> str:
                           getattr(device, "name", None))  # fmt: skip
 
 
-def _last_errors(text: str, count: int = 3) -> str:
+def last_errors(text: str, count: int = 3) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     errors = [line for line in lines if "[E]" in line or "error" in line.lower()] or lines
     return " | ".join(errors[-count:])[:500] or "no output"
@@ -152,7 +191,7 @@ def build_engine_on_device(
     log_text = result.stdout + ("\n" + result.stderr if result.stderr else "")
     write_text_atomic(out_dir / names["log"], log_text)
     if result.returncode != 0:
-        raise DeviceToolError(f"trtexec failed (exit {result.returncode}): {_last_errors(log_text)}",
+        raise DeviceToolError(f"trtexec failed (exit {result.returncode}): {last_errors(log_text)}",
                               getattr(device, "name", None))  # fmt: skip
     device.pull(rpath["engine"], str(out_dir / names["engine"]), timeout=STEP_TIMEOUT_S)
     report = parse_trtexec_log(log_text)

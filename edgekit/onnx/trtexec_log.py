@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
+from edgekit.errors import DeviceToolError
 from edgekit.validate.latency import LatencySummary
 
 _NUM = r"([0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
@@ -73,6 +74,18 @@ class TrtexecReport:
             std_ms=round(g["mean"] * self.gpu_compute_cv_percent / 100.0, 4), min_ms=g["min"], max_ms=g["max"],
             runs=self.timed_queries, warmup_runs=self.warmup_queries or 0,
         )  # fmt: skip
+
+    def latency_fields(self) -> dict:
+        """Host latency (H2D + GPU compute + D2H, what an application waits for) as LatencySummary
+        fields in ms: p50 = median, p90/p99 where printed, std None (trtexec prints none).
+        DeviceToolError when the log has no performance summary or no timed-query count."""
+        lat = self.latency
+        if not {"min", "max", "mean"} <= lat.keys() or not self.timed_queries:
+            detail = " | ".join(self.errors[-2:]) or "no 'Latency: min = ...' and 'Timing trace has N queries' lines"
+            raise DeviceToolError(f"trtexec printed no performance summary: {detail}")
+        return {"p50_ms": lat.get("median"), "p90_ms": lat.get("p90"), "p99_ms": lat.get("p99"),
+                "mean_ms": lat["mean"], "std_ms": None, "min_ms": lat["min"], "max_ms": lat["max"],
+                "runs": self.timed_queries, "warmup_runs": self.warmup_queries}
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -159,7 +172,10 @@ def _parse_banner(report: TrtexecReport, body: str) -> bool:
     for pattern, attr, kind in _SIMPLE:
         m = pattern.search(body)
         if m:
-            setattr(report, attr, kind(m.group(1)))
+            value = m.group(1)
+            if attr == "tensorrt_version" and value.isdigit():  # "TensorRT version: 8001"
+                value = _version_from_int(value)
+            setattr(report, attr, kind(value))
             return True
     m = _RESULT.match(body) or re.match(r"^&&&& (RUNNING) TensorRT\.trtexec \[TensorRT v(\d+)\]", body)
     if m:

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 
 import edgekit
-from edgekit.calibration.sources import CalibrationSource, SampleRef
+from edgekit.calibration.sources import CalibrationSource, SampleRef, precheck_calibration
 from edgekit.calibration.split import Split, split_samples
 from edgekit.errors import ConversionError, GateFailed, OutputError, UsageError
 from edgekit.fsutil import atomic_output_dir, sha256_file, sha256_tree, write_json_atomic, write_text_atomic
@@ -154,6 +154,8 @@ def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError("exists and is not a directory", out)
+    if recipe.calibration.source is not None:  # fail fast, before any framework starts
+        precheck_calibration(recipe.calibration.source, recipe.calibration.labels)
     job = CompressJob(model_file, out, recipe, recipe_origin, trust_model, targets, device, inventory)
     key = None
     if use_cache and device is None:

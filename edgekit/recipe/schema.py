@@ -14,7 +14,7 @@ Target = Literal["tflite", "onnx", "tensorrt"]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False, strict=False)
 
 
 class Preprocess(Strict):
@@ -65,8 +65,8 @@ class Validation(Strict):
     """Host validation. Default: 1 thread, 10 warm-up and 50 timed runs."""
 
     threads: int = Field(1, ge=1, le=64)
-    warmup_runs: int = Field(10, ge=0)
-    runs: int = Field(50, ge=1)
+    warmup_runs: int = Field(10, ge=0, le=100_000)
+    runs: int = Field(50, ge=1, le=100_000)
 
 
 class Gates(Strict):

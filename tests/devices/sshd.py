@@ -63,7 +63,10 @@ class SshServer:
                  "UsePAM no", "StrictModes no", "PasswordAuthentication no",
                  "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
                  "PermitRootLogin prohibit-password", f"AllowUsers {self.user}", "LogLevel VERBOSE",
-                 "ClientAliveInterval 0"]
+                 "ClientAliveInterval 0",
+                 # A login shell's rc files may run `pyenv init`; a rehash lock left by a session
+                 # that a test killed on purpose must not stall every later session for 60 s.
+                 "SetEnv PYENV_REHASH_TIMEOUT=1"]
         if SFTP_SERVER:
             lines.append(f"Subsystem sftp {SFTP_SERVER}")
         self.config.write_text("\n".join(lines) + "\n")

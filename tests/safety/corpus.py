@@ -87,7 +87,8 @@ class Corpus:
             (folder / f"good_{i}.png").write_bytes(image.read_bytes())
         for fname, data in files.items():
             (folder / fname).write_bytes(data)
-        self.add(category, name, [], DATA, may_succeed=may_succeed, heavy=True, calibration=folder)
+        self.add(category, name, [], DATA, may_succeed=may_succeed, heavy=_passes_precheck(folder),
+                 calibration=folder)
         return folder
 
     # mutations -------------------------------------------------------------------------------
@@ -108,6 +109,18 @@ class Corpus:
 
     def noise(self, count: int, size: int = 512) -> list[tuple[str, bytes]]:
         return [(f"random-{i}", self.rng.randbytes(size)) for i in range(count)]
+
+
+def _passes_precheck(folder: Path) -> bool:
+    """False when the model-free calibration precheck refuses the folder (no TensorFlow needed)."""
+    from edgekit.calibration.sources import precheck_calibration
+    from edgekit.errors import EdgekitError
+
+    try:
+        precheck_calibration(folder)
+    except EdgekitError:
+        return False
+    return True
 
 
 def _passes_checks(path: Path) -> bool:
