@@ -21,7 +21,7 @@ GRAY = ["--color", "grayscale"]
 def _corrupt_keras(good: Path, tmp: Path) -> tuple[list, Path]:
     data = bytearray(good.read_bytes())
     middle = len(data) // 2
-    data[middle:middle + 64] = bytes(64)  # zeros over member data: CRC or structure breaks
+    data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])  # CRC or structure breaks
     bad = tmp / "corrupt.keras"
     bad.write_bytes(bytes(data))
     return [bad], bad
