@@ -185,3 +185,28 @@ def test_trtexec_log_without_summary_is_a_tool_error():
         parse_trtexec_log(cut.read_text()).latency_fields()  # a real log that ends mid-trace
     full = parse_trtexec_log(TRTEXEC_LOG.read_text())
     assert full.tensorrt_version == "8.0.1" and full.latency_fields()["runs"] == 100
+
+
+def test_harness_on_loopback_adb_and_ssh_devices_in_one_run(build_dir, sshd, fake_device_factory,  # noqa: F811
+                                                             write_inventory, tmp_path):
+    """Issue 3's acceptance: FP32 and INT8 TFLite plus ONNX, the harness on a phone (adb) and a board
+    (ssh) in parallel, real numbers from each, the plots, and the INT8 speed-up per device."""
+    phone = fake_device_factory()
+    inventory = write_inventory({"board": ssh_entry(sshd, tmp_path / "remote"),
+                                 "phone": {"kind": "adb", "address": phone.serial, "python": sys.executable}})
+    out = tmp_path / "report"
+    code = bench(build_dir, "--device", "phone", "--device", "board", "--inventory", inventory,
+                 "--runs", 10, "--warmup", 2, "--threads", 1, "--out", out)
+    assert code == 0
+    report = load(out)
+    rows = {(r["device"], r["artifact"]): r for r in report["rows"]}
+    assert set(rows) == {(d, a) for d in ("phone", "board")
+                         for a in ("model_fp32.tflite", "model_int8.tflite", "model_fp32.onnx")}
+    for row in rows.values():
+        assert row["status"] == "ok" and row["tool"] == "harness", row
+        assert len(row["latencies_ms"]) == 10 and row["latency"]["p50_ms"] > 0
+    assert {u["device"] for u in report["speedups"]} == {"phone", "board"}
+    phone_facts = next(d for d in report["devices"] if d["name"] == "phone")["facts"]
+    assert phone_facts["model"]  # from getprop on the loopback device
+    assert (out / "bench.html").read_text().count("data:image/png;base64,") >= 3
+    assert "| phone | model_int8.tflite |" in (out / "bench.md").read_text()
