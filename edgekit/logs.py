@@ -14,3 +14,6 @@ def setup_logging(level: int = logging.INFO) -> None:
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+    root = logging.getLogger()
+    if not root.handlers:  # third-party warnings on the root logger (onnxruntime's quantizer) stay quiet
+        root.addHandler(logging.NullHandler())

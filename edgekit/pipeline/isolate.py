@@ -8,6 +8,7 @@ directory, and the parent exits 130. The child dies with the parent (Linux PR_SE
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import multiprocessing
@@ -58,6 +59,20 @@ def _child(conn, func, args, log_level) -> None:
         conn.close()
 
 
+@contextlib.contextmanager
+def _fixed_hash_seed():
+    """The spawned interpreter reads PYTHONHASHSEED from the environment at its start."""
+    saved = os.environ.get("PYTHONHASHSEED")
+    os.environ["PYTHONHASHSEED"] = "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["PYTHONHASHSEED"]
+        else:
+            os.environ["PYTHONHASHSEED"] = saved
+
+
 def _signal_name(code: int) -> str:
     try:
         return signal.Signals(-code).name
@@ -71,7 +86,8 @@ def run_isolated(func: Callable, *args, on_step: Callable[[str], None] = lambda 
     receiver, sender = ctx.Pipe(duplex=False)
     level = logging.getLogger("edgekit").getEffectiveLevel()
     process = ctx.Process(target=_child, args=(sender, func, args, level), name="edgekit-worker")
-    process.start()
+    with _fixed_hash_seed():  # tf2onnx orders nodes by set iteration: keep it reproducible
+        process.start()
     sender.close()
     outcome = None
     try:

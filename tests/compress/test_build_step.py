@@ -150,3 +150,31 @@ def test_ctrl_c_exits_130_quickly_and_keeps_previous_output(tiny_keras, tmp_path
     assert "interrupted" in err
     assert _files(out) == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".edgekit-")]
+
+
+def _qdq_params(path: Path) -> list[bytes]:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    return sorted(numpy_helper.to_array(t).tobytes() + t.name.rsplit("_", 2)[-1].encode()
+                  for t in model.graph.initializer if t.name.endswith(("_scale", "_zero_point")))
+
+
+def test_onnx_cold_runs_reproducible(digits_models, tmp_path, edgekit_cli):
+    """ONNX in -> byte-identical ONNX out. TensorFlow in -> tf2onnx names some folded constants with
+    run-dependent counters, so bytes differ; the quantization parameters are identical."""
+    from edgekit.onnx.export import export_to_onnx
+
+    model = tmp_path / "digits.onnx"
+    export_to_onnx(digits_models[1], model)
+    runs = {}
+    for source, name in ((model, "onnx_a"), (model, "onnx_b"), (digits_models[1], "tf_a"), (digits_models[1], "tf_b")):
+        result = edgekit_cli("compress", source, "--int8", "-c", DIGITS_DATA, "--color", "grayscale", "-t", "onnx",
+                             "--num-calibration", "60", "--runs", "2", "--no-cache", "--out", tmp_path / name,
+                             "--quiet")
+        assert result.code == 0, result.err
+        runs[name] = {a["precision"]: a for a in json.loads((tmp_path / name / "report.json").read_text())["artifacts"]}
+    assert runs["onnx_a"]["int8"]["sha256"] == runs["onnx_b"]["int8"]["sha256"]
+    assert runs["onnx_a"]["fp32"]["sha256"] == runs["onnx_b"]["fp32"]["sha256"]
+    assert _qdq_params(tmp_path / "tf_a" / "model_int8.onnx") == _qdq_params(tmp_path / "tf_b" / "model_int8.onnx")
