@@ -86,7 +86,7 @@ def run_isolated(func: Callable, *args, on_step: Callable[[str], None] = lambda 
     receiver, sender = ctx.Pipe(duplex=False)
     level = logging.getLogger("edgekit").getEffectiveLevel()
     process = ctx.Process(target=_child, args=(sender, func, args, level), name="edgekit-worker")
-    with _fixed_hash_seed():  # tf2onnx orders nodes by set iteration: keep it reproducible
+    with _fixed_hash_seed():  # set iteration order inside converters is the same on every run
         process.start()
     sender.close()
     outcome = None

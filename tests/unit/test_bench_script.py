@@ -29,7 +29,8 @@ bench_data = sys.modules["bench_data"]  # imported by bench.py from scripts/
 def test_stage_times_split_the_wall_time_by_progress_step():
     lines = [(0.5, "edgekit: INFO: checking the build cache"), (1.0, "some tensorflow chatter"),
              (2.0, "edgekit: INFO: loading model"), (4.0, "edgekit: INFO: validating calibration data"),
-             (5.0, "edgekit: WARNING: only 64 calibration samples"), (6.0, "edgekit: INFO: running the float reference"),
+             (5.0, "edgekit: WARNING: only 64 calibration samples"),
+             (6.0, "edgekit: INFO: running the float reference"),
              (7.0, "edgekit: INFO: building tflite fp32"), (9.0, "edgekit: INFO: building tflite int8"),
              (15.0, "edgekit: INFO: validating model_fp32.tflite"), (16.0, "edgekit: INFO: something unknown"),
              (16.5, "edgekit: INFO: validating model_int8.tflite"), (17.5, "edgekit: INFO: writing report")]
@@ -50,8 +51,13 @@ def test_interleaved_latency_runs_every_model_in_every_round():
     result = bench.interleaved_latency({"a": make("a"), "b": make("b")}, rounds=3, runs=4, warmup=2)
     assert calls == {"a": 2 + 3 * 4, "b": 2 + 3 * 4}
     assert set(result) == {"a", "b"}
-    assert result["a"]["rounds"] == 3 and result["a"]["runs"] == 4
-    assert result["a"]["min_round_ms"] <= result["a"]["median_ms"] <= result["a"]["max_round_ms"]
+    assert len(result["a"]["rounds_ms"]) == 3 and result["a"]["runs"] == 4
+    assert min(result["a"]["rounds_ms"]) <= result["a"]["median_ms"] <= max(result["a"]["rounds_ms"])
+
+
+def test_paired_ratio_divides_within_each_round():
+    latency = {"int8": {"rounds_ms": [5.0, 10.0, 6.0]}, "fp32": {"rounds_ms": [10.0, 20.0, 10.0]}}
+    assert bench.paired_ratio(latency, "int8", "fp32") == 0.5  # ratios 0.5, 0.5, 0.6
 
 
 def test_agreement_and_sqnr():
@@ -74,7 +80,8 @@ def test_run_measured_counts_the_whole_process_tree_and_timestamps_stderr(tmp_pa
     assert [text for _, text in measured.lines] == ["hello", "bye"]
     assert measured.lines[0][0] <= measured.lines[1][0] <= measured.wall_s
     assert measured.tree_peak_mb > 200
-    assert measured.max_process_mb > 200  # wait4: the largest process of the tree (the grandchild)
+    assert measured.max_process_mb > 200  # VmHWM of the largest process of the tree (the grandchild)
+    assert measured.max_process_mb < measured.tree_peak_mb + 1
 
 
 def test_failing_child_process_reports_its_exit_code():
@@ -105,7 +112,7 @@ def _tflite_case(accuracy: bool) -> dict:
         "edgekit": {"wall_s": 22.0, "same_work_s": 19.0, "convert_s": 10.0},
         "raw": {"wall_s": 20.0, "convert_s": 10.5},
         "bytes": {"edgekit_fp32": 1000, "edgekit_int8": 250, "raw_fp32": 1000, "raw_int8": 300},
-        "latency": {k: {"median_ms": v} for k, v in
+        "latency": {k: {"median_ms": v, "rounds_ms": [v, v * 1.5, v]} for k, v in
                     {"edgekit_fp32": 10.0, "edgekit_int8": 5.0, "raw_fp32": 10.0, "raw_int8": 4.0}.items()},
         "heldout": {s: {"top1_agreement": 1.0, "sqnr_db": 30.0, "samples": 8, "reference_distinct_top1": 5}
                     for s in ("edgekit", "raw")},
@@ -153,7 +160,7 @@ def test_onnx_rows_compare_against_the_raw_default():
             "sqnr_db": 25.0, "samples": 24, "reference_distinct_top1": 7}
     onnx = {"calibration_samples": 64, "opset": 17, "heldout_samples": 24,
             "edgekit": side, "raw": dict(side, top1_agreement=0.95, sqnr_db=20.0, fp32_bytes=1100),
-            "latency": {k: {"median_ms": v} for k, v in
+            "latency": {k: {"median_ms": v, "rounds_ms": [v, v]} for k, v in
                         {"fp32": 10.0, "edgekit_fp32": 10.0, "edgekit_int8": 4.0, "raw_int8": 6.0}.items()}}
     rows = {row[1]: row for row in bench.build_rows({"onnx": onnx})}
     assert rows["INT8 latency ms"][-1] == "PASS" and rows["INT8/FP32 latency"][-1] == "PASS"
