@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from edgekit.cli.options import emit_json, output_options, setup_logging
 from edgekit.errors import UsageError
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -26,9 +26,9 @@ def parse_duration(text: str | None) -> float | None:
     return float(match.group(1)) * UNITS[match.group(2)]
 
 
-def _progress(total: int):
-    """(tick, stop): a rich progress bar on a TTY, nothing otherwise."""
-    if not sys.stderr.isatty():
+def _progress(total: int, quiet: bool):
+    """(tick, stop): a rich progress bar on a TTY, nothing otherwise or when quiet."""
+    if quiet or not sys.stderr.isatty():
         return (lambda: None), (lambda: None)
     from rich.console import Console
     from rich.progress import Progress
@@ -68,10 +68,10 @@ def _progress(total: int):
               "[default: 600, or duration + 300].")
 @click.option("--accept-new-host-key", is_flag=True, help="Trust an ssh device's host key on first contact.")
 @click.option("--out", type=click.Path(path_type=Path), help="Report directory [default: BUILD/bench].")
-@click.option("--json", "as_json", is_flag=True, help="Print the report summary as JSON on stdout.")
+@output_options
 def bench(build, devices, inventory, threads, runs, warmup, duration, affinity, inputs, accuracy,
           tool, op_profiling, max_latency_ms, latency_stat, min_speedup, timeout_s,
-          accept_new_host_key, out, as_json):
+          accept_new_host_key, out, as_json, quiet):
     """Measure BUILD's artifacts (a compress output dir, or one .tflite/.onnx/.plan) on devices.
 
     \b
@@ -90,7 +90,7 @@ def bench(build, devices, inventory, threads, runs, warmup, duration, affinity, 
     from edgekit.devices.inventory import load_inventory, open_device, resolve
     from edgekit.fsutil import atomic_output_dir
 
-    logging.basicConfig(level=logging.INFO, format="edgekit: %(message)s", stream=sys.stderr)
+    setup_logging(quiet)
     artifacts = discover(build)
     if min_speedup is not None and not (
             {a.precision for a in artifacts} >= {"int8", "fp32"}):
@@ -108,7 +108,7 @@ def bench(build, devices, inventory, threads, runs, warmup, duration, affinity, 
                            duration_s=parse_duration(duration), affinity=affinity,
                            timeout_s=timeout_s, inputs=inputs, tool=tool, op_profiling=op_profiling,
                            references=HostReferences(inputs, HARNESS) if accuracy else None)
-    tick, stop = _progress(len(artifacts) * len(targets))
+    tick, stop = _progress(len(artifacts) * len(targets), quiet or as_json)
     try:
         with atomic_output_dir(out) as staging:
             options.outputs_dir = staging / "outputs"
@@ -124,7 +124,7 @@ def bench(build, devices, inventory, threads, runs, warmup, duration, affinity, 
         summary = report.model_dump(mode="json", exclude={"rows": {"__all__": {
             "latencies_ms", "timestamps_s"}}})
         summary["out"] = str(out)
-        click.echo(json.dumps(summary, indent=2))
+        emit_json(summary)
     error = analysis.failure(report.rows)
     if error is not None:
         raise error

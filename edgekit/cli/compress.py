@@ -141,4 +141,4 @@ def compress(ctx, model, out, recipe, trust_model, devices, inventory, no_cache,
         from edgekit.cli.bench import bench
 
         ctx.invoke(bench, build=Path(out), devices=devices, inventory=inventory, threads=resolved.validation.threads,
-                   as_json=False)
+                   as_json=False, quiet=quiet)
