@@ -6,59 +6,17 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli.options import emit_json, output_options, progress, setup_logging
-from edgekit.errors import UsageError
-
-
-def parse_input_shape(value: str) -> tuple[str, list[int]]:
-    """'NAME:1x224x224x3' -> ('NAME', [1, 224, 224, 3])."""
-    name, sep, dims = value.rpartition(":")
-    try:
-        shape = [int(d) for d in dims.lower().split("x")]
-    except ValueError:
-        shape = []
-    if not sep or not name or not shape or any(d < 1 for d in shape):
-        raise UsageError(f"--input-shape '{value}': expected NAME:DIMxDIM..., e.g. image:1x224x224x3")
-    return name, shape
-
-
-def _floats(value: str | None, flag: str) -> list[float] | None:
-    if value is None:
-        return None
-    try:
-        return [float(v) for v in value.split(",")]
-    except ValueError:
-        raise UsageError(f"{flag} '{value}': expected comma-separated numbers") from None
+from edgekit.cli.options import data_options, data_overrides, emit_json, output_options, progress, setup_logging
 
 
 def build_overrides(opts: dict) -> dict:
     """Recipe overrides from the flags that were given (None = not given)."""
-    over: dict = {}
+    over = data_overrides(opts)
     precisions = [p for p in ("int8", "fp16", "dynamic") if opts[p]]
     if precisions:  # flags add to the recipe's precisions
         over["precisions"] = precisions
     if opts["target"]:
         over["targets"] = list(opts["target"])
-    if opts["input_shape"]:
-        over["input_shapes"] = dict(parse_input_shape(v) for v in opts["input_shape"])
-    pre = {k: v for k, v in {
-        "scale": opts["scale"], "offset": opts["offset"], "color": opts["color"], "layout": opts["layout"],
-        "mean": _floats(opts["mean"], "--mean"), "std": _floats(opts["std"], "--std"),
-    }.items() if v is not None}
-    if opts["resize"]:
-        h, _, w = opts["resize"].lower().partition("x")
-        if not (h.isdigit() and w.isdigit()):
-            raise UsageError(f"--resize '{opts['resize']}': expected HxW, e.g. 224x224")
-        pre["resize"] = [int(h), int(w)]
-    if pre:
-        over["preprocess"] = pre
-    cal = {k: v for k, v in {"source": opts["calibration"], "labels": opts["labels"],
-                             "num_samples": opts["num_calibration"],
-                             "method": opts["calibration_method"]}.items() if v is not None}
-    if cal:
-        over["calibration"] = cal
-    if opts["io_dtype"]:
-        over["int8"] = {"io_dtype": opts["io_dtype"]}
     val = {k: v for k, v in {"threads": opts["threads"], "runs": opts["runs"],
                              "warmup_runs": opts["warmup"]}.items() if v is not None}
     if val:
@@ -84,23 +42,9 @@ def build_overrides(opts: dict) -> dict:
 @click.option("--out", "-o", type=click.Path(path_type=Path),
               help="Output directory [default: MODEL's name + '-edgekit' beside it].")
 @click.option("--recipe", "-r", help="Recipe file or preset name (see `edgekit recipes`).")
-@click.option("--calibration", "-c", help="Calibration data: images or .npy/.npz directory.")
-@click.option("--labels", help="labels.csv (filename,label) [default: labels.csv in the data dir].")
-@click.option("--num-calibration", type=int, help="Calibration samples [default: 300].")
-@click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile", "auto"]),
-              help="ONNX calibrator [default: minmax]; auto keeps the one that validates best.")
+@data_options
 @click.option("--target", "-t", multiple=True, type=click.Choice(["tflite", "onnx", "tensorrt"]),
               help="Artifact family, repeatable [default: tflite].")
-@click.option("--input-shape", multiple=True, help="Fix an input's shape: NAME:1x224x224x3 (repeatable).")
-@click.option("--io-dtype", type=click.Choice(["float32", "int8", "uint8"]),
-              help="INT8 model input/output type [default: float32].")
-@click.option("--resize", help="Resize images to HxW.")
-@click.option("--scale", type=float, help="Pixel scale [default: 1/255].")
-@click.option("--offset", type=float, help="Added after scale [default: 0].")
-@click.option("--mean", help="Per-channel mean, comma-separated.")
-@click.option("--std", help="Per-channel std, comma-separated.")
-@click.option("--color", type=click.Choice(["rgb", "bgr", "grayscale"]))
-@click.option("--layout", type=click.Choice(["nhwc", "nchw"]))
 @click.option("--threads", type=int, help="Host validation threads [default: 1].")
 @click.option("--runs", type=int, help="Timed host runs [default: 50].")
 @click.option("--warmup", type=int, help="Warm-up host runs [default: 10].")
@@ -111,7 +55,6 @@ def build_overrides(opts: dict) -> dict:
 @click.option("--min-sqnr", type=float, help="Gate: output SQNR vs the float model, dB.")
 @click.option("--no-fallback", is_flag=True, help="Never keep layers in float to meet an accuracy gate.")
 @click.option("--max-float-layers", type=int, help="Float fallback: at most this many layers [default: 10].")
-@click.option("--trust-model", is_flag=True, help="Allow Lambda layers / custom objects (runs model code).")
 @click.option("--device", "devices", multiple=True,
               help="Then bench on this device (inventory name, repeatable); the first builds TensorRT engines.")
 @click.option("--inventory", type=click.Path(), help="devices.yaml [default: ./devices.yaml, then user config].")

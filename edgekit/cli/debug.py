@@ -6,52 +6,23 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli.options import emit_json, output_options, progress, setup_logging
-
-
-def _overrides(opts: dict) -> dict:
-    over: dict = {"precisions": ["int8"]}
-    cal = {k: v for k, v in {"source": opts["calibration"], "labels": opts["labels"],
-                             "num_samples": opts["num_calibration"],
-                             "method": opts["calibration_method"]}.items() if v is not None}
-    if cal:
-        over["calibration"] = cal
-    pre = {k: v for k, v in {"color": opts["color"], "layout": opts["layout"], "scale": opts["scale"]}.items()
-           if v is not None}
-    if pre:
-        over["preprocess"] = pre
-    if opts["io_dtype"]:
-        over["int8"] = {"io_dtype": opts["io_dtype"]}
-    if opts["input_shape"]:
-        from edgekit.cli.compress import parse_input_shape
-
-        over["input_shapes"] = dict(parse_input_shape(v) for v in opts["input_shape"])
-    return over
+from edgekit.cli.options import data_options, data_overrides, emit_json, output_options, progress, setup_logging
+from edgekit.errors import UsageError
 
 
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--int8", is_flag=True, help="Debug full-integer INT8 (the only mode; accepted for clarity).")
-@click.option("--calibration", "-c", required=True, help="Calibration data: images or .npy/.npz directory.")
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
               help="Output directory (debug.json, debug.md, debug.html).")
 @click.option("--target", "-t", type=click.Choice(["tflite", "onnx"]), default="tflite", show_default=True)
 @click.option("--recipe", "-r", help="Recipe file or preset name (preprocessing, calibration split).")
-@click.option("--labels", help="labels.csv [default: labels.csv in the data dir].")
-@click.option("--num-calibration", type=int, help="Calibration samples [default: 300].")
-@click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]),
-              help="ONNX calibration method [default: minmax]; TFLite's converter has no choice (min/max).")
-@click.option("--input-shape", multiple=True, help="Fix an input's shape: NAME:1x224x224x3 (repeatable).")
-@click.option("--io-dtype", type=click.Choice(["float32", "int8"]), help="TFLite INT8 I/O type [default: float32].")
-@click.option("--color", type=click.Choice(["rgb", "bgr", "grayscale"]))
-@click.option("--layout", type=click.Choice(["nhwc", "nchw"]))
-@click.option("--scale", type=float, help="Pixel scale [default: 1/255].")
+@data_options
 @click.option("--max-accuracy-drop", type=float, help="Fallback budget: accuracy drop in points (needs labels).")
 @click.option("--min-agreement", type=float, help="Fallback budget: top-1 agreement with float, 0-1.")
 @click.option("--min-sqnr", type=float, help="Fallback budget: output SQNR in dB.")
 @click.option("--max-float-layers", type=int, default=10, show_default=True, help="Fallback: most layers kept float.")
 @click.option("--time-budget", type=float, default=600.0, show_default=True, help="Seconds for the whole analysis.")
-@click.option("--trust-model", is_flag=True, help="Allow Lambda layers / custom objects (runs model code).")
 @output_options
 def debug(model, int8, out, target, recipe, max_accuracy_drop, min_agreement, min_sqnr, max_float_layers,
           time_budget, trust_model, as_json, quiet, **opts):
@@ -64,7 +35,9 @@ def debug(model, int8, out, target, recipe, max_accuracy_drop, min_agreement, mi
     from edgekit.recipe.loader import load_recipe
 
     setup_logging(quiet)
-    resolved, _ = load_recipe(recipe, _overrides(opts))
+    resolved, _ = load_recipe(recipe, {**data_overrides(opts), "precisions": ["int8"]})
+    if resolved.calibration.source is None:
+        raise UsageError("debug needs calibration data: --calibration DIR (or calibration.source in the recipe)")
     budget = None
     if (max_accuracy_drop, min_agreement, min_sqnr) != (None, None, None):
         budget = Budget(max_accuracy_drop, min_agreement, min_sqnr)

@@ -9,6 +9,8 @@ import sys
 
 import click
 
+from edgekit.errors import UsageError
+
 
 def output_options(func):
     """Add --json (machine summary on stdout) and --quiet (errors only on stderr)."""
@@ -46,3 +48,78 @@ def progress(quiet: bool):
                   console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("starting", total=None)
         yield lambda description: bar.update(task, description=description)
+
+
+def _present(mapping: dict) -> dict:
+    return {k: v for k, v in mapping.items() if v is not None}
+
+
+def parse_input_shape(value: str) -> tuple[str, list[int]]:
+    """'NAME:1x224x224x3' -> ('NAME', [1, 224, 224, 3])."""
+    name, sep, dims = value.rpartition(":")
+    try:
+        shape = [int(d) for d in dims.lower().split("x")]
+    except ValueError:
+        shape = []
+    if not sep or not name or not shape or any(d < 1 for d in shape):
+        raise UsageError(f"--input-shape '{value}': expected NAME:DIMxDIM..., e.g. image:1x224x224x3")
+    return name, shape
+
+
+def _floats(value: str | None, flag: str) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        return [float(v) for v in value.split(",")]
+    except ValueError:
+        raise UsageError(f"{flag} '{value}': expected comma-separated numbers") from None
+
+
+DATA_OPTIONS = [
+    click.option("--calibration", "-c", help="Calibration data: images or .npy/.npz directory."),
+    click.option("--labels", help="labels.csv (filename,label) [default: labels.csv in the data dir]."),
+    click.option("--num-calibration", type=int, help="Calibration samples [default: 300]."),
+    click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile", "auto"]),
+                 help="ONNX calibrator [default: minmax]; auto keeps the one that validates best."),
+    click.option("--input-shape", multiple=True, help="Fix an input's shape: NAME:1x224x224x3 (repeatable)."),
+    click.option("--io-dtype", type=click.Choice(["float32", "int8", "uint8"]),
+                 help="INT8 model input/output type [default: float32]."),
+    click.option("--resize", help="Resize images to HxW."),
+    click.option("--scale", type=float, help="Pixel scale [default: 1/255]."),
+    click.option("--offset", type=float, help="Added after scale [default: 0]."),
+    click.option("--mean", help="Per-channel mean, comma-separated."),
+    click.option("--std", help="Per-channel std, comma-separated."),
+    click.option("--color", type=click.Choice(["rgb", "bgr", "grayscale"])),
+    click.option("--layout", type=click.Choice(["nhwc", "nchw"])),
+    click.option("--trust-model", is_flag=True, help="Allow Lambda layers / custom objects (runs model code)."),
+]
+
+
+def data_options(func):
+    """The calibration, input-shape and image-preprocessing flags (recipe overrides)."""
+    for option in reversed(DATA_OPTIONS):
+        func = option(func)
+    return func
+
+
+def data_overrides(opts: dict) -> dict:
+    """Recipe overrides from the data_options flags that were given (None = not given)."""
+    over: dict = {}
+    if opts["input_shape"]:
+        over["input_shapes"] = dict(parse_input_shape(v) for v in opts["input_shape"])
+    pre = _present({"scale": opts["scale"], "offset": opts["offset"], "color": opts["color"],
+                    "layout": opts["layout"], "mean": _floats(opts["mean"], "--mean"),
+                    "std": _floats(opts["std"], "--std")})
+    if opts["resize"]:
+        h, _, w = opts["resize"].lower().partition("x")
+        if not (h.isdigit() and w.isdigit()):
+            raise UsageError(f"--resize '{opts['resize']}': expected HxW, e.g. 224x224")
+        pre["resize"] = [int(h), int(w)]
+    cal = _present({"source": opts["calibration"], "labels": opts["labels"],
+                    "num_samples": opts["num_calibration"], "method": opts["calibration_method"]})
+    for key, value in (("preprocess", pre), ("calibration", cal)):
+        if value:
+            over[key] = value
+    if opts["io_dtype"]:
+        over["int8"] = {"io_dtype": opts["io_dtype"]}
+    return over
