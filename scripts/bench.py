@@ -1,0 +1,626 @@
+"""Benchmark: edgekit against the raw libraries it wraps, measured in one run.
+
+    python scripts/bench.py [--quick] [--out bench-out/bench.json] [--keep DIR] [--skip-onnx]
+    python scripts/bench.py --render bench-out/bench.json      # re-print the table of a saved run
+
+Models (built here, nothing downloaded): keras MobileNetV2(weights=None) at 224x224 (96x96 with
+--quick; logits output and BatchNorm statistics re-estimated on synthetic images, else its
+activations vanish and INT8 quality is unmeasurable: see bench_data.save_mobilenet) and the digits
+CNN of scripts/make_models.py (trained on sklearn's digits). Calibration
+images for MobileNetV2 are seeded synthetic PNGs (scripts/bench_data.py) in a temporary
+directory; digits use calibration_data/digits. Sections, each measured in this run:
+
+- TFLite: `edgekit compress` (the CLI, a subprocess, cold cache) vs a subprocess running
+  tf.lite.TFLiteConverter for FP32 + full-integer INT8 on the same calibration files (edgekit's
+  split.json), both timed from process start. edgekit's time is split by its progress steps;
+  "same work" drops the steps the raw side does not do (float reference, validation, report).
+  Size ratio, INT8/FP32 latency (ai_edge_litert, 1 thread, interleaved rounds, medians) and, on
+  digits, accuracy drop (all 400 held-out digits, and edgekit's own report).
+- Cache: cold compress vs an unchanged rebuild through the CLI (EDGEKIT_CACHE_DIR = temp dir).
+- Memory: peak RSS of `edgekit compress --no-cache` with N1 vs N2 calibration samples, summed
+  over the whole process tree (the CLI and its worker, sampled every 20 ms), and the largest
+  single process (its kernel-tracked VmHWM).
+- ONNX: MobileNetV2 exported with edgekit's tf2onnx export; edgekit's build_onnx_artifacts vs
+  onnxruntime quantize_static with default settings, same calibration files; each in a child
+  process (wall time and peak RSS); latency in onnxruntime (1 thread), size, top-1 agreement
+  and SQNR against the FP32 model on held-out images.
+
+Targets are printed beside the numbers as PASS/MISS; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+SCRIPTS = Path(__file__).resolve().parent
+ROOT = SCRIPTS.parent
+sys.path.insert(0, str(SCRIPTS))
+import bench_data  # noqa: E402  (a sibling script)
+from bench_table import LATENCY_MARGIN, build_rows, paired_ratio, render_markdown, summary  # noqa: E402,F401
+
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes of one benchmark mode."""
+
+    mode: str
+    mobilenet_size: int
+    calibration: int  # MobileNetV2 calibration samples (TFLite and ONNX)
+    memory_samples: tuple[int, int]
+    heldout: int  # MobileNetV2 held-out images for agreement / SQNR
+    repeats: int  # MobileNetV2 compress/raw runs (medians)
+    latency_rounds: int
+    latency_runs: int
+    digits_repeats: int = 3
+    validation_samples: int = 16  # edgekit's MobileNetV2 validation, kept small
+    validation_runs: int = 10
+
+
+FULL = Config("full", 224, 300, (100, 1000), 64, 1, 15, 10)
+QUICK = Config("quick", 96, 64, (100, 400), 24, 1, 9, 10, digits_repeats=2)
+
+
+# ----------------------------------------------------------------------------- process measurement
+@dataclass
+class Measured:
+    """One child process: wall time, its timestamped stderr lines, memory of its process tree."""
+
+    argv: list[str]
+    rc: int
+    wall_s: float
+    tree_peak_mb: float
+    max_process_mb: float
+    lines: list[tuple[float, str]] = field(default_factory=list)
+    stdout: str = ""
+
+    def tail(self, n: int = 5) -> str:
+        return " | ".join(text for _, text in self.lines[-n:])
+
+
+def _children(pid: int) -> list[int]:
+    """Every descendant of `pid` (children of all its threads, recursively)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                kids = [int(k) for k in Path(f"/proc/{current}/task/{task}/children").read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
+def tree_memory_kb(pid: int) -> tuple[int, dict[int, int]]:
+    """(sum of VmRSS over `pid` and its descendants, {pid: VmHWM}) in kB; gone processes count 0."""
+    total, peaks = 0, {}
+    for member in [pid, *_children(pid)]:
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if line.startswith(("VmRSS", "VmHWM")))
+        total += int(fields.get("VmRSS", "0 kB").split()[0])
+        peaks[member] = int(fields.get("VmHWM", "0 kB").split()[0])
+    return total, peaks
+
+
+def run_measured(argv: list[str], env: dict, sample_s: float = 0.02) -> Measured:
+    """Run argv; timestamp each stderr line; every `sample_s` sum the tree's RSS (simultaneous peak)
+    and read each process's own peak (VmHWM: kernel-tracked, so spikes between samples count).
+
+    Not wait4's ru_maxrss: a child forked from this (large) process reports this process's RSS.
+    """
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[tuple[float, str]] = []
+    out: list[str] = []
+    tree_peak, process_peak = [0], {}
+    done = threading.Event()
+
+    def read_err():
+        for line in proc.stderr:
+            lines.append((time.perf_counter() - start, line.rstrip("\n")))
+
+    def sample():
+        while not done.is_set():
+            total, peaks = tree_memory_kb(proc.pid)
+            tree_peak[0] = max(tree_peak[0], total)
+            for member, peak in peaks.items():
+                process_peak[member] = max(process_peak.get(member, 0), peak)
+            done.wait(sample_s)
+
+    threads = [threading.Thread(target=read_err, daemon=True), threading.Thread(target=sample, daemon=True),
+               threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)]
+    for t in threads:
+        t.start()
+    proc.wait()
+    wall = time.perf_counter() - start
+    done.set()
+    for t in threads:
+        t.join(10)
+    biggest = max(process_peak.values(), default=0)
+    return Measured(list(argv), proc.returncode, wall, tree_peak[0] / 1024, biggest / 1024, lines, "".join(out))
+
+
+STEPS = (("checking the build cache", "cache"), ("loading model", "load"),
+         ("validating calibration data", "data"), ("running the float reference", "reference"),
+         ("building ", "convert"), ("validating ", "validate"), ("writing report", "report"))
+NOT_IN_RAW = ("reference", "validate", "report")
+
+
+def stage_times(lines: list[tuple[float, str]], wall_s: float) -> dict[str, float]:
+    """Seconds per stage from edgekit's progress lines ('edgekit: INFO: <step>'); 'start' is
+    everything before the first step, the last step runs until the process exits."""
+    marks = [(0.0, "start")]
+    for t, text in lines:
+        if not text.startswith("edgekit: INFO: "):
+            continue
+        step = text[len("edgekit: INFO: "):]
+        stage = next((name for prefix, name in STEPS if step.startswith(prefix)), None)
+        if stage is not None:
+            marks.append((t, stage))
+    times: dict[str, float] = {}
+    for (t0, stage), (t1, _) in zip(marks, marks[1:] + [(wall_s, "")]):
+        times[stage] = round(times.get(stage, 0.0) + max(t1 - t0, 0.0), 3)
+    return times
+
+
+def python_env() -> dict:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def child(kind: str, job: dict, workdir: Path, env: dict) -> tuple[dict, Measured]:
+    """Run `bench.py --child KIND` on `job`; returns (its result JSON, the measured process)."""
+    job_path, result_path = workdir / f"{kind}.job.json", workdir / f"{kind}.result.json"
+    job_path.write_text(json.dumps(job))
+    result_path.unlink(missing_ok=True)
+    measured = run_measured([sys.executable, str(Path(__file__).resolve()), "--child", kind, str(job_path),
+                             str(result_path)], env)
+    if measured.rc != 0 or not result_path.is_file():
+        raise RuntimeError(f"{kind} child failed (exit {measured.rc}): {measured.tail()}")
+    return json.loads(result_path.read_text()), measured
+
+
+# ----------------------------------------------------------------------------- child jobs (raw libraries)
+def _loader(job: dict):
+    size, color, scale, offset = tuple(job["size"]), job["color"], job["scale"], job["offset"]
+    return lambda path: bench_data.load_image(Path(path), size, color, scale, offset)
+
+
+def child_raw_tflite(job: dict) -> dict:
+    """What a user writes by hand: TFLiteConverter FP32, then full-integer INT8 (float I/O)."""
+    t0 = time.perf_counter()
+    import tensorflow as tf
+
+    result = {"import_s": time.perf_counter() - t0}
+    load = _loader(job)
+
+    def representative():
+        for path in job["files"]:
+            yield [load(path)]
+
+    for precision in ("fp32", "int8"):
+        t = time.perf_counter()
+        converter = tf.lite.TFLiteConverter.from_saved_model(job["saved_model"])
+        if precision == "int8":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = representative
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        Path(job["out_dir"], f"raw_{precision}.tflite").write_bytes(converter.convert())
+        result[f"{precision}_s"] = time.perf_counter() - t
+    return result
+
+
+def child_onnx_edgekit(job: dict) -> dict:
+    """edgekit's ONNX family: fuse + verify + FP32, then QDQ INT8 (build_onnx_artifacts)."""
+    from edgekit.onnx.artifacts import build_onnx_artifacts
+
+    load = _loader(job)
+    t = time.perf_counter()
+    artifacts = build_onnx_artifacts(job["onnx"], job["out_dir"], precisions=("int8",),
+                                     calibration_factory=lambda: ({job["input"]: load(p)} for p in job["files"]))
+    return {"work_s": time.perf_counter() - t, "paths": {a["precision"]: a["path"] for a in artifacts}}
+
+
+def child_onnx_raw(job: dict) -> dict:
+    """onnxruntime quantize_static with its default settings and a plain CalibrationDataReader."""
+    from onnxruntime.quantization import CalibrationDataReader, quantize_static
+
+    load = _loader(job)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.files = iter(job["files"])
+
+        def get_next(self):
+            path = next(self.files, None)
+            return None if path is None else {job["input"]: load(path)}
+
+    out = str(Path(job["out_dir"]) / "raw_int8.onnx")
+    t = time.perf_counter()
+    quantize_static(job["onnx"], out, Reader())
+    return {"work_s": time.perf_counter() - t, "paths": {"int8": out}}
+
+
+CHILDREN = {"raw-tflite": child_raw_tflite, "onnx-edgekit": child_onnx_edgekit, "onnx-raw": child_onnx_raw}
+
+
+# ----------------------------------------------------------------------------- inference helpers
+def interleaved_latency(calls: dict, rounds: int, runs: int, warmup: int = 5) -> dict[str, dict]:
+    """Median ms per call name: `rounds` rounds, each timing `runs` calls of every model in turn
+    (interleaving spreads background load evenly); the result is the median of round medians,
+    and the round medians themselves (for paired ratios)."""
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    per_round: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            samples = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                call()
+                samples.append((time.perf_counter() - t0) * 1000)
+            per_round[name].append(statistics.median(samples))
+    return {name: {"median_ms": round(statistics.median(v), 6), "rounds_ms": [round(x, 6) for x in v],
+                   "runs": runs} for name, v in per_round.items()}
+
+
+def tflite_runner(path: Path):
+    """x -> output of a .tflite on ai_edge_litert, 1 thread (float input and output)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=1)
+    interpreter.allocate_tensors()
+    (entry,), (exit_,) = interpreter.get_input_details(), interpreter.get_output_details()
+
+    def run(x: np.ndarray) -> np.ndarray:
+        interpreter.set_tensor(entry["index"], x)
+        interpreter.invoke()
+        return interpreter.get_tensor(exit_["index"])
+
+    return run
+
+
+def onnx_runner(path: Path):
+    """x -> first output of an .onnx on onnxruntime's CPU provider, 1 thread, default optimizations."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads, options.log_severity_level = 1, 1, 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x})[0]
+
+
+def measure_models(runners: dict, feeds: list[np.ndarray], cfg: Config) -> tuple[dict, dict]:
+    """(latency per model on feeds[0], outputs per model on every feed)."""
+    latency = interleaved_latency({k: (lambda r=r: r(feeds[0])) for k, r in runners.items()},
+                                  cfg.latency_rounds, cfg.latency_runs)
+    return latency, {k: [r(x) for x in feeds] for k, r in runners.items()}
+
+
+def agreement(reference: list[np.ndarray], test: list[np.ndarray]) -> dict:
+    """Top-1 agreement (0-1) and SQNR (dB) of `test` against `reference`, over all samples."""
+    ref = np.concatenate([r.reshape(1, -1) for r in reference]).astype(np.float64)
+    out = np.concatenate([t.reshape(1, -1) for t in test]).astype(np.float64)
+    noise = float(np.sum((ref - out) ** 2))
+    sqnr = math.inf if noise == 0 else 10 * math.log10(float(np.sum(ref ** 2)) / noise)
+    return {"top1_agreement": round(float(np.mean(ref.argmax(1) == out.argmax(1))), 4),
+            "sqnr_db": round(sqnr, 2) if math.isfinite(sqnr) else None, "samples": len(reference),
+            "reference_distinct_top1": len(set(ref.argmax(1).tolist()))}
+
+
+def median_of(values: list[float]) -> float:
+    return round(statistics.median(values), 3)
+
+
+# ----------------------------------------------------------------------------- sections
+def write_recipe(path: Path, source: Path, size: int, color: str, scale: float, offset: float, *,
+                 num_samples: int, validation_fraction: float, max_validation: int, runs: int, warmup: int) -> Path:
+    import yaml
+
+    recipe = {"name": "bench", "precisions": ["fp32", "int8"],
+              "preprocess": {"resize": [size, size], "scale": scale, "offset": offset, "color": color},
+              "calibration": {"source": str(source), "num_samples": num_samples,
+                              "validation_fraction": validation_fraction, "max_validation_samples": max_validation},
+              "validation": {"threads": 1, "runs": runs, "warmup_runs": warmup}}
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+def compress_argv(model: Path, recipe: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "edgekit", "compress", str(model), "--recipe", str(recipe), "--out", str(out), *extra]
+
+
+def bench_tflite(name: str, model: Path, data: Path, pre: dict, recipe_opts: dict, cfg: Config, work: Path,
+                 env: dict, heldout: list[np.ndarray], labelled: dict | None, repeats: int) -> dict:
+    """edgekit compress vs raw TFLiteConverter on one model; sizes, latency, accuracy."""
+    folder = work / name
+    folder.mkdir()
+    recipe = write_recipe(folder / "recipe.yaml", data, pre["size"][0], pre["color"], pre["scale"], pre["offset"],
+                          **recipe_opts)
+    edgekit_runs, raw_runs, raw_results = [], [], []
+    for i in range(repeats):  # cold every time: a fresh cache directory per run
+        run_env = dict(env, EDGEKIT_CACHE_DIR=str(folder / f"cache{i}"))
+        measured = run_measured(compress_argv(model, recipe, folder / f"edgekit{i}"), run_env)
+        if measured.rc != 0:
+            raise RuntimeError(f"edgekit compress exited {measured.rc}: {measured.tail()}")
+        edgekit_runs.append(measured)
+        split = json.loads((folder / f"edgekit{i}" / "split.json").read_text())
+        raw_dir = folder / f"raw{i}"
+        raw_dir.mkdir()
+        job = {"saved_model": str(model), "files": [str(data / key) for key in split["calibration"]],
+               "out_dir": str(raw_dir), **pre}
+        result, measured_raw = child("raw-tflite", job, folder, env)
+        raw_runs.append(measured_raw)
+        raw_results.append(result)
+    stages = [stage_times(m.lines, m.wall_s) for m in edgekit_runs]
+    ek_out, raw_out = folder / "edgekit0", folder / "raw0"
+    report = json.loads((ek_out / "report.json").read_text())
+    paths = {"edgekit_fp32": ek_out / "model_fp32.tflite", "edgekit_int8": ek_out / "model_int8.tflite",
+             "raw_fp32": raw_out / "raw_fp32.tflite", "raw_int8": raw_out / "raw_int8.tflite"}
+    latency, outputs = measure_models({k: tflite_runner(p) for k, p in paths.items()}, heldout, cfg)
+    result = {
+        "model": str(model.name),
+        "input": "x".join(map(str, pre["size"])) + ("x1" if pre["color"] == "grayscale" else "x3"),
+        "calibration_samples": report["calibration"]["calibration_samples"],
+        "edgekit_validation": {"samples": report["calibration"]["validation_samples"],
+                               "runs": recipe_opts["runs"], "warmup": recipe_opts["warmup"]},
+        "edgekit": {"wall_s": median_of([m.wall_s for m in edgekit_runs]),
+                    "stages_s": {k: median_of([s.get(k, 0.0) for s in stages]) for k in stages[0]},
+                    "convert_s": median_of([s.get("convert", 0.0) for s in stages]),
+                    "same_work_s": median_of([m.wall_s - sum(s.get(k, 0.0) for k in NOT_IN_RAW)
+                                              for m, s in zip(edgekit_runs, stages)]),
+                    "runs": len(edgekit_runs)},
+        "raw": {"wall_s": median_of([m.wall_s for m in raw_runs]),
+                "import_s": median_of([r["import_s"] for r in raw_results]),
+                "convert_s": median_of([r["fp32_s"] + r["int8_s"] for r in raw_results]),
+                "fp32_s": median_of([r["fp32_s"] for r in raw_results]),
+                "int8_s": median_of([r["int8_s"] for r in raw_results]), "runs": len(raw_runs)},
+        "bytes": {k: p.stat().st_size for k, p in paths.items()},
+        "int8_identical_bytes": paths["edgekit_int8"].read_bytes() == paths["raw_int8"].read_bytes(),
+        "latency": latency,
+        "report_latency_p50_ms": {a["precision"]: a["latency"]["p50_ms"] for a in report["artifacts"]},
+        "heldout": {side: agreement(outputs[f"{side}_fp32"], outputs[f"{side}_int8"]) for side in ("edgekit", "raw")},
+    }
+    if labelled is not None:
+        labels = labelled["labels"]
+        acc = {k: round(float(np.mean([int(np.argmax(o)) == y for o, y in zip(v, labels)])) * 100, 3)
+               for k, v in outputs.items()}
+        int8 = next(a for a in report["artifacts"] if a["precision"] == "int8")
+        result["accuracy"] = {
+            "samples": len(labels), "percent": acc,
+            "drop_pts": {side: round(acc[f"{side}_fp32"] - acc[f"{side}_int8"], 3) for side in ("edgekit", "raw")},
+            "report_drop_pts": int8["accuracy"]["accuracy_drop_pts"],
+            "report_samples": int8["accuracy"]["samples"]}
+    result.update(recipe=str(recipe), out=str(ek_out), cache_dir=str(folder / "cache0"),
+                  cold_s=round(edgekit_runs[0].wall_s, 3))
+    return result
+
+
+def bench_cache(model: Path, recipe: Path, out: Path, cache_dir: Path, cold_s: float, env: dict,
+                repeats: int = 3) -> dict:
+    """Unchanged rebuilds through the CLI, into the output and cache of a cold comparison run."""
+    digest = (out / "model_int8.tflite").read_bytes()
+    cache_env = dict(env, EDGEKIT_CACHE_DIR=str(cache_dir))
+    rebuilds = [run_measured(compress_argv(model, recipe, out), cache_env) for _ in range(repeats)]
+    bad = [m for m in rebuilds if m.rc != 0]
+    if bad:
+        raise RuntimeError(f"rebuild exited {bad[0].rc}: {bad[0].tail()}")
+    return {"cold_s": cold_s, "rebuild_s": median_of([m.wall_s for m in rebuilds]),
+            "runs": [{"wall_s": round(m.wall_s, 3), "hit": "from the cache" in m.stdout} for m in rebuilds],
+            "hit": all("from the cache" in m.stdout for m in rebuilds),
+            "identical": (out / "model_int8.tflite").read_bytes() == digest}
+
+
+def bench_memory(model: Path, images: list[Path], pre: dict, cfg: Config, work: Path, env: dict) -> dict:
+    """Peak RSS of compress --no-cache with each calibration sample count (same validation set)."""
+    fraction, runs = 0.05, []
+    for count in cfg.memory_samples:
+        data = work / f"memory-{count}"
+        data.mkdir()
+        for path in images[: math.ceil(count / (1 - fraction) * 1.15) + 10]:
+            os.link(path, data / path.name)
+        recipe = write_recipe(work / f"memory-{count}.yaml", data, pre["size"][0], pre["color"], pre["scale"],
+                              pre["offset"], num_samples=count, validation_fraction=fraction, max_validation=8,
+                              runs=5, warmup=1)
+        measured = run_measured(compress_argv(model, recipe, work / f"memory-{count}-out", "--no-cache"), env)
+        if measured.rc != 0:
+            raise RuntimeError(f"compress with {count} samples exited {measured.rc}: {measured.tail()}")
+        report = json.loads((work / f"memory-{count}-out" / "report.json").read_text())
+        runs.append({"requested": count, "calibration_samples": report["calibration"]["calibration_samples"],
+                     "tree_peak_mb": round(measured.tree_peak_mb, 1),
+                     "max_process_mb": round(measured.max_process_mb, 1), "wall_s": round(measured.wall_s, 2)})
+    return {"runs": runs, "tree_ratio": round(runs[1]["tree_peak_mb"] / runs[0]["tree_peak_mb"], 3),
+            "process_ratio": round(runs[1]["max_process_mb"] / runs[0]["max_process_mb"], 3)}
+
+
+def bench_onnx(saved_model: Path, files: list[str], heldout: list[np.ndarray], pre: dict, cfg: Config,
+               work: Path, env: dict) -> dict:
+    """edgekit's ONNX INT8 vs onnxruntime quantize_static defaults, from the same exported model."""
+    from edgekit.onnx.export import export_to_onnx
+    from edgekit.onnx.quantize import model_inputs
+
+    folder = work / "onnx"
+    folder.mkdir()
+    t = time.perf_counter()
+    exported = folder / "mobilenet_v2.onnx"
+    export_info = export_to_onnx(saved_model, exported)
+    export_s = time.perf_counter() - t
+    job = {"onnx": str(exported), "files": files, "input": next(iter(model_inputs(exported))), **pre}
+    sides = {}
+    for side, kind in (("edgekit", "onnx-edgekit"), ("raw", "onnx-raw")):
+        out = folder / side
+        out.mkdir()
+        result, measured = child(kind, dict(job, out_dir=str(out)), folder, env)
+        sides[side] = {"work_s": round(result["work_s"], 3), "process_wall_s": round(measured.wall_s, 3),
+                       "tree_peak_mb": round(measured.tree_peak_mb, 1), "paths": result["paths"]}
+    paths = {"fp32": exported, "edgekit_fp32": Path(sides["edgekit"]["paths"]["fp32"]),
+             "edgekit_int8": Path(sides["edgekit"]["paths"]["int8"]), "raw_int8": Path(sides["raw"]["paths"]["int8"])}
+    latency, outputs = measure_models({k: onnx_runner(p) for k, p in paths.items()}, heldout, cfg)
+    for side in sides:
+        sides[side].update(agreement(outputs["fp32"], outputs[f"{side}_int8"]),
+                           int8_bytes=paths[f"{side}_int8"].stat().st_size)
+    sides["edgekit"]["fp32_bytes"] = paths["edgekit_fp32"].stat().st_size
+    sides["raw"]["fp32_bytes"] = exported.stat().st_size
+    fused_error = agreement(outputs["fp32"], outputs["edgekit_fp32"])
+    return {"export_s": round(export_s, 3), "opset": export_info["opset"], "calibration_samples": len(files),
+            "heldout_samples": len(heldout), "latency": latency, "edgekit": sides["edgekit"], "raw": sides["raw"],
+            "edgekit_fp32_vs_exported": fused_error}
+
+
+# ----------------------------------------------------------------------------- table
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for dist in ("edgekit", "tensorflow-cpu", "ai-edge-litert", "onnxruntime", "onnx", "tf2onnx"):
+        try:
+            found[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _section(results: dict, path: tuple[str, ...], func, started: float):
+    """Run one section; a failure is recorded as {"error": ...} and the run goes on."""
+    label = ".".join(path)
+    print(f"[{time.perf_counter() - started:6.0f}s] {label} ...", file=sys.stderr, flush=True)
+    target = results
+    for key in path[:-1]:
+        target = target.setdefault(key, {})
+    try:
+        target[path[-1]] = func()
+    except Exception as err:  # a section's failure is reported in the table, not fatal
+        target[path[-1]] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"}
+    return target[path[-1]]
+
+
+def run(cfg: Config, work: Path, skip_onnx: bool) -> dict:
+    """Every section of the benchmark in `work`; returns the results dict."""
+    started = time.perf_counter()
+    env = python_env()
+    results = {"meta": {"mode": cfg.mode, "config": asdict(cfg), "cpu": _cpu(), "cpus": os.cpu_count(),
+                        "loadavg_start": [round(x, 2) for x in os.getloadavg()], "versions": _versions(),
+                        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "latency_margin": LATENCY_MARGIN,
+                        "mobilenet": "keras MobileNetV2(weights=None, classifier_activation=None), BatchNorm "
+                                     "statistics re-estimated on 16 synthetic images"}}
+    digits = bench_data.save_digits(work / "digits-model")
+    size = cfg.mobilenet_size
+    mobilenet = bench_data.save_mobilenet(work / "mobilenet-model", size)
+    mobile_pre = {"size": [size, size], "color": "rgb", "scale": 2 / 255, "offset": -1.0}
+    digits_pre = {"size": [8, 8], "color": "grayscale", "scale": 1 / 255, "offset": 0.0}
+    pool_count = math.ceil(max(cfg.memory_samples[1] / 0.95, cfg.calibration / 0.9) * 1.15) + 10
+    pool = bench_data.write_images(work / "pool", pool_count, size, seed=0)
+    mobile_data = work / "mobilenet-calibration"
+    mobile_data.mkdir()
+    for path in pool[: math.ceil(cfg.calibration / 0.9 * 1.15) + 10]:
+        os.link(path, mobile_data / path.name)
+    heldout = [bench_data.load_image(p, (size, size), "rgb", 2 / 255, -1.0)
+               for p in bench_data.write_images(work / "heldout", cfg.heldout, size, seed=1)]
+    digit_labels = bench_data.read_labels(bench_data.DIGITS_DATA)
+    digit_names = sorted(digit_labels)
+    digit_feeds = [bench_data.load_image(bench_data.DIGITS_DATA / n, (8, 8), "grayscale", 1 / 255, 0.0)
+                   for n in digit_names]
+    labelled = {"labels": [digit_labels[n] for n in digit_names]}
+    results["meta"]["setup_s"] = round(time.perf_counter() - started, 1)
+
+    _section(results, ("tflite", "digits"), lambda: bench_tflite(
+        "digits", digits["savedmodel"], bench_data.DIGITS_DATA, digits_pre,
+        dict(num_samples=300, validation_fraction=0.25, max_validation=500, runs=50, warmup=10),
+        cfg, work, env, digit_feeds, labelled, cfg.digits_repeats), started)
+    mobile = _section(results, ("tflite", "mobilenet_v2"), lambda: bench_tflite(
+        "mobilenet_v2", mobilenet["savedmodel"], mobile_data, mobile_pre,
+        dict(num_samples=cfg.calibration, validation_fraction=0.1, max_validation=cfg.validation_samples,
+             runs=cfg.validation_runs, warmup=2), cfg, work, env, heldout, None, cfg.repeats), started)
+    if "error" not in mobile:
+        _section(results, ("cache",), lambda: bench_cache(
+            mobilenet["savedmodel"], Path(mobile["recipe"]), Path(mobile["out"]), Path(mobile["cache_dir"]),
+            mobile["cold_s"], env), started)
+    _section(results, ("memory",), lambda: bench_memory(mobilenet["savedmodel"], pool, mobile_pre, cfg, work, env),
+             started)
+    if not skip_onnx and "error" not in mobile:
+        split = json.loads((Path(mobile["out"]) / "split.json").read_text())
+        files = [str(mobile_data / key) for key in split["calibration"]]
+        _section(results, ("onnx",), lambda: bench_onnx(mobilenet["savedmodel"], files, heldout, mobile_pre, cfg,
+                                                         work, env), started)
+    results["meta"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["meta"]["wall_s"] = round(time.perf_counter() - started, 1)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="MobileNetV2 at 96x96, fewer samples (< 5 min)")
+    parser.add_argument("--out", type=Path, default=Path("bench-out/bench.json"),
+                        help="results JSON, a .md table beside it [bench-out/bench.json]")
+    parser.add_argument("--keep", type=Path, help="work in this directory and keep it (default: a temp dir, removed)")
+    parser.add_argument("--skip-onnx", action="store_true", help="leave out the ONNX section")
+    parser.add_argument("--render", type=Path, help="print the table of a saved results JSON and exit")
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "JOB", "RESULT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        kind, job, result = args.child
+        Path(result).write_text(json.dumps(CHILDREN[kind](json.loads(Path(job).read_text()))))
+        return 0
+    if args.render:
+        results = json.loads(args.render.read_text())
+        print(summary(results) + "\n\n" + render_markdown(build_rows(results)))
+        return 0
+    cfg = QUICK if args.quick else FULL
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="edgekit-bench-", dir=args.keep))
+    else:
+        work = Path(tempfile.mkdtemp(prefix="edgekit-bench-"))
+    try:
+        results = run(cfg, work, args.skip_onnx)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    table = render_markdown(build_rows(results))
+    args.out.with_suffix(".md").write_text(summary(results) + "\n\n" + table + "\n")
+    print(summary(results) + "\n\n" + table)
+    print(f"\nwrote {args.out} and {args.out.with_suffix('.md')}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
