@@ -8,6 +8,7 @@ outputs; every later TensorFlow stage reads it, and `reference_fn` runs it as th
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -133,8 +134,7 @@ def export_fixed_savedmodel(
     except (ValueError, TypeError, tf.errors.OpError) as err:
         raise ConversionError(f"cannot trace the model with fixed shapes: {_first_line(err)}",
                               model_file.path) from None
-    loaded = tf.saved_model.load(str(saved_dir))
-    signature = loaded.signatures[SIGNATURE]
+    signature = load_fixed(saved_dir).signatures[SIGNATURE]
     inputs = [TensorSpec(n, tuple(s.shape.as_list()), s.dtype.name)
               for n, s in sorted(signature.structured_input_signature[1].items())]
     outputs = [TensorSpec(n, tuple(s.shape.as_list()), s.dtype.name)
@@ -177,10 +177,16 @@ def _save_keras(model, fixed: dict, saved_dir: Path, tf) -> None:
         archive.write_out(str(saved_dir))
 
 
+@functools.lru_cache(maxsize=2)
+def load_fixed(saved_dir: Path):
+    """The fixed SavedModel, loaded once per process (export, reference and fusion stages share it)."""
+    return import_tensorflow().saved_model.load(str(saved_dir))
+
+
 def reference_fn(saved_dir: Path):
     """A callable feeds -> {output name: ndarray} running the fixed SavedModel in TensorFlow."""
     tf = import_tensorflow()
-    loaded = tf.saved_model.load(str(saved_dir))
+    loaded = load_fixed(saved_dir)
     signature = loaded.signatures[SIGNATURE]
 
     def run(feeds):

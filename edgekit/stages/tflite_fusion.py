@@ -53,10 +53,9 @@ def source_layers(saved_dir: Path) -> tuple[list[SourceLayer], dict[str, int]]:
     """(layers in graph order, compute-op counts by TF op type) of the fixed SavedModel."""
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    from edgekit.stages.tf_export import SIGNATURE, import_tensorflow
+    from edgekit.stages.tf_export import SIGNATURE, load_fixed
 
-    tf = import_tensorflow()
-    loaded = tf.saved_model.load(str(saved_dir))  # keep alive: the signature needs its variables
+    loaded = load_fixed(saved_dir)  # keep alive: the signature needs its variables
     nodes = convert_variables_to_constants_v2(loaded.signatures[SIGNATURE]).graph.as_graph_def().node
     ops_by_scope: dict[str, list[str]] = {}
     counts: Counter = Counter()
