@@ -52,6 +52,7 @@ class Dataset:
     validation_feeds: list[dict[str, np.ndarray]]
     labels: list[Optional[int]]
     synthetic: bool
+    notes: list[str] = field(default_factory=list)
 
     def calibration_factory(self):
         if self.source is None or not self.split.calibration:
@@ -87,25 +88,17 @@ def load_dataset(recipe: Recipe, inputs: list[TensorSpec]) -> Dataset:
                  for _ in range(SYNTHETIC_SAMPLES)]
         split = Split([], [], "no data: seeded random validation inputs")
         return Dataset(None, split, feeds, [None] * len(feeds), True)
-    source = CalibrationSource(cal.source, inputs, recipe.preprocess, cal.labels)
-    split = split_samples(source.refs, cal.validation_fraction, cal.num_samples, cal.max_validation_samples)
-    for _ in source.stream(split.calibration):  # validate before any conversion starts
-        pass
-    feeds = list(source.stream(split.validation))
-    return Dataset(source, split, feeds, [r.label for r in split.validation], False)
-
-
-def calibration_notes(data: Dataset) -> list[str]:
-    """Measured warnings about the calibration set (too few samples, near-constant inputs)."""
-    factory = data.calibration_factory()
-    if factory is None:
-        return []
     from edgekit.debug.calibration_checks import calibration_warnings
 
-    notes = calibration_warnings(factory())
+    source = CalibrationSource(cal.source, inputs, recipe.preprocess, cal.labels)
+    split = split_samples(source.refs, cal.validation_fraction, cal.num_samples, cal.max_validation_samples)
+    # One pass loads (and so validates) every calibration sample before any conversion starts, and
+    # measures whether the set looks representative (too few samples, near-constant inputs).
+    notes = calibration_warnings(source.stream(split.calibration))
     for note in notes:
         log.warning("%s", note)
-    return notes
+    feeds = list(source.stream(split.validation))
+    return Dataset(source, split, feeds, [r.label for r in split.validation], False, notes)
 
 
 def _tool_versions() -> dict[str, str]:
@@ -219,7 +212,7 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
         data = load_dataset(recipe, source.inputs)
         on_step("running the float reference")
         ref_outputs = [source.reference(f) for f in data.validation_feeds]
-        built, fusion, notes = [], {}, calibration_notes(data)
+        built, fusion, notes = [], {}, list(data.notes)
         if "tflite" in targets:
             tfl_built, tfl_fusion = tflite_target.build_all(source, recipe, data.calibration_factory(), stage, on_step)
             built += tfl_built
