@@ -8,6 +8,7 @@ GateFailed after the complete output is in place.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import platform
@@ -20,6 +21,7 @@ import numpy as np
 
 import edgekit
 from edgekit.calibration.sources import CalibrationSource, SampleRef, precheck_calibration
+from edgekit.calibration.shape_hint import shape_from_calibration
 from edgekit.calibration.split import Split, split_samples
 from edgekit.errors import ConversionError, GateFailed, OutputError, UsageError
 from edgekit.fsutil import atomic_output_dir, sha256_file, sha256_tree, write_json_atomic, write_text_atomic
@@ -207,7 +209,8 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
     recipe, targets = job.recipe, job.targets
     with tempfile.TemporaryDirectory(prefix="edgekit-work-") as work, atomic_output_dir(job.out) as stage:
         on_step("loading model")
-        source = prepare_source(job.model_file, Path(work), recipe.input_shapes, job.trust_model)
+        source = prepare_source(job.model_file, Path(work), recipe.input_shapes, job.trust_model,
+                                functools.partial(shape_from_calibration, recipe))
         on_step("validating calibration data")
         data = load_dataset(recipe, source.inputs)
         on_step("running the float reference")

@@ -34,23 +34,35 @@ class PreparedSource:
         return self.saved_dir is not None
 
 
-def prepare_source(model_file: ModelFile, workdir: Path, input_shapes: dict, trust: bool) -> PreparedSource:
-    """Load, check and fix shapes; the float reference runs TensorFlow or onnxruntime."""
+def prepare_source(model_file: ModelFile, workdir: Path, input_shapes: dict, trust: bool,
+                   hint=None) -> PreparedSource:
+    """Load, check and fix shapes; the float reference runs TensorFlow or onnxruntime.
+
+    hint(name, dims) -> shape | None proposes a shape for an input with unknown non-batch dims
+    that `input_shapes` does not name (the calibration samples' shape).
+    """
     if model_file.format == "onnx":
-        return _prepare_onnx(model_file, input_shapes)
+        return _prepare_onnx(model_file, input_shapes, hint)
     from edgekit.stages.tf_export import export_fixed_savedmodel, reference_fn
 
-    exported = export_fixed_savedmodel(model_file, workdir, input_shapes, trust)
+    exported = export_fixed_savedmodel(model_file, workdir, input_shapes, trust, hint)
     return PreparedSource(model_file.format, exported.inputs, exported.outputs,
                           reference_fn(exported.saved_dir), exported.fixed_dims, saved_dir=exported.saved_dir)
 
 
-def _prepare_onnx(model_file: ModelFile, input_shapes: dict) -> PreparedSource:
+def _prepare_onnx(model_file: ModelFile, input_shapes: dict, hint) -> PreparedSource:
     from edgekit.onnx.load import fix_input_shapes, input_specs, load_onnx
     from edgekit.runtime.onnx import OnnxRunner
 
     model = load_onnx(model_file.path)
     before = input_specs(model)
+    input_shapes = dict(input_shapes)
+    for name, dims in before.items():
+        known = [d if isinstance(d, int) and d > 0 else None for d in dims]
+        if name not in input_shapes and None in known[1:] and hint is not None:
+            guess = hint(name, known)
+            if guess is not None:
+                input_shapes[name] = guess
     fixed_model, _ = fix_input_shapes(model, input_shapes)
     after = input_specs(fixed_model)
     runner = OnnxRunner(model_file.path)

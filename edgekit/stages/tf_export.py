@@ -14,6 +14,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Optional
 
 from edgekit.errors import ConversionError, ModelError, UsageError
 from edgekit.model.checks import ModelFile
@@ -21,6 +22,7 @@ from edgekit.quiet import native_stderr_captured
 from edgekit.runtime.base import TensorSpec
 
 SIGNATURE = "serving_default"
+ShapeHint = Optional[Callable[[str, list], Optional[list[int]]]]
 
 
 @dataclass
@@ -93,8 +95,12 @@ def _first_line(err: Exception) -> str:
     return (str(err).strip().splitlines() or [err.__class__.__name__])[0][:200]
 
 
-def _fixed_specs(specs: dict, input_shapes: dict, origin, tf) -> tuple[dict, dict]:
-    """({name: fixed TensorSpec}, {name: {"from", "to"}} for the dims that were fixed)."""
+def _fixed_specs(specs: dict, input_shapes: dict, origin, tf, hint: ShapeHint = None) -> tuple[dict, dict]:
+    """({name: fixed TensorSpec}, {name: {"from", "to"}} for the dims that were fixed).
+
+    An unknown batch becomes 1; other unknown dims come from `input_shapes`, else from
+    hint(name, dims) (the calibration samples), else it is a usage error.
+    """
     unknown = set(input_shapes) - set(specs)
     if unknown:
         raise UsageError(f"--input-shape names unknown input(s) {sorted(unknown)}; "
@@ -106,6 +112,12 @@ def _fixed_specs(specs: dict, input_shapes: dict, origin, tf) -> tuple[dict, dic
             if name not in input_shapes:
                 raise UsageError(f"input '{name}' has unknown rank; give --input-shape {name}:DIMS", origin)
             dims = [None] * len(input_shapes[name])
+        if name not in input_shapes and None in dims[1:]:
+            guess = hint(name, dims) if hint else None
+            if guess is None:
+                raise UsageError(f"input '{name}' has unknown dims ({_show(dims)}) beyond the batch: give "
+                                 f"--input-shape {name}:DIMS or calibration samples of the right shape", origin)
+            input_shapes = {**input_shapes, name: guess}
         shape = _fix_shape(name, dims, input_shapes, origin)
         if list(shape) != dims:
             fixed_dims[name] = {"from": _show(dims), "to": _show(shape)}
@@ -114,20 +126,22 @@ def _fixed_specs(specs: dict, input_shapes: dict, origin, tf) -> tuple[dict, dic
 
 
 def export_fixed_savedmodel(
-    model_file: ModelFile, workdir: Path, input_shapes: dict[str, list[int]], trust: bool = False
+    model_file: ModelFile, workdir: Path, input_shapes: dict[str, list[int]], trust: bool = False,
+    hint: ShapeHint = None,
 ) -> ExportedModel:
-    """Load the model and save `workdir/fixed_savedmodel` with every input shape fixed."""
+    """Load the model and save `workdir/fixed_savedmodel` with every input shape fixed
+    (hint(name, dims) -> shape proposes shapes for unknown non-batch dims; default none)."""
     tf = import_tensorflow()
     saved_dir = workdir / "fixed_savedmodel"
     try:
         if model_file.format == "keras":
             model = _load_keras(model_file, trust)
-            fixed, fixed_dims = _fixed_specs(_keras_specs(model, tf), input_shapes, model_file.path, tf)
+            fixed, fixed_dims = _fixed_specs(_keras_specs(model, tf), input_shapes, model_file.path, tf, hint)
             _save_keras(model, fixed, saved_dir, tf)
         elif model_file.format == "savedmodel":
             loaded, sig = _savedmodel_signature(model_file, tf)
             specs = dict(sig.structured_input_signature[1])
-            fixed, fixed_dims = _fixed_specs(specs, input_shapes, model_file.path, tf)
+            fixed, fixed_dims = _fixed_specs(specs, input_shapes, model_file.path, tf, hint)
             _save_signature(loaded, sig, fixed, saved_dir, tf)
         else:
             raise ModelError(f"not a TensorFlow model ({model_file.format})", model_file.path)

@@ -124,3 +124,32 @@ def test_calibration_method_auto_keeps_the_best_measured(digits_models, tmp_path
     best = max(choice["candidates"].values(), key=lambda m: (m["accuracy"], m["top1_agreement"], m["sqnr_db"]))
     assert choice["candidates"][choice["chosen"]] == best
     assert int8["accuracy"]["sqnr_db"] == pytest.approx(best["sqnr_db"], abs=1e-3)
+
+
+def test_dynamic_hw_taken_from_the_calibration_samples(tmp_path, edgekit_cli):
+    """No --input-shape: the PyTorch-style model's dynamic H/W come from the first sample (3x40x24)."""
+    import numpy as np
+
+    model = tmp_path / "mobile.onnx"
+    _pytorch_style_onnx(model)
+    data = tmp_path / "data"
+    data.mkdir()
+    np.savez(data / "batch.npz", input=np.random.default_rng(2).random((12, 3, 40, 24), dtype=np.float32))
+    result = edgekit_cli("compress", model, "--int8", "-c", data, "--out", tmp_path / "o", "--json", "--runs", "2")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["model"]["fixed_dims"] == {"input": {"from": "?x3x?x?", "to": "1x3x40x24"}}
+
+
+def test_dynamic_hw_keras_from_images_or_a_clear_error(tmp_path, edgekit_cli):
+    import keras
+
+    inputs = keras.Input((None, None, 1), name="image")
+    outputs = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    path = tmp_path / "dyn.keras"
+    keras.Model(inputs, outputs).save(path)
+    result = edgekit_cli("compress", path, "--int8", "-c", DIGITS_DATA, "--color", "grayscale",
+                         "--out", tmp_path / "o", "--json", "--runs", "2", "--num-calibration", "30")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["model"]["fixed_dims"] == {"image": {"from": "?x?x?x1", "to": "1x8x8x1"}}
+    no_data = edgekit_cli("compress", path, "--fp16", "--out", tmp_path / "o2")
+    assert no_data.code == 2 and "unknown dims" in no_data.err and "--input-shape" in no_data.err
