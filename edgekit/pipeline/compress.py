@@ -193,7 +193,8 @@ def _raise_if_gates_missed(report: Report, out: Path) -> None:
 
 
 def _open_device(job: CompressJob):
-    if job.device is None:
+    """The device that builds TensorRT engines (only when the tensorrt target is asked for)."""
+    if job.device is None or "tensorrt" not in job.targets:
         return contextlib.nullcontext(None)
     from edgekit.devices.inventory import load_inventory, open_device, resolve
 
