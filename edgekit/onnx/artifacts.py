@@ -124,6 +124,7 @@ def build_tensorrt_plan(
     trt_version: str | None = None,
     device=None,
     fp16: bool = True,
+    trtexec: str | None = None,
 ) -> dict:
     """TensorRT artifacts from an FP32 ONNX (use the fp32 artifact of build_onnx_artifacts).
 
@@ -153,7 +154,7 @@ def build_tensorrt_plan(
     if device is None:
         engine = {"built": False, "reason": "no device given (--device NAME); run the trtexec command on the board"}
     else:
-        engine = tensorrt.build_engine_on_device(device, qdq_path, out_dir, fp16=fp16)
+        engine = tensorrt.build_engine_on_device(device, qdq_path, out_dir, fp16=fp16, trtexec=trtexec)
     return {
         "name": qdq_path.name,
         "path": str(qdq_path),

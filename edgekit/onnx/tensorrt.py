@@ -150,14 +150,15 @@ def command_line(argv: Sequence[str]) -> str:
     return shlex.join(argv)
 
 
-def _find_trtexec(device) -> str:
-    for candidate in TRTEXEC_CANDIDATES:
+def _find_trtexec(device, configured: str | None = None) -> str:
+    for candidate in (configured,) if configured else TRTEXEC_CANDIDATES:
         probe = ["sh", "-c", 'command -v "$1"', "sh", candidate] if "/" not in candidate else ["test", "-x", candidate]
         result = device.run(probe, timeout=STEP_TIMEOUT_S, check=False)
         if result.returncode == 0:
             found = result.stdout.strip().splitlines()
             return found[-1] if found and "/" not in candidate else candidate
-    raise DeviceToolError(f"trtexec not found on the device (looked for {', '.join(TRTEXEC_CANDIDATES)})",
+    raise DeviceToolError(f"trtexec not found on the device (looked for "
+                          f"{configured or ', '.join(TRTEXEC_CANDIDATES)})",
                           getattr(device, "name", None))  # fmt: skip
 
 
@@ -168,12 +169,14 @@ def last_errors(text: str, count: int = 3) -> str:
 
 
 def build_engine_on_device(
-    device, onnx_path: str | Path, out_dir: str | Path, *, fp16: bool = True, timeout: float = BUILD_TIMEOUT_S
+    device, onnx_path: str | Path, out_dir: str | Path, *, fp16: bool = True, timeout: float = BUILD_TIMEOUT_S,
+    trtexec: str | None = None,
 ) -> dict:
     """Build `<stem>.plan` with trtexec on `device`; fetch it, its log and layer info into out_dir.
 
-    Returns {"built": True, "engine", "log", "command", "trtexec": parsed log dict}. A missing or
-    failing trtexec raises DeviceToolError with its last error lines.
+    trtexec: its path on the device (the inventory's `trtexec`), default: looked up on PATH and
+    in /usr/src/tensorrt/bin. Returns {"built": True, "engine", "log", "command", "trtexec": parsed
+    log dict}. A missing or failing trtexec raises DeviceToolError with its last error lines.
     """
     onnx_path, out_dir = Path(onnx_path), Path(out_dir)
     digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()[:12]
@@ -182,7 +185,7 @@ def build_engine_on_device(
     names = {"onnx": onnx_path.name, "engine": f"{stem}.plan", "cache": "timing.cache",
              "layers": f"{stem}.layers.json", "log": f"{stem}.trtexec.log"}  # fmt: skip
     rpath = {key: posixpath.join(remote, name) for key, name in names.items()}
-    trtexec = _find_trtexec(device)
+    trtexec = _find_trtexec(device, trtexec)
     device.run(["mkdir", "-p", remote], timeout=STEP_TIMEOUT_S)
     device.push(str(onnx_path), rpath["onnx"], timeout=STEP_TIMEOUT_S)
     argv = trtexec_argv(rpath["onnx"], rpath["engine"], timing_cache=rpath["cache"], layer_info=rpath["layers"],

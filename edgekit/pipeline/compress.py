@@ -199,7 +199,10 @@ def _open_device(job: CompressJob):
     from edgekit.devices.inventory import load_inventory, open_device, resolve
 
     inventory, source = load_inventory(job.inventory)
-    return open_device(job.device, resolve(inventory, job.device, source))
+    entry = resolve(inventory, job.device, source)
+    device = open_device(job.device, entry)
+    device.trtexec = entry.trtexec  # where the engine builder finds it (default: PATH)
+    return device
 
 
 def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: None) -> dict:

@@ -76,7 +76,7 @@ def build_all(source: PreparedSource, recipe: Recipe, targets: list[str], calibr
         else:
             on_step("building tensorrt plan" + (f" on {device.name}" if device else ""))
             plan = build_tensorrt_plan(built[0].path, stage, calibration_factory=calibration,
-                                       method=method, device=device)
+                                       method=method, device=device, trtexec=getattr(device, "trtexec", None))
             details = {k: plan[k] for k in ("quantization", "calibration_cache", "trtexec_command",
                                              "trtexec_command_implicit_int8", "engine")}
             details["calibration_cache"]["path"] = Path(details["calibration_cache"]["path"]).name
