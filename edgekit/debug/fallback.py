@@ -2,8 +2,9 @@
 
 Strategy (greedy by measured sensitivity, then a prune pass):
 1. build full INT8 and validate it; if it meets the budget, stop (no float layers);
-2. rank the quantizable nodes by measured sensitivity (`sensitivity.measure_sensitivity`, given
-   at most half the time budget; nodes it did not reach rank last, in graph order);
+2. rank the quantizable nodes by measured sensitivity (`sensitivity.measure_sensitivity` on the
+   first SENSITIVITY_SAMPLES (32) held-out samples, given at most half the time budget; nodes it
+   did not reach rank last, in graph order);
 3. greedy: keep the next most sensitive node in float, rebuild, re-validate, until the budget is
    met or `max_float_layers` (default 10) nodes are float;
 4. prune: try dropping each float node again, least sensitive first, and keep it quantized when
@@ -26,6 +27,8 @@ from edgekit.debug.scoring import Budget, Evaluator
 from edgekit.debug.sensitivity import NodeSensitivity, measure_sensitivity
 from edgekit.errors import GateFailed
 from edgekit.recipe.schema import Int8
+
+SENSITIVITY_SAMPLES = 32  # a ranking is relative: a subset of the held-out samples is enough
 
 
 @dataclass
@@ -135,7 +138,8 @@ def run_fallback(backend, evaluator: Evaluator, budget: Budget, *, max_float_lay
         return _result(search, budget, list(ranking or []), "full INT8 meets the budget")
     if ranking is None:
         half = search.start + time_budget_s / 2
-        ranking, _ = measure_sensitivity(backend, evaluator, deadline=half, on_step=on_step)
+        ranking, _ = measure_sensitivity(backend, evaluator.subset(SENSITIVITY_SAMPLES), deadline=half,
+                                         on_step=on_step)
     order = [r.node for r in ranking]
     chosen: list[str] = []
     stopped = f"max_float_layers ({max_float_layers}) reached"

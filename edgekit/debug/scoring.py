@@ -85,6 +85,11 @@ class Evaluator:
     warmup_runs: int = 5
     runs: int = 20
 
+    def subset(self, count: int) -> "Evaluator":
+        """The same evaluator on the first `count` samples (cheaper, for relative rankings)."""
+        return Evaluator(self.feeds[:count], self.reference[:count], self.labels[:count],
+                         self.threads, self.warmup_runs, self.runs)
+
     def accuracy(self, backend, model: bytes) -> AccuracyReport:
         runner = backend.runner(model, self.threads)
         return compare(self.reference, [runner.run(f) for f in self.feeds], self.labels)
