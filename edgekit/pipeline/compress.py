@@ -156,7 +156,8 @@ def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe
     if use_cache and device is None:
         on_step("checking the build cache")
         material = {**recipe.model_dump(mode="json"), "trust_model": trust_model}
-        key = cache.cache_key(model_file.path, material, targets)
+        labels = [Path(recipe.calibration.labels)] if recipe.calibration.labels else []
+        key = cache.cache_key(model_file.path, material, targets, labels)
         hit = cache.lookup(key)
         if hit is not None:
             with atomic_output_dir(out) as stage:
