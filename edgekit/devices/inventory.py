@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from edgekit.devices.base import Device
 from edgekit.errors import MissingDependencyError, UsageError
 from edgekit.fsutil import write_text_atomic
+from edgekit.yamlconfig import load_mapping, validation_message
 
 FILENAME = "devices.yaml"
 ADB_WORKDIR = "/data/local/tmp/edgekit"
@@ -113,30 +114,13 @@ def find_inventory(explicit: str | Path | None = None) -> Path | None:
     return None
 
 
-def _error_location(loc) -> str:
-    return ".".join(str(part) for part in loc if not str(part).startswith("function-after"))
-
-
 def parse_inventory(text: str, path: str | Path) -> Inventory:
     """Validate YAML text; errors name the file and the key path (devices.orin.threads)."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise UsageError(f"not valid YAML{where}", path) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise UsageError("must be a mapping with a 'devices' key", path)
+    data = load_mapping(text, str(path), UsageError) or {}
     try:
         return Inventory.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        location = _error_location(first["loc"]) or "(top level)"
-        message = first["msg"].removeprefix("Value error, ")
-        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-        raise UsageError(f"{location}: {message}{more}", path) from None
+        raise UsageError(validation_message(err), path) from None
 
 
 def load_inventory(explicit: str | Path | None = None) -> tuple[Inventory, Path | None]:

@@ -8,10 +8,8 @@ expanded (billion laughs), or holding NaN/Inf numbers; schema errors name the ke
 from __future__ import annotations
 
 import copy
-import math
 import os
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -19,10 +17,9 @@ from pydantic import ValidationError
 import edgekit
 from edgekit.errors import RecipeError
 from edgekit.recipe.schema import Recipe
+from edgekit.yamlconfig import load_mapping, validation_message
 
 MAX_RECIPE_BYTES = 1 << 20
-MAX_DEPTH = 20
-MAX_VALUES = 10_000
 
 
 def preset_dir() -> Path:
@@ -38,65 +35,16 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
-def _show(key: Any) -> str:
-    """A key for a one-line message: control characters escaped, at most 60 characters."""
-    text = str(key)
-    text = text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _check_shape(data: Any, origin: str) -> None:
-    """Refuse deep nesting, alias-expanded size over MAX_VALUES and NaN/Inf, without recursion."""
-    stack: list[tuple[Any, tuple, int]] = [(data, (), 0)]
-    seen = 0
-    while stack:
-        value, where, level = stack.pop()
-        seen += 1
-        if seen > MAX_VALUES:
-            raise RecipeError(f"more than {MAX_VALUES} values (after expanding YAML aliases)", origin)
-        if level > MAX_DEPTH:
-            raise RecipeError(f"nested deeper than {MAX_DEPTH} levels", origin)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise RecipeError(f"{'.'.join(map(_show, where)) or '(top level)'}: {value} is not a finite number",
-                              origin)
-        if isinstance(value, dict):
-            stack.extend((v, (*where, k), level + 1) for k, v in value.items())
-        elif isinstance(value, list):
-            stack.extend((v, (*where, i), level + 1) for i, v in enumerate(value))
-
-
-def _format_validation(err: ValidationError) -> str:
-    first = err.errors()[0]
-    where = ".".join(_show(p) for p in first["loc"]) if first["loc"] else "(top level)"
-    if first["type"] == "extra_forbidden":
-        return f"unknown key '{where}'"
-    if first["type"] == "invalid_key":
-        return f"key '{where}' must be a string"
-    return f"{where}: {' '.join(first['msg'].split())[:200]}"
-
-
 def parse_recipe(text: str, origin: str, overrides: dict | None = None) -> Recipe:
     """Validate YAML text as a Recipe, with `overrides` (nested dict) applied on top."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise RecipeError(f"not valid YAML{where}", origin) from None
-    except (ValueError, TypeError, OverflowError) as err:  # e.g. a timestamp like 2024-13-45
-        raise RecipeError(f"not valid YAML ({' '.join(str(err).split())[:120]})", origin) from None
-    except RecursionError:
-        raise RecipeError("nested too deeply", origin) from None
+    data = load_mapping(text, origin, RecipeError)
     if data is None:
         raise RecipeError("recipe is empty (write {} to take every default)", origin)
-    if not isinstance(data, dict):
-        raise RecipeError("a recipe must be a mapping of keys to values", origin)
-    _check_shape(data, origin)
     try:
         Recipe.model_validate(data)  # the file on its own: a flag must not hide a bad value in it
         return Recipe.model_validate(deep_merge(data, overrides or {}))
     except ValidationError as err:
-        raise RecipeError(_format_validation(err), origin) from None
+        raise RecipeError(validation_message(err), origin) from None
 
 
 def deep_merge(base: dict, extra: dict) -> dict:

@@ -32,7 +32,7 @@ documents = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_si
 
 
 def _shown(key) -> str:
-    from edgekit.recipe.loader import _show
+    from edgekit.yamlconfig import _show
 
     return _show(key)
 
