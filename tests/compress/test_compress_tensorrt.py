@@ -55,7 +55,7 @@ def test_tensorrt_engine_built_on_the_board_over_ssh(digits_models, sshd, tmp_pa
     engine = trt["engine"]
     assert engine["built"] is True, engine
     assert (out / engine["engine"]).read_bytes().startswith(b"engine built from ")
-    assert (out / engine["log"]).read_text() == RECORDED_LOG.read_text()
+    assert RECORDED_LOG.read_text() in (out / engine["log"]).read_text()  # + the board shell's stderr
     assert engine["trtexec"]["tensorrt_version"] == "8.0.1" and engine["trtexec"]["latency"]["median"] > 0
     assert engine["command"].startswith(entry["trtexec"])
     assert not [n for n in report["notes"] if "engine not built" in n]
