@@ -64,9 +64,10 @@ class SshServer:
                  "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
                  "PermitRootLogin prohibit-password", f"AllowUsers {self.user}", "LogLevel VERBOSE",
                  "ClientAliveInterval 0",
-                 # A login shell's rc files may run `pyenv init`; a rehash lock left by a session
-                 # that a test killed on purpose must not stall every later session for 60 s.
-                 "SetEnv PYENV_REHASH_TIMEOUT=1"]
+                 # bash sources ~/.bashrc for ssh commands only when SHLVL < 2: the test server's
+                 # sessions skip the developer's rc files (here, `pyenv init`, whose rehash lock a
+                 # session killed on purpose can leave behind, stalling every later session).
+                 "SetEnv SHLVL=1 PYENV_REHASH_TIMEOUT=1"]
         if SFTP_SERVER:
             lines.append(f"Subsystem sftp {SFTP_SERVER}")
         self.config.write_text("\n".join(lines) + "\n")
