@@ -72,15 +72,16 @@ def _feeds(sample, runner, where: str) -> dict[str, np.ndarray]:
         raise CalibrationDataError(f"{where}: {err}") from None
 
 
-def _align(ref_out: dict[str, np.ndarray], out: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    names = list(ref_out)
-    if set(names) == set(out):
-        pairs = [(n, ref_out[n], out[n]) for n in names]
-    elif len(out) == len(names):
-        pairs = [(n, ref_out[n], o) for n, o in zip(names, out.values())]
+def align_outputs(reference: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`outputs` keyed and laid out like `reference`: matched by name, else by position; NHWC/NCHW fitted."""
+    names = list(reference)
+    if set(names) == set(outputs):
+        matched = {n: outputs[n] for n in names}
+    elif len(outputs) == len(names):
+        matched = dict(zip(names, outputs.values()))
     else:
-        raise UsageError(f"outputs differ: {names} vs {list(out)}")
-    return [(n, r, o if o.shape == r.shape else fit_layout(o, r.shape)) for n, r, o in pairs]
+        raise UsageError(f"outputs differ: {names} vs {list(outputs)}")
+    return {n: o if o.shape == reference[n].shape else fit_layout(o, reference[n].shape) for n, o in matched.items()}
 
 
 @dataclass
@@ -134,7 +135,8 @@ def compare_artifacts(
     for name, sample in iter_samples(data_dir):
         ref_out = runners[0].run(_feeds(sample, runners[0], name))
         for index, runner in enumerate(runners[1:], start=1):
-            for out_name, ref, test in _align(ref_out, runner.run(_feeds(sample, runner, name))):
+            for out_name, test in align_outputs(ref_out, runner.run(_feeds(sample, runner, name))).items():
+                ref = ref_out[out_name]
                 refs, tests = collected.setdefault((index, out_name), ([], []))
                 refs.append(ref.astype(np.float64))
                 tests.append(test.astype(np.float64))

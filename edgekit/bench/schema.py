@@ -18,12 +18,6 @@ Status = Literal["ok", "gate_failed", "tool_failed", "inconclusive", "host_key_r
 Tool = Literal["harness", "benchmark_model", "trtexec"]
 
 
-class DeviceLatency(LatencySummary):
-    """LatencySummary where std may be None too: trtexec prints no standard deviation."""
-
-    std_ms: Optional[float] = None
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -114,7 +108,7 @@ class Row(_Strict):
     status: Status
     error: Optional[str] = None
     tool: Optional[Tool] = None
-    latency: Optional[DeviceLatency] = None
+    latency: Optional[LatencySummary] = None
     load_ms: Optional[float] = None
     first_inference_ms: Optional[float] = None
     runtime: Optional[str] = None

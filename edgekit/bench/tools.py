@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Optional
 
 from edgekit.bench.artifacts import Artifact
-from edgekit.bench.schema import DeviceLatency, OpTime
+from edgekit.bench.schema import OpTime
+from edgekit.validate.latency import LatencySummary
 from edgekit.devices.base import Device
 from edgekit.errors import DeviceToolError
 from edgekit.fsutil import sha256_file
@@ -129,7 +130,7 @@ class BenchmarkModelRun:
             raise DeviceToolError(f"benchmark_model exited {result.returncode}: {last_line(text)}",
                                   self.device.name)
         parsed = parse_benchmark_model(text)
-        latency = DeviceLatency(**parsed.latency_fields(threads=threads, warmup_runs=warmup))
+        latency = LatencySummary(**parsed.latency_fields(threads=threads, warmup_runs=warmup))
         top = sorted(parsed.top_ops, key=lambda op: op.avg_ms, reverse=True)[:TOP_OPS]
         return {
             "latency": latency,
@@ -167,7 +168,7 @@ class TrtexecRun:
                                   f"{last_errors(log)}", self.device.name)
         report = parse_trtexec_log(log)
         try:
-            latency = DeviceLatency(**report.latency_fields())
+            latency = LatencySummary(**report.latency_fields())
         except DeviceToolError as err:
             raise DeviceToolError(f"{artifact.name}: {err.problem}", self.device.name) from None
         version = report.tensorrt_version or "unknown"

@@ -23,7 +23,8 @@ import edgekit
 from edgekit.calibration.sources import CalibrationSource, SampleRef, precheck_calibration
 from edgekit.calibration.shape_hint import shape_from_calibration
 from edgekit.calibration.split import Split, split_samples
-from edgekit.errors import ConversionError, GateFailed, OutputError, UsageError
+from edgekit.compare import align_outputs
+from edgekit.errors import GateFailed, OutputError, UsageError
 from edgekit.fsutil import atomic_output_dir, sha256_file, sha256_tree, write_json_atomic, write_text_atomic
 from edgekit.model.checks import ModelFile, check_model_path
 from edgekit.pipeline import cache
@@ -37,6 +38,7 @@ from edgekit.report.markdown import render_markdown
 from edgekit.report.schema import (ArtifactEntry, CalibrationInfo, FusionInfo, ModelInfo, Report,
                                    TensorInfo)
 from edgekit.runtime.base import TensorSpec
+from edgekit.stages.built import Built
 from edgekit.validate.evaluate import compare, host_latency
 
 log = logging.getLogger("edgekit")
@@ -60,19 +62,6 @@ class Dataset:
         if self.source is None or not self.split.calibration:
             return None
         return lambda: self.source.stream(self.split.calibration)
-
-
-@dataclass
-class Built:
-    """One artifact built in the staging directory, before validation."""
-
-    name: str
-    target: str
-    precision: str
-    path: Path
-    details: dict = field(default_factory=dict)
-    op_counts: dict = field(default_factory=dict)
-    compute_dtypes: dict = field(default_factory=dict)
 
 
 def _specs(tensors: list[TensorSpec]) -> list[TensorInfo]:
@@ -262,15 +251,6 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
 SIZE_BASELINE = {"tflite": "tflite", "onnx": "onnx", "tensorrt": "onnx"}
 
 
-def _aligned(outputs: dict, reference: dict) -> dict:
-    """Candidate outputs keyed like the reference: by name, else by position."""
-    if set(outputs) == set(reference):
-        return outputs
-    if len(outputs) != len(reference):
-        raise ConversionError(f"artifact has {len(outputs)} outputs, the model has {len(reference)}")
-    return dict(zip(reference, outputs.values()))
-
-
 def _validate(built: list[Built], recipe: Recipe, data: Dataset, ref_outputs, on_step) -> list[ArtifactEntry]:
     from edgekit.runtime import open_runner
 
@@ -280,7 +260,7 @@ def _validate(built: list[Built], recipe: Recipe, data: Dataset, ref_outputs, on
     for b in built:
         on_step(f"validating {b.name}")
         runner = open_runner(b.path, v.threads)
-        outputs = [_aligned(runner.run(f), r) for f, r in zip(data.validation_feeds, ref_outputs)]
+        outputs = [align_outputs(r, runner.run(f)) for f, r in zip(data.validation_feeds, ref_outputs)]
         accuracy = compare(ref_outputs, outputs, data.labels)
         latency = host_latency(lambda: open_runner(b.path, v.threads), data.validation_feeds[0],
                                threads=v.threads, warmup_runs=v.warmup_runs, runs=v.runs)

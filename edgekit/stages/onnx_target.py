@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from edgekit.recipe.schema import Recipe
+from edgekit.stages.built import Built
 from edgekit.stages.source import PreparedSource
 
 log = logging.getLogger("edgekit")
@@ -37,7 +38,6 @@ def build_all(source: PreparedSource, recipe: Recipe, targets: list[str], calibr
     validation: (feeds, reference outputs, labels) of the held-out split, for method "auto".
     """
     from edgekit.onnx.artifacts import build_onnx_artifacts, build_tensorrt_plan
-    from edgekit.pipeline.compress import Built
 
     onnx_in = source.onnx_path
     notes = []

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit.recipe.schema import Recipe
+from edgekit.stages.built import Built
 from edgekit.stages.source import PreparedSource
 
 
 def build_all(source: PreparedSource, recipe: Recipe, calibration, stage: Path, on_step):
     """([Built per precision], {"tflite": fusion}) for the recipe's precisions, written into `stage`."""
-    from edgekit.pipeline.compress import Built
     from edgekit.stages.tflite_build import build_tflite
     from edgekit.stages.tflite_fusion import fusion_groups, source_layers
     from edgekit.stages.tflite_inspect import compute_dtypes, op_counts, read_ops

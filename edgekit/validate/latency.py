@@ -17,7 +17,7 @@ class LatencySummary(BaseModel):
     p90_ms: Optional[float] = None
     p99_ms: Optional[float] = None
     mean_ms: float
-    std_ms: float
+    std_ms: Optional[float] = None  # None only where a device tool does not print it
     min_ms: float
     max_ms: float
     runs: int
