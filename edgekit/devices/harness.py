@@ -314,12 +314,14 @@ def measure(args):
     clock = time.perf_counter
     t0 = clock()
     deadline = t0 + args.duration if args.duration else None
-    while (clock() < deadline) if deadline else (len(latencies) < args.runs):
-        begin = clock()
+    while True:
+        begin = clock()  # one reading decides whether to run and stamps the run
+        if (begin >= deadline) if deadline else (len(latencies) >= args.runs):
+            break
         model.infer()
         end = clock()
         latencies.append(round((end - begin) * 1e3, 4))
-        stamps.append(round(begin - t0, 7))
+        stamps.append(int((begin - t0) * 1e7) / 1e7)  # truncated: a stamp never reaches the deadline
     result.update(latencies_ms=latencies, timestamps_s=stamps, wall_s=round(clock() - t0, 6),
                   peak_rss_mb=peak_rss_mb(), thermal_after=read_temperatures(),
                   outputs_file=os.path.basename(args.outputs) if args.outputs else None)

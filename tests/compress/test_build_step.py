@@ -35,13 +35,15 @@ def test_unchanged_rebuild_is_a_cache_hit_and_touching_data_invalidates(digits_m
     monkeypatch.setenv("EDGEKIT_CACHE_DIR", str(tmp_path / "cache"))
     data = _copy_data(tmp_path / "data")
     args = ["compress", digits_models[0], "--int8", "-c", data, "--color", "grayscale", "--runs", "3"]
+    start = time.perf_counter()
     first = edgekit_cli(*args, "--out", tmp_path / "a")
+    cold = time.perf_counter() - start
     assert first.code == 0, first.err
     start = time.perf_counter()
     second = edgekit_cli(*args, "--out", tmp_path / "b")
     elapsed = time.perf_counter() - start
     assert second.code == 0 and "from the cache" in second.out
-    assert elapsed < 2.0, elapsed
+    assert elapsed < cold / 3, (elapsed, cold)  # no conversion ran; the speed target is in scripts/bench.py
     assert _files(tmp_path / "a") == _files(tmp_path / "b")
     info = edgekit_cli("cache", "info", "--json")
     assert json.loads(info.out)["entries"] == 1

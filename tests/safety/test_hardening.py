@@ -45,7 +45,7 @@ def test_symlinks_out_of_the_calibration_dir_are_not_followed(tmp_path, outside_
     with caplog.at_level(logging.WARNING, logger="edgekit"):
         started = time.monotonic()
         source = CalibrationSource(folder, SPEC, GRAY)
-    assert time.monotonic() - started < 2  # "/" was not walked
+    assert time.monotonic() - started < 10  # "/" was not walked (a hang guard, not a speed target)
     assert sorted(r.key for r in source.refs) == ["good.npy", "inside.npy"]
     assert source.labels == {}
     warned = " ".join(r.getMessage() for r in caplog.records)
@@ -110,7 +110,7 @@ def test_keras_archive_checks(tmp_path, name, data, needle):
     started = time.monotonic()
     with pytest.raises(ModelError, match=needle):
         check_model_path(path)
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 5  # a hang guard, not a speed target
 
 
 @pytest.mark.parametrize("module,refused", [("keras.layers", False), ("keras", False), ("tf_keras.layers", False),
@@ -148,7 +148,7 @@ def test_billion_laughs_is_refused_cheaply():
     started = time.monotonic()
     with pytest.raises(RecipeError, match="after expanding YAML aliases"):
         parse_recipe(laughs, "laughs.yaml")
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 5  # a hang guard, not a speed target
 
 
 def test_flags_do_not_hide_a_bad_value_in_the_recipe():
