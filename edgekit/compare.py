@@ -144,12 +144,11 @@ def compare_artifacts(
     result = Comparison(reference=str(paths[0]), samples=count, atol=atol, rtol=rtol)
     for (index, out_name), (refs, tests) in collected.items():
         ref, test = np.concatenate([r.ravel() for r in refs]), np.concatenate([t.ravel() for t in tests])
-        classes = refs[0].shape[-1] if refs[0].ndim >= 1 else 0
         result.outputs.append(OutputComparison(
             artifact=str(paths[index]), output=out_name,
             max_abs_error=metrics.max_abs_error(ref, test), max_rel_error=metrics.max_rel_error(ref, test),
             cosine=metrics.cosine(ref, test), sqnr_db=metrics.sqnr_db(ref, test),
-            top1_agreement=metrics.top1_agreement(refs, tests) if classes > 1 else None,
+            top1_agreement=metrics.top1_agreement(refs, tests) if metrics.is_class_scores(refs[0].shape) else None,
             passed=_within(ref, test, *(per_output or {}).get(out_name, (atol, rtol))),
         ))  # fmt: skip
     return result

@@ -51,6 +51,7 @@ SCRIPTS = Path(__file__).resolve().parent
 ROOT = SCRIPTS.parent
 sys.path.insert(0, str(SCRIPTS))
 import bench_data  # noqa: E402  (a sibling script)
+from bench_children import CHILDREN  # noqa: E402  (the jobs run by `--child`)
 from bench_table import LATENCY_MARGIN, build_rows, paired_ratio, render_markdown, summary  # noqa: E402,F401
 
 
@@ -205,70 +206,6 @@ def child(kind: str, job: dict, workdir: Path, env: dict) -> tuple[dict, Measure
     return json.loads(result_path.read_text()), measured
 
 
-# ----------------------------------------------------------------------------- child jobs (raw libraries)
-def _loader(job: dict):
-    size, color, scale, offset = tuple(job["size"]), job["color"], job["scale"], job["offset"]
-    return lambda path: bench_data.load_image(Path(path), size, color, scale, offset)
-
-
-def child_raw_tflite(job: dict) -> dict:
-    """What a user writes by hand: TFLiteConverter FP32, then full-integer INT8 (float I/O)."""
-    t0 = time.perf_counter()
-    import tensorflow as tf
-
-    result = {"import_s": time.perf_counter() - t0}
-    load = _loader(job)
-
-    def representative():
-        for path in job["files"]:
-            yield [load(path)]
-
-    for precision in ("fp32", "int8"):
-        t = time.perf_counter()
-        converter = tf.lite.TFLiteConverter.from_saved_model(job["saved_model"])
-        if precision == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = representative
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        Path(job["out_dir"], f"raw_{precision}.tflite").write_bytes(converter.convert())
-        result[f"{precision}_s"] = time.perf_counter() - t
-    return result
-
-
-def child_onnx_edgekit(job: dict) -> dict:
-    """edgekit's ONNX family: fuse + verify + FP32, then QDQ INT8 (build_onnx_artifacts)."""
-    from edgekit.onnx.artifacts import build_onnx_artifacts
-
-    load = _loader(job)
-    t = time.perf_counter()
-    artifacts = build_onnx_artifacts(job["onnx"], job["out_dir"], precisions=("int8",),
-                                     calibration_factory=lambda: ({job["input"]: load(p)} for p in job["files"]))
-    return {"work_s": time.perf_counter() - t, "paths": {a["precision"]: a["path"] for a in artifacts}}
-
-
-def child_onnx_raw(job: dict) -> dict:
-    """onnxruntime quantize_static with its default settings and a plain CalibrationDataReader."""
-    from onnxruntime.quantization import CalibrationDataReader, quantize_static
-
-    load = _loader(job)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.files = iter(job["files"])
-
-        def get_next(self):
-            path = next(self.files, None)
-            return None if path is None else {job["input"]: load(path)}
-
-    out = str(Path(job["out_dir"]) / "raw_int8.onnx")
-    t = time.perf_counter()
-    quantize_static(job["onnx"], out, Reader())
-    return {"work_s": time.perf_counter() - t, "paths": {"int8": out}}
-
-
-CHILDREN = {"raw-tflite": child_raw_tflite, "onnx-edgekit": child_onnx_edgekit, "onnx-raw": child_onnx_raw}
-
-
 # ----------------------------------------------------------------------------- inference helpers
 def interleaved_latency(calls: dict, rounds: int, runs: int, warmup: int = 5) -> dict[str, dict]:
     """Median ms per call name: `rounds` rounds, each timing `runs` calls of every model in turn
@@ -341,7 +278,8 @@ def median_of(values: list[float]) -> float:
 
 # ----------------------------------------------------------------------------- sections
 def write_recipe(path: Path, source: Path, size: int, color: str, scale: float, offset: float, *,
-                 num_samples: int, validation_fraction: float, max_validation: int, runs: int, warmup: int) -> Path:
+                 num_samples: int, validation_fraction: float, max_validation: int, runs: int, warmup: int,
+                 per_channel: bool = True) -> Path:
     import yaml
 
     recipe = {"name": "bench", "precisions": ["fp32", "int8"],
@@ -349,6 +287,8 @@ def write_recipe(path: Path, source: Path, size: int, color: str, scale: float, 
               "calibration": {"source": str(source), "num_samples": num_samples,
                               "validation_fraction": validation_fraction, "max_validation_samples": max_validation},
               "validation": {"threads": 1, "runs": runs, "warmup_runs": warmup}}
+    if not per_channel:
+        recipe["int8"] = {"per_channel": False}
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     return path
 
@@ -358,8 +298,10 @@ def compress_argv(model: Path, recipe: Path, out: Path, *extra: str) -> list[str
 
 
 def bench_tflite(name: str, model: Path, data: Path, pre: dict, recipe_opts: dict, cfg: Config, work: Path,
-                 env: dict, heldout: list[np.ndarray], labelled: dict | None, repeats: int) -> dict:
-    """edgekit compress vs raw TFLiteConverter on one model; sizes, latency, accuracy."""
+                 env: dict, heldout: list[np.ndarray], labelled: dict | None, repeats: int,
+                 per_tensor: bool = False) -> dict:
+    """edgekit compress vs raw TFLiteConverter on one model; sizes, latency, accuracy. With
+    `per_tensor`, one more edgekit run with per-tensor weights (`int8.per_channel: false`)."""
     folder = work / name
     folder.mkdir()
     recipe = write_recipe(folder / "recipe.yaml", data, pre["size"][0], pre["color"], pre["scale"], pre["offset"],
@@ -418,9 +360,27 @@ def bench_tflite(name: str, model: Path, data: Path, pre: dict, recipe_opts: dic
             "drop_pts": {side: round(acc[f"{side}_fp32"] - acc[f"{side}_int8"], 3) for side in ("edgekit", "raw")},
             "report_drop_pts": int8["accuracy"]["accuracy_drop_pts"],
             "report_samples": int8["accuracy"]["samples"]}
+    if per_tensor:
+        result["per_tensor"] = per_tensor_tflite(model, folder, data, pre, recipe_opts, env, heldout,
+                                                 outputs["edgekit_fp32"])
     result.update(recipe=str(recipe), out=str(ek_out), cache_dir=str(folder / "cache0"),
                   cold_s=round(edgekit_runs[0].wall_s, 3))
     return result
+
+
+def per_tensor_tflite(model: Path, folder: Path, data: Path, pre: dict, recipe_opts: dict, env: dict,
+                      heldout: list[np.ndarray], fp32_outputs: list[np.ndarray]) -> dict:
+    """Size and held-out quality of edgekit's INT8 with per-tensor weights (the size/accuracy trade)."""
+    recipe = write_recipe(folder / "recipe-per-tensor.yaml", data, pre["size"][0], pre["color"], pre["scale"],
+                          pre["offset"], per_channel=False, **recipe_opts)
+    out = folder / "edgekit-per-tensor"
+    measured = run_measured(compress_argv(model, recipe, out), dict(env, EDGEKIT_CACHE_DIR=str(folder / "cache-pt")))
+    if measured.rc != 0:
+        raise RuntimeError(f"per-tensor compress exited {measured.rc}: {measured.tail()}")
+    run = tflite_runner(out / "model_int8.tflite")
+    return {"int8_bytes": (out / "model_int8.tflite").stat().st_size,
+            "fp32_bytes": (out / "model_fp32.tflite").stat().st_size,
+            "heldout": agreement(fp32_outputs, [run(feed) for feed in heldout])}
 
 
 def bench_cache(model: Path, recipe: Path, out: Path, cache_dir: Path, cold_s: float, env: dict,
@@ -483,6 +443,13 @@ def bench_onnx(saved_model: Path, files: list[str], heldout: list[np.ndarray], p
     paths = {"fp32": exported, "edgekit_fp32": Path(sides["edgekit"]["paths"]["fp32"]),
              "edgekit_int8": Path(sides["edgekit"]["paths"]["int8"]), "raw_int8": Path(sides["raw"]["paths"]["int8"])}
     latency, outputs = measure_models({k: onnx_runner(p) for k, p in paths.items()}, heldout, cfg)
+    (folder / "edgekit-per-tensor").mkdir()
+    per_tensor, _ = child("onnx-edgekit", dict(job, out_dir=str(folder / "edgekit-per-tensor"), per_channel=False),
+                          folder, env)
+    run = onnx_runner(Path(per_tensor["paths"]["int8"]))
+    per_tensor = {"int8_bytes": Path(per_tensor["paths"]["int8"]).stat().st_size,
+                  "fp32_bytes": Path(per_tensor["paths"]["fp32"]).stat().st_size,
+                  "heldout": agreement(outputs["fp32"], [run(feed) for feed in heldout])}
     for side in sides:
         sides[side].update(agreement(outputs["fp32"], outputs[f"{side}_int8"]),
                            int8_bytes=paths[f"{side}_int8"].stat().st_size)
@@ -491,7 +458,7 @@ def bench_onnx(saved_model: Path, files: list[str], heldout: list[np.ndarray], p
     fused_error = agreement(outputs["fp32"], outputs["edgekit_fp32"])
     return {"export_s": round(export_s, 3), "opset": export_info["opset"], "calibration_samples": len(files),
             "heldout_samples": len(heldout), "latency": latency, "edgekit": sides["edgekit"], "raw": sides["raw"],
-            "edgekit_fp32_vs_exported": fused_error}
+            "edgekit_fp32_vs_exported": fused_error, "per_tensor": per_tensor}
 
 
 # ----------------------------------------------------------------------------- table
@@ -567,7 +534,8 @@ def run(cfg: Config, work: Path, skip_onnx: bool) -> dict:
     mobile = _section(results, ("tflite", "mobilenet_v2"), lambda: bench_tflite(
         "mobilenet_v2", mobilenet["savedmodel"], mobile_data, mobile_pre,
         dict(num_samples=cfg.calibration, validation_fraction=0.1, max_validation=cfg.validation_samples,
-             runs=cfg.validation_runs, warmup=2), cfg, work, env, heldout, None, cfg.repeats), started)
+             runs=cfg.validation_runs, warmup=2), cfg, work, env, heldout, None, cfg.repeats, per_tensor=True),
+        started)
     if "error" not in mobile:
         _section(results, ("cache",), lambda: bench_cache(
             mobilenet["savedmodel"], Path(mobile["recipe"]), Path(mobile["out"]), Path(mobile["cache_dir"]),

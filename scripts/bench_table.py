@@ -84,6 +84,7 @@ def _tflite_rows(r: dict) -> list[list[str]]:
     ek_size = ratio(size["edgekit_int8"], size["edgekit_fp32"])
     rows.append(row("INT8/FP32 size", ek_size, ratio(size["raw_int8"], size["raw_fp32"]), "<= 0.27",
                     at_most(ek_size, 0.27), 3))
+    rows += _per_tensor_rows(r.get("per_tensor"))
     rows += _latency_rows(r["latency"], {"edgekit": ("edgekit_fp32", "edgekit_int8"),
                                          "raw": ("raw_fp32", "raw_int8")}, "LiteRT")
     if "accuracy" in r:
@@ -97,6 +98,17 @@ def _tflite_rows(r: dict) -> list[list[str]]:
     return rows
 
 
+def _per_tensor_rows(pt: dict | None) -> list[list[str]]:
+    """edgekit with per-tensor weights (int8.per_channel: false): smaller, at an accuracy cost."""
+    if not pt:
+        return []
+    size = ratio(pt["int8_bytes"], pt["fp32_bytes"])
+    return [row("INT8/FP32 size, per-tensor weights (int8.per_channel: false)", size, "-", "<= 0.27",
+                at_most(size, 0.27), 3),
+            row("INT8 SQNR dB vs FP32 output, per-tensor weights (per-channel: the SQNR row)",
+                pt["heldout"]["sqnr_db"], "-", "info", digits=1)]
+
+
 def _onnx_rows(r: dict) -> list[list[str]]:
     ek, raw = r["edgekit"], r["raw"]
     ek_size = ratio(ek["int8_bytes"], ek["fp32_bytes"])
@@ -105,6 +117,7 @@ def _onnx_rows(r: dict) -> list[list[str]]:
             row("peak RSS MB of that process", ek["tree_peak_mb"], raw["tree_peak_mb"], "info", digits=0),
             row("INT8/FP32 size", ek_size, ratio(raw["int8_bytes"], raw["fp32_bytes"]), "<= 0.27",
                 at_most(ek_size, 0.27), 3),
+            *_per_tensor_rows(r.get("per_tensor")),
             *_latency_rows(r["latency"], {"edgekit": ("edgekit_fp32", "edgekit_int8"), "raw": ("fp32", "raw_int8")},
                            "onnxruntime"),
             *_quality_rows("vs the exported FP32", ek, raw, ">= raw")]

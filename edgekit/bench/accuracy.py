@@ -111,7 +111,7 @@ def compare(reference: Artifact, ref_path: Path, device_path: Path, inputs: Path
             raise ValueError(f"output {name!r}: reference shape {list(a.shape)}, device {list(b.shape)}")
         samples = samples or (int(a.shape[0]) if a.ndim else 1)
         sqnr = metrics.sqnr_db(a, b)
-        top1 = metrics.top1_agreement([a], [b]) if a.ndim >= 2 and a.shape[-1] > 1 else None
+        top1 = metrics.top1_agreement([a], [b]) if metrics.is_class_scores(a.shape) else None
         results.append(OutputAccuracy(
             name=name, max_abs_error=round(metrics.max_abs_error(a, b), 6),
             cosine=round(metrics.cosine(a, b), 6),

@@ -141,6 +141,11 @@ def upgrade_opset(model, target: int = QUANT_MIN_OPSET):
     return converted, {"from": old, "to": target}
 
 
+def _static(dim) -> bool:
+    """A known size: exporters write unknown dims as a name, nothing, 0 or -1 (paddle2onnx)."""
+    return dim.HasField("dim_value") and dim.dim_value > 0
+
+
 def input_specs(model) -> dict[str, list[int | str]]:
     """Real graph inputs (initializers excluded) -> dims (int, or the symbolic name / '?')."""
     inits = {init.name for init in model.graph.initializer}
@@ -149,7 +154,7 @@ def input_specs(model) -> dict[str, list[int | str]]:
         if value.name in inits:
             continue
         dims = value.type.tensor_type.shape.dim
-        specs[value.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
+        specs[value.name] = [d.dim_value if _static(d) else (d.dim_param or "?") for d in dims]
     return specs
 
 
@@ -181,10 +186,10 @@ def fix_input_shapes(model, shapes: Mapping[str, Sequence[int]] | None = None, *
             if len(want) != len(dims):
                 raise UsageError(f"input {value.name!r} has rank {len(dims)}, --input-shape gives {want}")
             for dim, size in zip(dims, want):
-                if dim.HasField("dim_value") and dim.dim_value != size:
+                if _static(dim) and dim.dim_value != size:
                     raise UsageError(f"input {value.name!r} is fixed at {specs[value.name]}, not {want}")
         else:
-            want = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+            want = [d.dim_value if _static(d) else None for d in dims]
             if want and want[0] is None:
                 want[0] = batch
             missing = [i for i, d in enumerate(want) if d is None]
@@ -193,7 +198,7 @@ def fix_input_shapes(model, shapes: Mapping[str, Sequence[int]] | None = None, *
                     f"input {value.name!r} has dynamic dims {missing} ({specs[value.name]}): "
                     "give its shape with --input-shape"
                 )
-        if any(not d.HasField("dim_value") for d in dims):
+        if not all(_static(d) for d in dims):
             changed[value.name] = want
         for dim, size in zip(dims, want):
             dim.Clear()
@@ -201,8 +206,10 @@ def fix_input_shapes(model, shapes: Mapping[str, Sequence[int]] | None = None, *
     if not changed:
         return model, {"fixed_inputs": {}, "folded": []}
     del model.graph.value_info[:]
-    for out in model.graph.output:  # let inference recompute symbolic output dims
-        out.type.tensor_type.ClearField("shape")
+    for out in model.graph.output:  # let inference recompute unknown output dims; the rank stays
+        for dim in out.type.tensor_type.shape.dim:
+            if not _static(dim):
+                dim.Clear()
     model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     model, groups = fold_constants(model)
     return model, {"fixed_inputs": changed, "folded": [g.to_dict() for g in groups]}

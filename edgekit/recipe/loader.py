@@ -23,11 +23,12 @@ MAX_RECIPE_BYTES = 1 << 20
 
 
 def preset_dir() -> Path:
-    """The preset recipes: the repository's recipes/ directory (EDGEKIT_RECIPES overrides)."""
+    """The preset recipes: edgekit/presets, a link to the repository's recipes/ that wheels
+    carry as files (EDGEKIT_RECIPES overrides)."""
     override = os.environ.get("EDGEKIT_RECIPES")
     if override:
         return Path(override)
-    return Path(edgekit.__file__).resolve().parent.parent / "recipes"
+    return Path(edgekit.__file__).resolve().parent / "presets"
 
 
 def preset_names() -> list[str]:

@@ -41,9 +41,9 @@ class AccuracyReport(BaseModel):
 
 
 def classifier_output(outputs: Outputs) -> Optional[str]:
-    """The first output that looks like class scores (last axis > 1), or None."""
+    """The first output that looks like class scores (`metrics.is_class_scores`), or None."""
     for name in sorted(outputs):
-        if outputs[name].ndim >= 1 and outputs[name].shape[-1] > 1:
+        if metrics.is_class_scores(outputs[name].shape):
             return name
     return None
 
@@ -75,7 +75,8 @@ def compare(reference: Sequence[Outputs], candidate: Sequence[Outputs],
     if classifier_output(reference[0]):
         report.top1_agreement = round(metrics.top1_agreement(
             [r[primary] for r in reference], [c[primary] for c in candidate]), 6)
-        if labels and all(label is not None for label in labels):
+        one_vector = sum(d > 1 for d in reference[0][primary].shape) == 1  # labels: one class per sample
+        if one_vector and labels and all(label is not None for label in labels):
             ref_acc = _accuracy([r[primary] for r in reference], labels)
             acc = _accuracy([c[primary] for c in candidate], labels)
             report.reference_accuracy = round(ref_acc, 6)

@@ -10,6 +10,12 @@ from typing import Iterable
 import numpy as np
 
 
+def is_class_scores(shape) -> bool:
+    """Scores on the last axis: rank 1-3 ([C], [N, C], [N, T, C]) with C > 1. Rank 4 and up are
+    spatial maps (NCHW/NHWC), whose last axis is a width: no top-1 there."""
+    return 1 <= len(shape) <= 3 and shape[-1] > 1
+
+
 def _pair(ref, test) -> tuple[np.ndarray, np.ndarray]:
     ref = np.asarray(ref, dtype=np.float64)
     test = np.asarray(test, dtype=np.float64)

@@ -76,3 +76,25 @@ def test_precision_flags_add_to_recipe(tmp_path):
     opts.update(int8=False, fp16=True, dynamic=False, target=(), input_shape=())
     recipe, _ = load_recipe("generic_int8", build_overrides(opts))
     assert recipe.precisions == ["fp32", "fp16", "int8"]
+
+
+def test_wheel_carries_the_presets(tmp_path):
+    """A non-editable install finds the presets: the wheel holds recipes/*.yaml as edgekit/presets."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    source = tmp_path / "src"  # a copy: building in place would write build/ into the checkout
+    shutil.copytree(ROOT / "edgekit", source / "edgekit", symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "recipes", source / "recipes")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(source),
+                    "-w", str(tmp_path)], check=True, capture_output=True, cwd=tmp_path)
+    (wheel,) = tmp_path.glob("edgekit-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = {name.rsplit("/", 1)[-1]: archive.read(name) for name in archive.namelist()
+                   if name.startswith("edgekit/presets/")}
+    assert shipped == {p.name: p.read_bytes() for p in (ROOT / "recipes").glob("*.yaml")}

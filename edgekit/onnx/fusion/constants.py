@@ -60,7 +60,7 @@ def _shape_value(node, shapes) -> np.ndarray | None:
 
 
 def fold_constants(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[FusedGroup]]:
-    """Return (model, groups): a folded copy; one group per surviving constant it produced."""
+    """Return (model, groups): a folded copy; one group per constant computed from other nodes."""
     clone = onnx.ModelProto()
     clone.CopyFrom(model)
     name_nodes(clone.graph)
@@ -95,11 +95,13 @@ def run(model: onnx.ModelProto) -> list[FusedGroup]:
     remaining = [n for n in graph.node if n.name not in folded]
     needed = {name for n in remaining for name in n.input} | graph_output_names(graph)
     order = {n.name: i for i, n in enumerate(graph.node)}
+    op_types = {n.name: n.op_type for n in graph.node}
     groups = []
     for name in sorted(n for n in origin if n in needed):
         graph.initializer.append(numpy_helper.from_array(values[name], name))
         nodes = tuple(sorted(origin[name], key=order.get))
-        groups.append(FusedGroup(PASS, nodes, f"initializer {name!r} {list(values[name].shape)}"))
+        if {op_types[n] for n in nodes} != {"Constant"}:  # a Constant node turned initializer folds nothing
+            groups.append(FusedGroup(PASS, nodes, f"initializer {name!r} {list(values[name].shape)}"))
     del graph.node[:]
     graph.node.extend(remaining)
     prune(graph)
