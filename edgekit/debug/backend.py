@@ -69,6 +69,10 @@ class TempModelFiles:
         path.write_bytes(model)
         return path
 
+    def path(self, name: str) -> Path:
+        """A path in the directory (not created)."""
+        return Path(self._dir.name) / name
+
     def close(self) -> None:
         self._dir.cleanup()
 

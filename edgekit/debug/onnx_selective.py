@@ -1,8 +1,8 @@
 """ONNX selective INT8: onnxruntime static QDQ quantization with chosen nodes kept in float.
 
 Uses `edgekit.onnx.quantize.quantize_qdq(..., nodes_to_exclude=...)`; node ids are ONNX node
-names. onnxruntime has no calibrate-once API in `quantize_static`, so every build
-re-calibrates; builds are cached by float set. TF models are exported with tf2onnx
+names. The first build calibrates and keeps the activation ranges in a file (onnxruntime's
+`calibration_cache_path`); later builds reuse them. Builds are cached by float set. TF models are exported with tf2onnx
 (`edgekit.onnx.export.export_to_onnx`) first.
 """
 
@@ -74,7 +74,8 @@ class OnnxSelective:
             if unknown:
                 raise UsageError(f"unknown ONNX node(s) {sorted(unknown)[:3]}; see `edgekit debug` for names")
             out = self._files.write(b"")
-            quantize_qdq(self.fp32_path, out, self.calibration, method=self.method, nodes_to_exclude=sorted(key))
+            quantize_qdq(self.fp32_path, out, self.calibration, method=self.method, nodes_to_exclude=sorted(key),
+                         ranges_cache=self._files.path(f"ranges-{self.method}.json"))
             self._cache[key] = out.read_bytes()
         return self._cache[key]
 
