@@ -1,8 +1,10 @@
-"""Benchmark: plain INT8 vs INT8 with float fallback vs FP32, on an INT8-hostile model and on
-MobileNetV3-Small (weights=None, 96x96).
+"""Benchmark: plain INT8 vs INT8 with float fallback vs FP32, on an INT8-hostile model, on
+MobileNetV3-Small (weights=None, 96x96) and on a real pretrained MobileNetV3 (PaddleOCR's text
+direction classifier, ONNX from paddle2onnx, through the CLI; skipped when rapidocr-onnxruntime,
+which ships it, is not installed).
 
     python scripts/bench_fallback.py [--out FILE.json] [--targets tflite,onnx] [--skip-mobilenet]
-                                     [--skip-hostile] [--time-budget SECONDS]
+                                     [--skip-hostile] [--skip-paddle] [--time-budget SECONDS]
 
 The hostile model is the digits CNN of make_models.py with a planted pair of 1x1 convs,
 `outlier_up` (channel 0 times OUTLIER_GAIN) and `outlier_down` (its inverse): the float model is
@@ -143,11 +145,7 @@ def bench_model(name: str, model_path: Path, recipe, budget, target: str, max_fl
     backend.close()
 
     def row(kind, step, size, latency):
-        acc = step["accuracy"] if step else {}
-        return {"model": name, "target": target, "artifact": kind, "float_layers": len(step["float_nodes"]) if step else None,
-                "accuracy_drop_pts": acc.get("accuracy_drop_pts"), "top1_agreement": acc.get("top1_agreement"),
-                "sqnr_db": acc.get("sqnr_db"), "bytes": size, "size_ratio": round(size / len(fp32), 4),
-                "p50_ms": latency, "latency_ratio": round(latency / fp32_latency, 3)}
+        return _row(name, target, kind, step, size, latency, len(fp32), fp32_latency)
 
     return {"rows": [row("fp32", None, len(fp32), fp32_latency),
                      row("int8 plain", plain.to_dict(), plain.bytes, plain.latency_p50_ms),
@@ -156,11 +154,71 @@ def bench_model(name: str, model_path: Path, recipe, budget, target: str, max_fl
             "steps": len(result.steps), "budget": budget.describe()}
 
 
+def _row(name, target, kind, step, size, latency, fp32_size, fp32_latency) -> dict:
+    acc = step["accuracy"] if step else {}
+    return {"model": name, "target": target, "artifact": kind,
+            "float_layers": len(step["float_nodes"]) if step else None,
+            "accuracy_drop_pts": acc.get("accuracy_drop_pts"), "top1_agreement": acc.get("top1_agreement"),
+            "sqnr_db": acc.get("sqnr_db"), "bytes": size, "size_ratio": round(size / fp32_size, 4),
+            "p50_ms": latency, "latency_ratio": round(latency / fp32_latency, 3)}
+
+
+def bench_paddle_classifier(work: Path, budget_flags: list[str], time_budget_s: float) -> dict | None:
+    """The CLI on PaddleOCR's pretrained text-direction classifier, 600 rendered lines; rows from
+    its report's fallback steps."""
+    import subprocess
+
+    from tests.conftest import load_script
+
+    text_lines = load_script("text_lines")
+    models = text_lines.paddle_models()
+    if models is None:
+        print("rapidocr-onnxruntime is not installed: no PaddleOCR row", file=sys.stderr)
+        return None
+    data = text_lines.write_text_lines(work / "text_lines", 600)
+    out = work / "paddle_cls"
+    recipe = work / "paddle_cls.yaml"
+    recipe.write_text(f"fallback:\n  time_budget_s: {time_budget_s}\n")
+    argv = [sys.executable, "-m", "edgekit", "compress", str(models / text_lines.CLASSIFIER), "--int8",
+            "--target", "onnx", "-c", str(data), "--layout", "nchw", "--mean", "0.5,0.5,0.5", "--std",
+            "0.5,0.5,0.5", "--recipe", str(recipe), "--no-cache", "--quiet", "--out", str(out), *budget_flags]
+    start = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode not in (0, 10):
+        raise RuntimeError(f"compress exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    fp32, int8 = json.loads((out / "report.json").read_text())["artifacts"]
+    fallback = int8["details"]["fallback"]
+    steps = fallback["steps"]
+    final = next((s for s in reversed(steps) if s["met"] and s["float_layers"] == fallback["float_layers"]),
+                 min(steps, key=lambda s: s.get("shortfall") or 0.0))
+    name = "PaddleOCR text direction, pretrained MobileNetV3 (paddle2onnx)"
+    sizes = (fp32["bytes"], fp32["latency"]["p50_ms"])
+    return {"rows": [_row(name, "onnx", "fp32", None, *sizes, *sizes),
+                     _row(name, "onnx", "int8 plain", steps[0], steps[0]["bytes"], steps[0]["latency_p50_ms"], *sizes),
+                     _row(name, "onnx", "int8 fallback", final, final["bytes"], final["latency_p50_ms"], *sizes)],
+            "met": fallback["met"], "float_layers": final["float_layers"], "search_s": round(seconds, 2),
+            "steps": len(steps), "budget": fallback["budget"]}
+
+
+def print_summary(summary: dict) -> None:
+    name, target = summary["rows"][0]["model"], summary["rows"][0]["target"]
+    print(f"\n{name} [{target}] budget {summary['budget']}: met={summary['met']} float layers "
+          f"{summary['float_layers']} ({summary['steps']} builds, {summary['search_s']} s)")
+    print(f"{'artifact':<14} {'float':>5} {'drop pts':>9} {'agree':>7} {'SQNR dB':>8} {'bytes':>9} "
+          f"{'size':>6} {'p50 ms':>8} {'lat':>6}")
+    for r in summary["rows"]:
+        print(f"{r['artifact']:<14} {str(r['float_layers'] or 0):>5} {str(r['accuracy_drop_pts']):>9} "
+              f"{str(r['top1_agreement']):>7} {str(r['sqnr_db']):>8} {r['bytes']:>9} {r['size_ratio']:>6} "
+              f"{r['p50_ms']:>8} {r['latency_ratio']:>6}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench_fallback.json"))
     parser.add_argument("--skip-mobilenet", action="store_true")
     parser.add_argument("--skip-hostile", action="store_true")
+    parser.add_argument("--skip-paddle", action="store_true")
     parser.add_argument("--targets", default="tflite,onnx")
     parser.add_argument("--time-budget", type=float, default=600.0, help="seconds per search [600]")
     args = parser.parse_args()
@@ -171,27 +229,20 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-fallback-"))
     digits = Recipe.model_validate({"precisions": ["int8"], "preprocess": {"color": "grayscale"},
                                     "calibration": {"source": str(DIGITS_DATA)}})
-    cases = [("hostile digits CNN", save_hostile(work), digits, Budget(max_accuracy_drop=1.0))]
-    if args.skip_hostile:
-        cases = []
+    cases = [] if args.skip_hostile else [("hostile digits CNN", save_hostile(work), digits,
+                                           Budget(max_accuracy_drop=1.0))]
     if not args.skip_mobilenet:
         mnv3 = Recipe.model_validate({"precisions": ["int8"], "calibration": {
             "source": str(_random_images(work)), "num_samples": 100, "max_validation_samples": 40}})
         cases.append(("MobileNetV3Small 96x96 (weights=None)", _mobilenet(work), mnv3, Budget(min_sqnr_db=25.0)))
-    results = []
-    for name, path, recipe, budget in cases:
-        for target in args.targets.split(","):
-            results.append(bench_model(name, path, recipe, budget, target, max_float_layers=10,
-                                       time_budget_s=args.time_budget))
-            summary = results[-1]
-            print(f"\n{name} [{target}] budget {summary['budget']}: met={summary['met']} float layers "
-                  f"{summary['float_layers']} ({summary['steps']} builds, {summary['search_s']} s)")
-            print(f"{'artifact':<14} {'float':>5} {'drop pts':>9} {'agree':>7} {'SQNR dB':>8} {'bytes':>9} "
-                  f"{'size':>6} {'p50 ms':>8} {'lat':>6}")
-            for r in summary["rows"]:
-                print(f"{r['artifact']:<14} {str(r['float_layers'] or 0):>5} {str(r['accuracy_drop_pts']):>9} "
-                      f"{str(r['top1_agreement']):>7} {str(r['sqnr_db']):>8} {r['bytes']:>9} {r['size_ratio']:>6} "
-                      f"{r['p50_ms']:>8} {r['latency_ratio']:>6}")
+    runs = [(lambda name=name, path=path, recipe=recipe, budget=budget, target=target: bench_model(
+                name, path, recipe, budget, target, max_float_layers=10, time_budget_s=args.time_budget))
+            for name, path, recipe, budget in cases for target in args.targets.split(",")]
+    if not args.skip_paddle and "onnx" in args.targets.split(","):
+        runs.append(lambda: bench_paddle_classifier(work, ["--min-sqnr", "25"], args.time_budget))
+    results = [summary for summary in (run() for run in runs) if summary is not None]
+    for summary in results:
+        print_summary(summary)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {args.out}")
 

@@ -68,3 +68,49 @@ def test_budget():
     with pytest.raises(UsageError, match="labels"):
         budget.met(_acc(sqnr=30.0))
     assert Budget(min_agreement=0.99).shortfall(_acc(agreement=0.97)) == pytest.approx(2.0)
+
+
+class _Backend:
+    """Float sets -> model bytes, for run_fallback; the SQNR of each set comes from `score`."""
+
+    def __init__(self, names):
+        from edgekit.debug.backend import QuantNode
+
+        self._nodes = [QuantNode(n, "Conv", f"layer_{n}", i) for i, n in enumerate(names)]
+
+    def nodes(self):
+        return self._nodes
+
+    def build(self, float_nodes):
+        return ",".join(sorted(float_nodes)).encode()
+
+
+class _Evaluator:
+    def __init__(self, score):
+        self.score = score
+
+    def accuracy(self, backend, model: bytes):
+        return _acc(sqnr=self.score(set(filter(None, model.decode().split(",")))))
+
+
+def _fallback(score, names="ABCD", **kwargs):
+    from edgekit.debug.fallback import run_fallback
+    from edgekit.debug.sensitivity import NodeSensitivity
+
+    backend = _Backend(list(names))
+    ranking = [NodeSensitivity(n.id, n.layer, n.op_type, n.index) for n in backend.nodes()]
+    return run_fallback(backend, _Evaluator(score), Budget(min_sqnr_db=25.0), ranking=ranking,
+                        measure_latency=False, **kwargs)
+
+
+def test_fallback_keeps_a_pair_that_helps_only_together():
+    result = _fallback(lambda s: 30.0 if {"A", "B"} <= s else 16.0)
+    assert result.met and result.float_nodes == ["A", "B"]
+
+
+def test_unmet_fallback_prunes_the_nodes_that_made_it_worse():
+    # C hurts (errors interact): greedy adds A, B, C, D; the prune drops C and B
+    result = _fallback(lambda s: 16 + 5 * ("A" in s) - ("B" in s) - 7 * ("C" in s) + 2 * ("D" in s),
+                       max_float_layers=4)
+    assert not result.met and sorted(result.float_nodes) == ["A", "D"] and result.best.accuracy["sqnr_db"] == 23
+    assert [s.phase for s in result.steps].count("prune") == 4

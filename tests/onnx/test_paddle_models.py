@@ -7,77 +7,38 @@ degrees, and the float model gets it right, so accuracy and agreement mean somet
 
 from __future__ import annotations
 
-import csv
-import importlib.util
 import json
 import os
-import random
-import argparse
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 
+from tests.conftest import load_script
+
+text_lines_script = load_script("text_lines")
+
 
 @pytest.fixture(scope="module")
 def paddle_models() -> Path:
-    spec = importlib.util.find_spec("rapidocr_onnxruntime")  # found, never imported (it needs OpenCV)
-    if spec is None or spec.origin is None:
+    folder = text_lines_script.paddle_models()
+    if folder is None:
         message = "rapidocr-onnxruntime is not installed (scripts/setup.sh installs it)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    return Path(spec.origin).parent / "models"
-
-
-def _words() -> list[str]:
-    text = " ".join(module.__doc__ or "" for module in (json, csv, argparse))
-    return [word for word in text.split() if word.isalpha()]
-
-
-def _line(text: str, size: int, rotate: bool):
-    """A 192x48 white RGB image with `text` in black, turned 180 degrees when `rotate`."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    font = ImageFont.load_default(size=size)
-    width = int(font.getlength(text)) + 16
-    line = Image.new("RGB", (width, 48), "white")
-    ImageDraw.Draw(line).text((8, 24), text, fill="black", font=font, anchor="lm")
-    if width > 192:
-        line = line.resize((192, 48))
-    canvas = Image.new("RGB", (192, 48), "white")
-    canvas.paste(line, (0, 0))
-    return canvas.rotate(180) if rotate else canvas
+    return folder
 
 
 @pytest.fixture(scope="module")
 def text_lines(tmp_path_factory) -> Path:
-    """300 text-line PNGs, every other one upside down, with labels.csv (0 upright, 1 turned)."""
-    folder = tmp_path_factory.mktemp("text_lines")
-    words, rng = _words(), random.Random(0)
-    rows = []
-    for i in range(300):
-        text = " ".join(rng.sample(words, rng.randint(1, 4)))
-        _line(text, rng.randint(20, 32), rotate=bool(i % 2)).save(folder / f"line{i:03d}.png")
-        rows.append(f"line{i:03d}.png,{i % 2}")
-    (folder / "labels.csv").write_text("filename,label\n" + "\n".join(rows) + "\n")
-    return folder
+    return text_lines_script.write_text_lines(tmp_path_factory.mktemp("text_lines"), 300)
 
 
 @pytest.fixture(scope="module")
 def text_pages(tmp_path_factory) -> Path:
-    """40 256x256 pages with four text lines each, for the detector."""
-    from PIL import Image
-
-    folder = tmp_path_factory.mktemp("text_pages")
-    words, rng = _words(), random.Random(1)
-    for i in range(40):
-        page = Image.new("RGB", (256, 256), "white")
-        for row in range(4):
-            page.paste(_line(" ".join(rng.sample(words, 2)), 24, False), (rng.randint(0, 60), 10 + 60 * row))
-        page.save(folder / f"page{i:02d}.png")
-    return folder
+    return text_lines_script.write_text_pages(tmp_path_factory.mktemp("text_pages"), 40)
 
 
 def _weights_are_int8(path: Path) -> bool:
@@ -91,7 +52,7 @@ def _weights_are_int8(path: Path) -> bool:
 def test_paddle_text_direction_classifier_to_int8(paddle_models, text_lines, edgekit_cli, tmp_path):
     out = tmp_path / "build"
     result = edgekit_cli(
-        "compress", paddle_models / "ch_ppocr_mobile_v2.0_cls_infer.onnx", "--int8", "--target", "onnx",
+        "compress", paddle_models / text_lines_script.CLASSIFIER, "--int8", "--target", "onnx",
         "-c", text_lines, "--layout", "nchw", "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5", "--out", out)
     assert result.code == 0, result.err
     fp32, int8 = json.loads((out / "report.json").read_text())["artifacts"]
@@ -110,7 +71,7 @@ def test_paddle_text_direction_classifier_to_int8(paddle_models, text_lines, edg
 def test_paddle_text_detector_to_int8(paddle_models, text_pages, edgekit_cli, tmp_path):
     out = tmp_path / "build"
     result = edgekit_cli(
-        "compress", paddle_models / "ch_PP-OCRv4_det_infer.onnx", "--int8", "--target", "onnx",
+        "compress", paddle_models / text_lines_script.DETECTOR, "--int8", "--target", "onnx",
         "-c", text_pages, "--layout", "nchw", "--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225",
         "--out", out)
     assert result.code == 0, result.err
