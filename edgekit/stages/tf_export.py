@@ -12,6 +12,7 @@ import functools
 import io
 import logging
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -165,9 +166,18 @@ def _save_signature(loaded, sig, fixed: dict, saved_dir: Path, tf) -> None:
         return result if isinstance(result, dict) else {"output_0": result}
 
     module = tf.Module()
-    module.loaded = loaded
     module.serve = serve
-    tf.saved_model.save(module, str(saved_dir), signatures={SIGNATURE: serve.get_concrete_function()})
+    # Only what the signature uses: saving the whole loaded object doubles the export's size and
+    # time (its every restored function is written again). Models whose signature captures
+    # other resources (lookup tables...) are refused that way, and are saved whole.
+    module.signature_variables = list(sig.variables)
+    signatures = {SIGNATURE: serve.get_concrete_function()}
+    try:
+        tf.saved_model.save(module, str(saved_dir), signatures=signatures)
+    except (AssertionError, ValueError):  # "Tried to export a function which references an untracked resource"
+        shutil.rmtree(saved_dir, ignore_errors=True)
+        module.loaded = loaded
+        tf.saved_model.save(module, str(saved_dir), signatures=signatures)
 
 
 def _save_keras(model, fixed: dict, saved_dir: Path, tf) -> None:
