@@ -67,3 +67,20 @@ def test_unknown_pass_name():
     with pytest.raises(ValueError, match="unknown fusion passes"):
         fuse(conv_bn_model(), ["nope"])
     assert "fold_constants" in PASSES
+
+
+def test_check_equivalent_refuses_a_wrong_rewrite(static_model):
+    """A 1% weight change is caught: the tolerance widens only to onnxruntime's own rounding noise."""
+    from onnx import numpy_helper
+
+    from edgekit.errors import ConversionError
+    from edgekit.onnx.fusion.verify import check_equivalent
+
+    fused, _ = fuse(static_model)
+    assert check_equivalent(static_model, fused, FEEDS)["tolerance"] == 1e-4
+    wrong = type(fused)()
+    wrong.CopyFrom(fused)
+    weight = next(i for i in wrong.graph.initializer if len(i.dims) == 4)
+    weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight) * 1.01, weight.name))
+    with pytest.raises(ConversionError, match="changed the model's outputs"):
+        check_equivalent(static_model, wrong, FEEDS)
