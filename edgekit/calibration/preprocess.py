@@ -18,6 +18,7 @@ from edgekit.runtime.base import TensorSpec
 
 MAX_IMAGE_PIXELS = 50_000_000
 MAX_IMAGE_BYTES = 256 << 20
+PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk type and its CRC
 DECODERS = ["PNG", "JPEG", "BMP"]
 CHANNELS = {"grayscale": 1, "rgb": 3, "bgr": 3}
 
@@ -54,6 +55,13 @@ def _check_size(path: Path, size: tuple[int, int], want: tuple[int, int], resize
         raise CalibrationDataError(f"image has more than {MAX_IMAGE_PIXELS} pixels", path)
 
 
+def _has_png_end(path: Path) -> bool:
+    """Pillow decodes a PNG cut after its last IDAT; a missing IEND still means a partial copy."""
+    with open(path, "rb") as handle:
+        handle.seek(max(path.stat().st_size - 4096, 0))
+        return PNG_END in handle.read()
+
+
 def load_image(path: Path, spec: TensorSpec, pp: Preprocess) -> np.ndarray:
     """Decode, convert colour, resize (if configured), normalize and lay out one image (batch 1)."""
     from PIL import Image
@@ -67,6 +75,8 @@ def load_image(path: Path, spec: TensorSpec, pp: Preprocess) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path, formats=DECODERS) as img:
                 _check_size(path, img.size, (width, height), pp.resize is not None)
+                if img.format == "PNG" and not _has_png_end(path):
+                    raise CalibrationDataError("truncated PNG (no IEND chunk)", path)
                 img = img.convert("L" if pp.color == "grayscale" else "RGB")
                 if pp.resize is not None:
                     method = getattr(Image.Resampling, pp.resize_method.upper())

@@ -24,7 +24,7 @@ from edgekit.calibration.sources import CalibrationSource, SampleRef, precheck_c
 from edgekit.calibration.shape_hint import shape_from_calibration
 from edgekit.calibration.split import Split, split_samples
 from edgekit.compare import align_outputs
-from edgekit.errors import GateFailed, OutputError, UsageError
+from edgekit.errors import CalibrationDataError, GateFailed, OutputError, UsageError
 from edgekit.fsutil import atomic_output_dir, sha256_file, sha256_tree, write_json_atomic, write_text_atomic
 from edgekit.model.checks import ModelFile, check_model_path
 from edgekit.pipeline import cache
@@ -89,6 +89,9 @@ def load_dataset(recipe: Recipe, inputs: list[TensorSpec]) -> Dataset:
     for note in notes:
         log.warning("%s", note)
     feeds = list(source.stream(split.validation))
+    if not split.validation or ("int8" in recipe.precisions and not split.calibration):
+        raise CalibrationDataError(f"holds {len(source.refs)} usable sample(s): at least 2 are needed, since "
+                                   "calibration and held-out validation samples never overlap", cal.source)
     return Dataset(source, split, feeds, [r.label for r in split.validation], False, notes)
 
 

@@ -56,6 +56,8 @@ def _recipe(tmp: Path, text: str) -> tuple[list, Path]:
 CASES = {
     "calibration dir empty": (4, lambda tmp, m: (["-c", _mkdir(tmp / "empty"), *GRAY], tmp / "empty"),
                               "no samples found"),
+    "calibration dir with one sample": (4, lambda tmp, m: (["-c", write_images(tmp / "cal", 1), *GRAY], tmp / "cal"),
+                                        "at least 2 are needed"),
     "image wrong size, no resize": (4, lambda tmp, m: _images(tmp, size=9), "9x9 but the model takes 8x8"),
     "image wrong channels": (4, lambda tmp, m: (["-c", write_images(tmp / "cal", 1, mode="RGB"),
                                                  "--color", "rgb"], tmp / "cal" / "img_00.png"),

@@ -154,3 +154,20 @@ def test_billion_laughs_is_refused_cheaply():
 def test_flags_do_not_hide_a_bad_value_in_the_recipe():
     with pytest.raises(RecipeError, match="validation.runs"):
         parse_recipe("validation:\n  runs: -5\n", "r.yaml", {"validation": {"runs": 3}})
+
+
+def test_png_cut_before_its_end_chunk_is_refused(tmp_path):
+    """Pillow decodes a PNG whose IEND is missing; a partial copy is still refused, naming the file."""
+    from PIL import Image
+
+    from edgekit.calibration.preprocess import load_image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(buffer, format="PNG")
+    whole, cut = tmp_path / "whole.png", tmp_path / "cut.png"
+    whole.write_bytes(buffer.getvalue())
+    cut.write_bytes(buffer.getvalue()[:-12])
+    assert load_image(whole, SPEC[0], GRAY).shape == (1, 8, 8, 1)
+    with pytest.raises(CalibrationDataError, match="truncated PNG") as err:
+        load_image(cut, SPEC[0], GRAY)
+    assert "cut.png" in str(err.value)
