@@ -377,9 +377,15 @@ def per_tensor_tflite(model: Path, folder: Path, data: Path, pre: dict, recipe_o
     measured = run_measured(compress_argv(model, recipe, out), dict(env, EDGEKIT_CACHE_DIR=str(folder / "cache-pt")))
     if measured.rc != 0:
         raise RuntimeError(f"per-tensor compress exited {measured.rc}: {measured.tail()}")
-    run = tflite_runner(out / "model_int8.tflite")
-    return {"int8_bytes": (out / "model_int8.tflite").stat().st_size,
-            "fp32_bytes": (out / "model_fp32.tflite").stat().st_size,
+    return per_tensor_result(out / "model_int8.tflite", out / "model_fp32.tflite", tflite_runner, heldout,
+                             fp32_outputs)
+
+
+def per_tensor_result(int8: Path, fp32: Path, make_runner, heldout: list[np.ndarray],
+                      fp32_outputs: list[np.ndarray]) -> dict:
+    """Both sizes, and the INT8 model's agreement/SQNR against the FP32 outputs on held-out inputs."""
+    run = make_runner(int8)
+    return {"int8_bytes": int8.stat().st_size, "fp32_bytes": fp32.stat().st_size,
             "heldout": agreement(fp32_outputs, [run(feed) for feed in heldout])}
 
 
@@ -444,12 +450,10 @@ def bench_onnx(saved_model: Path, files: list[str], heldout: list[np.ndarray], p
              "edgekit_int8": Path(sides["edgekit"]["paths"]["int8"]), "raw_int8": Path(sides["raw"]["paths"]["int8"])}
     latency, outputs = measure_models({k: onnx_runner(p) for k, p in paths.items()}, heldout, cfg)
     (folder / "edgekit-per-tensor").mkdir()
-    per_tensor, _ = child("onnx-edgekit", dict(job, out_dir=str(folder / "edgekit-per-tensor"), per_channel=False),
-                          folder, env)
-    run = onnx_runner(Path(per_tensor["paths"]["int8"]))
-    per_tensor = {"int8_bytes": Path(per_tensor["paths"]["int8"]).stat().st_size,
-                  "fp32_bytes": Path(per_tensor["paths"]["fp32"]).stat().st_size,
-                  "heldout": agreement(outputs["fp32"], [run(feed) for feed in heldout])}
+    built, _ = child("onnx-edgekit", dict(job, out_dir=str(folder / "edgekit-per-tensor"), per_channel=False),
+                     folder, env)
+    per_tensor = per_tensor_result(Path(built["paths"]["int8"]), Path(built["paths"]["fp32"]), onnx_runner,
+                                   heldout, outputs["fp32"])
     for side in sides:
         sides[side].update(agreement(outputs["fp32"], outputs[f"{side}_int8"]),
                            int8_bytes=paths[f"{side}_int8"].stat().st_size)
