@@ -107,14 +107,30 @@ def model_inputs(path: str | Path) -> dict[str, np.dtype]:
     }
 
 
-def _per_channel_unsupported(path) -> list[str]:
-    """Grouped ConvTranspose nodes: onnxruntime's per-channel bias quantization breaks on them."""
+PER_CHANNEL_UNSUPPORTED = "grouped ConvTranspose: no per-channel QDQ in onnxruntime"
+OUTPUT_CONCAT = "Concat of a graph output: its parts (e.g. box pixels and class scores) keep their own scales"
+
+
+def _auto_excluded(path, per_channel: bool) -> dict[str, str]:
+    """Nodes never quantized, with the reason: grouped ConvTranspose when `per_channel`
+    (onnxruntime's per-channel bias quantization breaks on them), and every Concat that writes a
+    graph output. One INT8 scale across a detector head that concatenates box coordinates in
+    pixels (0-320) with class probabilities (0-1) leaves the probabilities two levels (0 or 1.26):
+    the concatenation runs in float on the parts' own quantized ranges instead (it costs no
+    arithmetic; the outputs are float anyway)."""
     import onnx
 
     from edgekit.onnx.graph import attribute
 
     graph = onnx.load(str(path), load_external_data=False).graph
-    return [n.name for n in graph.node if n.op_type == "ConvTranspose" and attribute(n, "group", 1) > 1]
+    outputs = {value.name for value in graph.output}
+    excluded = {}
+    for node in graph.node:
+        if per_channel and node.op_type == "ConvTranspose" and attribute(node, "group", 1) > 1:
+            excluded[node.name] = PER_CHANNEL_UNSUPPORTED
+        elif node.op_type == "Concat" and outputs.intersection(node.output):
+            excluded[node.name] = OUTPUT_CONCAT
+    return excluded
 
 
 def quantize_qdq(
@@ -145,7 +161,7 @@ def quantize_qdq(
     reader = StreamingReader(calibration_factory, model_inputs(fp32_path), chunk=chunk)
     total = reader.count()
     excluded = list(nodes_to_exclude)
-    auto_excluded = _per_channel_unsupported(fp32_path) if per_channel else []
+    auto_excluded = _auto_excluded(fp32_path, per_channel)
     excluded += [name for name in auto_excluded if name not in excluded]
     activation = QuantType.QInt8 if symmetric_activations else QuantType.QUInt8
     extra = {
@@ -188,7 +204,7 @@ def quantize_qdq(
         "calibration_samples": total,
         "calibration_chunk": chunk,
         "nodes_excluded": excluded,
-        "nodes_excluded_auto": {name: "grouped ConvTranspose: no per-channel QDQ in onnxruntime" for name in auto_excluded},
+        "nodes_excluded_auto": auto_excluded,
         **({"percentile": percentile} if method == "percentile" else {}),
     }
 
