@@ -1,0 +1,31 @@
+"""NudeNet 3's pretrained YOLOv8n detector (320x320, 18 classes, one [1, 22, 2100] channels-first
+head: box centre and size in pixels, then class scores) on crops of real photos that ship in
+scikit-image's and matplotlib's wheels (people, a cat, a rocket, a motorcycle, coffee). Its faces
+are what it finds in such photos. Primary metric: detection F1 of the INT8 artifact against the
+float model's detections (score > 0.25, class-wise NMS; same class and IoU >= 0.5 to match)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.zoo import data, wheels
+from tests.zoo import evaluate as ev
+
+pytestmark = pytest.mark.zoo
+
+
+def test_yolov8_detections_match_float(zoo_files, edgekit_cli, tmp_path):
+    photos = data.write_photos(tmp_path / "photos", [zoo_files(k) for k in wheels.PHOTOS] + [data.grace_hopper()],
+                               150, 320)  # fmt: skip
+    out = tmp_path / "out"
+    _, fp32, int8 = ev.compress(edgekit_cli, zoo_files("nudenet"), photos, out, "--layout", "nchw")
+    float_model, int8_model = ev.session(fp32), ev.session(int8)
+    found = kept = matched = 0
+    for name in ev.held_out(out):
+        x = {"images": ev.image_input(photos / name)}
+        reference, candidate = (ev.yolo_boxes(s.run(None, x)[0][0]) for s in (float_model, int8_model))
+        found, kept, matched = found + len(reference), kept + len(candidate), matched + ev.box_matches(reference, candidate)
+    f1 = 2 * matched / (found + kept)
+    print(f"zoo yolo: float {found} detections, int8 {kept}, matched {matched}, F1 {f1:.3f}")
+    assert found >= 10  # the float model does detect (faces)
+    assert f1 >= 0.75  # measured: 16 float detections on 30 held-out crops, int8 19, 15 matched, F1 0.857
