@@ -107,30 +107,12 @@ def model_inputs(path: str | Path) -> dict[str, np.dtype]:
     }
 
 
-PER_CHANNEL_UNSUPPORTED = "grouped ConvTranspose: no per-channel QDQ in onnxruntime"
-OUTPUT_CONCAT = "Concat of a graph output: its parts (e.g. box pixels and class scores) keep their own scales"
-
-
 def _auto_excluded(path, per_channel: bool) -> dict[str, str]:
-    """Nodes never quantized, with the reason: grouped ConvTranspose when `per_channel`
-    (onnxruntime's per-channel bias quantization breaks on them), and every Concat that writes a
-    graph output. One INT8 scale across a detector head that concatenates box coordinates in
-    pixels (0-320) with class probabilities (0-1) leaves the probabilities two levels (0 or 1.26):
-    the concatenation runs in float on the parts' own quantized ranges instead (it costs no
-    arithmetic; the outputs are float anyway)."""
     import onnx
 
-    from edgekit.onnx.graph import attribute
+    from edgekit.onnx.exclusions import auto_excluded
 
-    graph = onnx.load(str(path), load_external_data=False).graph
-    outputs = {value.name for value in graph.output}
-    excluded = {}
-    for node in graph.node:
-        if per_channel and node.op_type == "ConvTranspose" and attribute(node, "group", 1) > 1:
-            excluded[node.name] = PER_CHANNEL_UNSUPPORTED
-        elif node.op_type == "Concat" and outputs.intersection(node.output):
-            excluded[node.name] = OUTPUT_CONCAT
-    return excluded
+    return auto_excluded(onnx.load(str(path), load_external_data=False).graph, per_channel)
 
 
 def quantize_qdq(

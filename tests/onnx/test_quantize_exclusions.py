@@ -1,4 +1,5 @@
-"""Nodes quantize_qdq never quantizes: a Concat that writes a graph output (a detector head)."""
+"""Nodes quantize_qdq never quantizes: a Concat that writes a graph output (a detector head), and a
+variance computed as E[x^2] - E[x]^2 (LayerNorm as TF/JAX export it)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekit.onnx.quantize import OUTPUT_CONCAT, quantize_qdq
+from edgekit.onnx.exclusions import OUTPUT_CONCAT, VARIANCE, variance_statistics
+from edgekit.onnx.quantize import quantize_qdq
 
 
 def _detector_head() -> onnx.ModelProto:
@@ -37,3 +39,46 @@ def test_an_output_concat_stays_float_so_scores_keep_their_own_scale(tmp_path):
     # one scale across both parts (about 1400/255) rounded every score to 0 (error 0.998); their own: 1/255
     assert scores_error < 0.01, scores_error
     assert np.abs(head[:, :4] - 100 * x).max() < 3  # the boxes keep theirs
+
+
+def _fast_layernorm(*, centred: bool = False) -> onnx.ModelProto:
+    """LayerNorm over the last axis of x [1, 16, 32] as Flax exports it: var = E[x^2] - E[x]^2, then
+    (x - mean) * rsqrt(var + eps) * gamma. `centred`: PyTorch's var = E[(x - mean)^2] instead."""
+    n = helper.make_node
+    if centred:
+        variance = [n("Mul", ["d", "d"], ["d2"], name="d2"), n("ReduceMean", ["d2"], ["var"], name="var", axes=[-1])]
+    else:
+        variance = [
+            n("Mul", ["x", "x"], ["x2"], name="x2"), n("ReduceMean", ["x2"], ["ex2"], name="ex2", axes=[-1]),
+            n("Mul", ["mean", "mean"], ["mean2"], name="mean2"), n("Sub", ["ex2", "mean2"], ["var"], name="var"),
+        ]  # fmt: skip
+    nodes = [
+        n("ReduceMean", ["x"], ["mean"], name="mean", axes=[-1]), n("Sub", ["x", "mean"], ["d"], name="d"),
+        *variance,
+        n("Add", ["var", "eps"], ["var_eps"], name="var_eps"), n("Sqrt", ["var_eps"], ["std"], name="std"),
+        n("Reciprocal", ["std"], ["rstd"], name="rstd"), n("Mul", ["rstd", "gamma"], ["scale"], name="scale"),
+        n("Mul", ["d", "scale"], ["y"], name="y"),
+    ]  # fmt: skip
+    inits = [numpy_helper.from_array(np.float32(1e-6), "eps"), numpy_helper.from_array(np.ones(32, np.float32), "gamma")]
+    graph = helper.make_graph(nodes, "ln", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 32])], inits)  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_the_statistics_of_a_fast_variance_stay_float(tmp_path):
+    import onnxruntime
+
+    assert variance_statistics(_fast_layernorm().graph) == ["mean", "x2", "ex2", "mean2", "var", "var_eps", "std",
+                                                            "rstd", "scale"]  # fmt: skip
+    assert variance_statistics(_fast_layernorm(centred=True).graph) == []  # no cancellation there
+    fp32 = tmp_path / "ln.onnx"
+    onnx.save(_fast_layernorm(), str(fp32))
+    # activations whose mean (5) is large against their spread (0.2), as after a GELU
+    samples = lambda: ({"x": np.random.default_rng(i).normal(5, 0.2, (1, 16, 32)).astype(np.float32)} for i in range(16))  # noqa: E731
+    settings = quantize_qdq(fp32, tmp_path / "int8.onnx", samples)
+    assert set(settings["nodes_excluded_auto"].values()) == {VARIANCE} and "y" not in settings["nodes_excluded_auto"]
+    x = next(samples())["x"]
+    (y,) = onnxruntime.InferenceSession(str(tmp_path / "int8.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    reference = (x - x.mean(-1, keepdims=True)) / x.std(-1, keepdims=True)
+    # INT8 rounding of E[x^2] (about 25) exceeded the variance (0.04): errors up to 1.6 without the rule
+    assert np.abs(y - reference).max() < 0.2, np.abs(y - reference).max()

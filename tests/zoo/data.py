@@ -137,3 +137,18 @@ def _resonate(x: np.ndarray, freq: float, rate: int, bandwidth: float = 90.0) ->
     r = np.exp(-np.pi * bandwidth / rate)
     return lfilter([1 - r], [1, -2 * r * np.cos(2 * np.pi * freq / rate), r * r], x)
 
+
+
+def stream_vad(session, audio: np.ndarray, rate: int = 16000) -> tuple[np.ndarray, list[dict]]:
+    """Run silero-vad over `audio` the way its OnnxWrapper does (512-sample chunks after 64 samples of
+    context, the state fed back); return (speech probability per chunk, the feed of every chunk)."""
+    state, context = np.zeros((2, 1, 128), np.float32), np.zeros(64, np.float32)
+    probs, feeds = [], []
+    for start in range(0, len(audio) - 511, 512):
+        chunk = audio[start:start + 512]
+        feed = {"input": np.concatenate([context, chunk])[None], "state": state, "sr": np.array(rate, np.int64)}
+        prob, state = session.run(None, feed)
+        probs.append(float(prob.reshape(-1)[0]))
+        feeds.append(feed)
+        context = chunk[-64:]
+    return np.array(probs), feeds
