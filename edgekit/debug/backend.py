@@ -37,6 +37,9 @@ class Backend(Protocol):
     def build(self, float_nodes: Sequence[str] = ()) -> bytes:
         """The INT8 model with `float_nodes` (node ids) kept in float."""
 
+    def quantization(self, float_nodes: Sequence[str] = ()) -> dict:
+        """The quantizer settings the build of `float_nodes` used (recorded in each fallback step)."""
+
     def runner(self, model: bytes, threads: int | None = None) -> Runner:
         """A Runner over built model bytes."""
 

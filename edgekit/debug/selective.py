@@ -122,6 +122,10 @@ class TfliteSelective:
             raise ConversionError(f"TFLite selective quantization failed: {_condense(err)}",
                                   self.saved_dir) from None
 
+    def quantization(self, float_nodes: Sequence[str] = ()) -> dict:
+        """The INT8 options every build uses (the float nodes aside)."""
+        return {"per_channel": self.int8.per_channel, "io_dtype": self.int8.io_dtype}
+
     def debug_model(self) -> bytes:
         """The fully quantized model instrumented with NumericVerify ops (per-layer mode)."""
         with _quiet():

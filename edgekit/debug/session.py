@@ -105,8 +105,9 @@ def _setup(model_file, recipe: Recipe, target: str, work: Path, trust_model: boo
         from edgekit.debug.onnx_selective import OnnxSelective, float_onnx
 
         fp32 = float_onnx(model_file.path, work)
-        backend = OnnxSelective(fp32, None, method=recipe.calibration.method,
-                                layer_names=keras_layer_names(model_file.path))
+        method = recipe.calibration.method
+        options = {"method": "minmax" if method == "auto" else method, "per_channel": recipe.int8.per_channel}
+        backend = OnnxSelective(fp32, None, keras_layer_names(model_file.path), options=options)
         on_step("validating calibration data")
         data = load_dataset(recipe, backend.input_specs())
         backend.calibration = data.calibration_factory()

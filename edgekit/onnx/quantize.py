@@ -193,6 +193,17 @@ def quantize_qdq(
     }
 
 
+def rebuild_options(settings: Mapping) -> dict:
+    """The `quantize_qdq` keyword arguments that repeat a build, from the settings it returned
+    (method, per_channel, activation symmetry, calibration chunk, percentile); excluded nodes aside."""
+    options = {"method": settings["method"], "per_channel": settings["per_channel"],
+               "symmetric_activations": settings["activations"] == "int8 symmetric",
+               "chunk": settings["calibration_chunk"]}
+    if "percentile" in settings:
+        options["percentile"] = settings["percentile"]
+    return options
+
+
 def convert_fp16(fp32_path: str | Path, out_path: str | Path, *, keep_io_types: bool = True) -> dict:
     """Write an FP16 copy of the model (inputs/outputs stay float32 by default); return settings.
 
