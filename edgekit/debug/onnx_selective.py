@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from edgekit.debug.backend import QuantNode, TempModelFiles, keras_layer_names, layer_label
+from edgekit.debug.backend import QuantNode, TempModelFiles, keras_layer, keras_layer_names, unique_layers
 from edgekit.errors import UsageError
 from edgekit.runtime.base import TensorSpec
 from edgekit.stages.tflite_fusion import scope_of
@@ -56,13 +56,14 @@ class OnnxSelective:
         self._files = TempModelFiles(self.suffix)
         self._cache: dict[frozenset, bytes] = {}
         graph = onnx.load(str(self.fp32_path), load_external_data=False).graph
-        self._nodes = [QuantNode(n.name, n.op_type, self._label(n.name), i)
-                       for i, n in enumerate(graph.node) if n.op_type in QUANTIZABLE and n.name]
+        self._nodes = unique_layers([QuantNode(n.name, n.op_type, self._label(n.name), i)
+                                     for i, n in enumerate(graph.node) if n.op_type in QUANTIZABLE and n.name])
         self.producers = {out: n.name for n in graph.node for out in n.output}
 
     def _label(self, name: str) -> str:
-        scope = scope_of(name)
-        return layer_label(scope, self._layer_names) if scope else name
+        """The Keras layer the node comes from when known, else the node's full name: the last
+        part of '/model.2/cv1/conv/Conv' alone ('conv') names a dozen nodes."""
+        return keras_layer(scope_of(name), self._layer_names) or name
 
     def nodes(self) -> list[QuantNode]:
         return self._nodes

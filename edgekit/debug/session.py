@@ -19,7 +19,7 @@ from edgekit.debug.fallback import raise_if_unmet, run_fallback
 from edgekit.debug.scoring import Budget, Evaluator
 from edgekit.debug.sensitivity import measure_sensitivity
 from edgekit.errors import UsageError
-from edgekit.fsutil import atomic_output_dir, write_json_atomic, write_text_atomic
+from edgekit.fsutil import atomic_output_dir, naming_user_paths, write_json_atomic, write_text_atomic
 from edgekit.model.checks import check_model_path
 from edgekit.recipe.schema import Recipe
 
@@ -75,7 +75,8 @@ def run_debug(model_path: str | Path, out: str | Path, recipe: Recipe, *, target
     if model_file.format == "onnx" and target == "tflite":
         raise UsageError("an ONNX model can only be debugged with --target onnx", model_path)
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="edgekit-debug-") as work, atomic_output_dir(out) as stage:
+    with (naming_user_paths(model_file.path), tempfile.TemporaryDirectory(prefix="edgekit-debug-") as work,
+          atomic_output_dir(out) as stage):
         on_step("loading model")
         backend, data, reference = _setup(model_file, recipe, target, Path(work), trust_model, on_step)
         try:

@@ -63,3 +63,28 @@ def test_gemm_bias_is_one_dimensional_after_fusion():
         gemm = fused.graph.node[-1]
         assert gemm.op_type == "Gemm" and list(gemm.output) == ["y"], name
         assert constant_value(fused.graph, gemm.input[2]).shape == (UNITS,), name
+
+
+@pytest.mark.parametrize("bias_shape", [(2, UNITS), (2, 1)], ids=["per_row", "per_row_column"])
+def test_gemm_with_a_per_row_bias_is_kept_float_per_channel(bias_shape, tmp_path):
+    """A source Gemm's [M, N] / [M, 1] bias (M > 1) cannot become 1-D: onnxruntime's per-channel QDQ
+    fails on it, so that Gemm is left in float (recorded) instead of failing the build."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgekit.onnx.quantize import quantize_qdq
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(size=(4, UNITS)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.normal(size=bias_shape).astype(np.float32), "c")]
+    graph = helper.make_graph([helper.make_node("Gemm", ["x", "w", "c"], ["y"], name="/rows/Gemm")], "rows",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, UNITS])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    fused, _ = fuse(model)
+    path = tmp_path / "rows.onnx"
+    onnx.save(fused, str(path))
+    feeds = _feeds(fused, 8, 2)
+    settings = quantize_qdq(path, tmp_path / "int8.onnx", lambda: iter(feeds), per_channel=True)
+    assert list(settings["nodes_excluded_auto"]) == ["/rows/Gemm"]
+    assert "not 1-D" in settings["nodes_excluded_auto"]["/rows/Gemm"]
+    assert max_relative_error(fused, onnx.load(str(tmp_path / "int8.onnx")), feeds[:2]) < 0.1
