@@ -1,8 +1,8 @@
 """Nodes INT8 (QDQ) quantization leaves in float by default, each with its reason.
 
 `auto_excluded(graph, per_channel)` -> {node name: reason}:
-- grouped ConvTranspose, when weights are per-channel: onnxruntime's per-channel bias
-  quantization breaks on them.
+- when weights are per-channel, the nodes onnxruntime's per-channel bias quantization breaks on:
+  grouped ConvTranspose, and Gemm with a bias that is not 1-D (per row; fusion makes [1, N] 1-D).
 - a Concat that writes a graph output: one INT8 scale across a detector head that concatenates
   box coordinates in pixels (0-320) with class probabilities (0-1) leaves the probabilities two
   levels (0 or 1.26). The parts keep their own quantized ranges and are concatenated in float
@@ -29,10 +29,13 @@ MAX_STATISTIC_NODES = 24  # a variance subgraph is small; a walk past this is no
 
 def auto_excluded(graph: onnx.GraphProto, per_channel: bool) -> dict[str, str]:
     outputs = {value.name for value in graph.output}
+    dims = {init.name: list(init.dims) for init in graph.initializer}
     excluded = {}
     for node in graph.node:
         if per_channel and node.op_type == "ConvTranspose" and attribute(node, "group", 1) > 1:
             excluded[node.name] = PER_CHANNEL_UNSUPPORTED
+        elif per_channel and node.op_type == "Gemm" and len(node.input) > 2 and len(dims.get(node.input[2], [0])) != 1:
+            excluded[node.name] = f"Gemm bias {dims[node.input[2]]} is not 1-D: no per-channel QDQ in onnxruntime"
         elif node.op_type == "Concat" and outputs.intersection(node.output):
             excluded[node.name] = OUTPUT_CONCAT
     for name in variance_statistics(graph):

@@ -17,7 +17,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from edgekit.errors import CalibrationDataError, ConversionError, RecipeError
+from edgekit.errors import CalibrationDataError, ConversionError, RecipeError, condense
 
 SampleFactory = Callable[[], Iterator[Mapping[str, np.ndarray]]]
 METHODS = ("minmax", "entropy", "percentile")
@@ -175,7 +175,7 @@ def quantize_qdq(
     except (CalibrationDataError, RecipeError):
         raise
     except Exception as err:  # onnxruntime raises bare ValueError/RuntimeError/Fail
-        raise ConversionError(f"onnxruntime quantization failed: {str(err).strip().splitlines()[0][:300]}",
+        raise ConversionError(f"onnxruntime quantization failed: {condense(err)}",
                               fp32_path) from None  # fmt: skip
     return {
         "format": "QDQ",
@@ -189,6 +189,17 @@ def quantize_qdq(
         "nodes_excluded_auto": auto_excluded,
         **({"percentile": percentile} if method == "percentile" else {}),
     }
+
+
+def rebuild_options(settings: Mapping) -> dict:
+    """The `quantize_qdq` keyword arguments that repeat a build, from the settings it returned
+    (method, per_channel, activation symmetry, calibration chunk, percentile); excluded nodes aside."""
+    options = {"method": settings["method"], "per_channel": settings["per_channel"],
+               "symmetric_activations": settings["activations"] == "int8 symmetric",
+               "chunk": settings["calibration_chunk"]}
+    if "percentile" in settings:
+        options["percentile"] = settings["percentile"]
+    return options
 
 
 def convert_fp16(fp32_path: str | Path, out_path: str | Path, *, keep_io_types: bool = True) -> dict:
@@ -209,6 +220,6 @@ def convert_fp16(fp32_path: str | Path, out_path: str | Path, *, keep_io_types: 
     try:
         half = convert_float_to_float16(model, keep_io_types=keep_io_types)
     except Exception as err:
-        raise ConversionError(f"FP16 conversion failed: {str(err).strip().splitlines()[0][:300]}", fp32_path) from None
+        raise ConversionError(f"FP16 conversion failed: {condense(err)}", fp32_path) from None
     onnx.save(half, str(out_path))
     return {"precision": "fp16", "keep_io_types": keep_io_types}
