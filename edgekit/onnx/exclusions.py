@@ -10,8 +10,8 @@
 - the statistics of a variance computed as E[x^2] - E[x]^2 (LayerNorm as TF, JAX and Flax export
   it): the two terms are nearly equal, so the INT8 rounding of each is larger than their
   difference and the normalization divides by noise (magika's classifier: top-1 agreement with
-  float, 0.058 on real files). From the Reduce nodes to the reciprocal standard deviation (times gamma) stays float;
-  the normalization itself, (x - mean) * that, is still quantized.
+  float 0.058 on real files, 0.94 with this rule). From the Reduce nodes to the reciprocal
+  standard deviation (times gamma) stays float; the normalization, (x - mean) * that, is quantized.
 """
 
 from __future__ import annotations
