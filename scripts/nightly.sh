@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The nightly run: the slow tests kept out of scripts/test.sh (40 random SIGKILLs, every heavy
-# malformed-input case, MobileNetV3 ONNX export), then the benchmarks.
+# malformed-input case, MobileNetV3 ONNX export), the zoo tier of real pretrained models
+# (tests/zoo/README.md; about 10 minutes on 2 shared cores), then the benchmarks.
 # Usage: scripts/nightly.sh [--no-bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_system_deps.sh
 PY=$(scripts/setup.sh)
 "$PY" -m pytest -q -m slow
+CI=${CI:-1} "$PY" -m pytest -q -s -m zoo tests/zoo   # CI set: a missing zoo wheel fails, not skips
 if [ "${1:-}" != "--no-bench" ]; then
   "$PY" scripts/bench.py --out bench-out/bench.json
   "$PY" scripts/bench_fallback.py
