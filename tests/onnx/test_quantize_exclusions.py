@@ -11,6 +11,16 @@ from edgekit.onnx.exclusions import OUTPUT_CONCAT, VARIANCE, variance_statistics
 from edgekit.onnx.quantize import quantize_qdq
 
 
+def _run(path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+
+def _samples(mean: float, std: float, shape: tuple):
+    return lambda: ({"x": np.random.default_rng(i).normal(mean, std, shape).astype(np.float32)} for i in range(16))
+
+
 def _detector_head() -> onnx.ModelProto:
     """YOLOv8's last node in small: Concat([box pixels = x * 100, class scores = Sigmoid(x)])."""
     nodes = [
@@ -26,15 +36,13 @@ def _detector_head() -> onnx.ModelProto:
 
 
 def test_an_output_concat_stays_float_so_scores_keep_their_own_scale(tmp_path):
-    import onnxruntime
-
     fp32 = tmp_path / "head.onnx"
     onnx.save(_detector_head(), str(fp32))
-    samples = lambda: ({"x": np.random.default_rng(i).normal(0, 2, (1, 4, 64)).astype(np.float32)} for i in range(16))  # noqa: E731
+    samples = _samples(0, 2, (1, 4, 64))
     settings = quantize_qdq(fp32, tmp_path / "int8.onnx", samples)
     assert settings["nodes_excluded_auto"] == {"head": OUTPUT_CONCAT}
     x = next(samples())["x"]
-    (head,) = onnxruntime.InferenceSession(str(tmp_path / "int8.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    head = _run(tmp_path / "int8.onnx", x)
     scores_error = np.abs(head[:, 4:] - 1 / (1 + np.exp(-x))).max()
     # one scale across both parts (about 1400/255) rounded every score to 0 (error 0.998); their own: 1/255
     assert scores_error < 0.01, scores_error
@@ -59,26 +67,27 @@ def _fast_layernorm(*, centred: bool = False) -> onnx.ModelProto:
         n("Reciprocal", ["std"], ["rstd"], name="rstd"), n("Mul", ["rstd", "gamma"], ["scale"], name="scale"),
         n("Mul", ["d", "scale"], ["y"], name="y"),
     ]  # fmt: skip
-    inits = [numpy_helper.from_array(np.float32(1e-6), "eps"), numpy_helper.from_array(np.ones(32, np.float32), "gamma")]
+    inits = [
+        numpy_helper.from_array(np.float32(1e-6), "eps"),
+        numpy_helper.from_array(np.ones(32, np.float32), "gamma"),
+    ]
     graph = helper.make_graph(nodes, "ln", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 32])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 32])], inits)  # fmt: skip
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
 def test_the_statistics_of_a_fast_variance_stay_float(tmp_path):
-    import onnxruntime
-
     assert variance_statistics(_fast_layernorm().graph) == ["mean", "x2", "ex2", "mean2", "var", "var_eps", "std",
                                                             "rstd", "scale"]  # fmt: skip
     assert variance_statistics(_fast_layernorm(centred=True).graph) == []  # no cancellation there
     fp32 = tmp_path / "ln.onnx"
     onnx.save(_fast_layernorm(), str(fp32))
     # activations whose mean (5) is large against their spread (0.2), as after a GELU
-    samples = lambda: ({"x": np.random.default_rng(i).normal(5, 0.2, (1, 16, 32)).astype(np.float32)} for i in range(16))  # noqa: E731
+    samples = _samples(5, 0.2, (1, 16, 32))
     settings = quantize_qdq(fp32, tmp_path / "int8.onnx", samples)
     assert set(settings["nodes_excluded_auto"].values()) == {VARIANCE} and "y" not in settings["nodes_excluded_auto"]
     x = next(samples())["x"]
-    (y,) = onnxruntime.InferenceSession(str(tmp_path / "int8.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    y = _run(tmp_path / "int8.onnx", x)
     reference = (x - x.mean(-1, keepdims=True)) / x.std(-1, keepdims=True)
     # INT8 rounding of E[x^2] (about 25) exceeded the variance (0.04): errors up to 1.6 without the rule
     assert np.abs(y - reference).max() < 0.2, np.abs(y - reference).max()

@@ -8,6 +8,8 @@
 - `ctc_decode(probs, characters)`: greedy CTC (PaddleOCR's: index 0 is blank, repeats merged).
 - `yolo_boxes(output, threshold)` and `box_matches(reference, candidate)`: YOLOv8 detections
   ([4 + classes, anchors] head, class-wise NMS), and how many of the float model's a candidate covers.
+- `detection_f1(float_model, int8_model, feeds, decode)`: (float detections, INT8 detections,
+  matched, F1) summed over `feeds`; `decode(outputs)` gives one image's boxes.
 - `picodet_head(outputs, height, width)`: PP-PicoDet's 8 heads (class scores, then box
   distributions, per stride 8/16/32/64) decoded into that same [4 + classes, anchors] form.
 """
@@ -105,3 +107,12 @@ def box_matches(reference: list[tuple], candidate: list[tuple], iou: float = 0.5
             free.remove(hits[0])
             matched += 1
     return matched
+
+
+def detection_f1(float_model, int8_model, feeds, decode) -> tuple[int, int, int, float]:
+    found = kept = matched = 0
+    for feed in feeds:
+        reference, candidate = (decode(model.run(None, feed)) for model in (float_model, int8_model))
+        found, kept = found + len(reference), kept + len(candidate)
+        matched += box_matches(reference, candidate)
+    return found, kept, matched, 2 * matched / max(1, found + kept)

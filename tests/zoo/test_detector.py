@@ -19,13 +19,9 @@ def test_yolov8_detections_match_float(zoo_files, edgekit_cli, tmp_path):
                                150, 320)  # fmt: skip
     out = tmp_path / "out"
     _, fp32, int8 = ev.compress(edgekit_cli, zoo_files("nudenet"), photos, out, "--layout", "nchw")
-    float_model, int8_model = ev.session(fp32), ev.session(int8)
-    found = kept = matched = 0
-    for name in ev.held_out(out):
-        x = {"images": ev.image_input(photos / name)}
-        reference, candidate = (ev.yolo_boxes(s.run(None, x)[0][0]) for s in (float_model, int8_model))
-        found, kept, matched = found + len(reference), kept + len(candidate), matched + ev.box_matches(reference, candidate)
-    f1 = 2 * matched / (found + kept)
+    feeds = ({"images": ev.image_input(photos / name)} for name in ev.held_out(out))
+    found, kept, matched, f1 = ev.detection_f1(ev.session(fp32), ev.session(int8), feeds,
+                                               lambda outputs: ev.yolo_boxes(outputs[0][0]))  # fmt: skip
     print(f"zoo yolo: float {found} detections, int8 {kept}, matched {matched}, F1 {f1:.3f}")
     assert found >= 10  # the float model does detect (faces)
     assert f1 >= 0.7  # measured: 21 float detections on 30 held-out crops, int8 22, 17 matched, F1 0.791

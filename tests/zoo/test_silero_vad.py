@@ -16,8 +16,8 @@ from tests.zoo import evaluate as ev
 pytestmark = pytest.mark.zoo
 
 
-@pytest.mark.xfail(strict=True, reason="edgekit cannot fix a state input whose batch is not the first dim "
-                   "(input 'state' is fixed at [2, '?', 128], not [1, 1, 128]): issue #10, branch stateful10")  # fmt: skip
+@pytest.mark.xfail(strict=True, reason="edgekit cannot fix a state input whose batch is not the first dim (input "
+                   "'state' is fixed at [2, '?', 128], not [1, 1, 128]): issue #10, branch stateful10")  # fmt: skip
 def test_streaming_speech_decisions_match_float(zoo_files, edgekit_cli, tmp_path):
     model = zoo_files("vad")
     float_model = ev.session(model)
