@@ -34,9 +34,10 @@ class Candidate:
     name: str
     preprocess: Preprocess
     accuracy: Optional[float] = None
+    nll: Optional[float] = None  # mean negative log-likelihood of the label (softmax of the scores)
 
     def summary(self) -> dict[str, Any]:
-        return {"name": self.name, "accuracy": self.accuracy,
+        return {"name": self.name, "accuracy": self.accuracy, "nll": self.nll,
                 **{k: getattr(self.preprocess, k) for k in PROBED}}
 
 
@@ -75,26 +76,49 @@ def class_scores(outputs: dict[str, np.ndarray], num_classes: int) -> Optional[s
 
 def top1_accuracy(outputs: list[dict[str, np.ndarray]], labels: list[int]) -> Optional[float]:
     """Share of samples whose class-score argmax is the label (None: no class-score output)."""
-    if not outputs:
-        return None
-    name = class_scores(outputs[0], max(labels) + 1)
+    return label_scores(outputs, labels)[0]
+
+
+def label_scores(outputs: list[dict[str, np.ndarray]], labels: list[int]) -> tuple[Optional[float], Optional[float]]:
+    """(top-1 accuracy, mean NLL of the label) over the class-score output; (None, None) without one.
+
+    Scores that already are probabilities (non-negative, summing to 1) are used as they are,
+    anything else goes through a softmax.
+    """
+    name = class_scores(outputs[0], max(labels) + 1) if outputs else None
     if name is None:
-        return None
-    hits = [int(np.argmax(np.asarray(o[name]).reshape(-1)) == label) for o, label in zip(outputs, labels)]
-    return float(np.mean(hits))
+        return None, None
+    scores = np.stack([np.asarray(o[name], np.float64).reshape(-1) for o in outputs])
+    if not (np.all(scores >= 0) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3)):
+        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+        scores /= scores.sum(axis=1, keepdims=True)
+    picked = scores[np.arange(len(labels)), np.asarray(labels)]
+    accuracy = float(np.mean(np.argmax(scores, axis=1) == np.asarray(labels)))
+    return accuracy, float(np.mean(-np.log(np.clip(picked, 1e-12, 1.0))))
 
 
 def run_probe(cands: list[Candidate], paths: list, labels: list[int], spec, reference: Callable) -> None:
     """Fill each candidate's float accuracy on the labelled images (decoded once)."""
     decoded: dict[tuple, list[np.ndarray]] = {}
-    measured: dict[str, Optional[float]] = {}
+    measured: dict[str, tuple] = {}
     for cand in cands:
         pp = cand.preprocess
         if pp.model_dump_json() in measured:
-            cand.accuracy = measured[pp.model_dump_json()]
+            cand.accuracy, cand.nll = measured[pp.model_dump_json()]
             continue
         key = (pp.color == "grayscale", pp.resize, pp.resize_method)
         if key not in decoded:
             decoded[key] = [decode_image(p, spec, pp) for p in paths]
         outputs = [reference({spec.name: normalize_image(pixels, spec, pp)}) for pixels in decoded[key]]
-        cand.accuracy = measured[pp.model_dump_json()] = top1_accuracy(outputs, labels)
+        cand.accuracy, cand.nll = measured[pp.model_dump_json()] = label_scores(outputs, labels)
+
+
+def pick(current: Candidate, runnable: list[Candidate], margin: float) -> Candidate:
+    """The candidate to use: among those within `margin` of the best accuracy, the lowest NLL;
+    `current` stays unless that one is clearly better (more accurate by > margin, or NLL < 0.8x)."""
+    top = max(c.accuracy for c in runnable)
+    close = [c for c in runnable if c.accuracy >= top - margin]
+    best = min(close, key=lambda c: c.nll)
+    if best is current or current.accuracy < top - margin or best.nll < 0.8 * current.nll:
+        return best
+    return current

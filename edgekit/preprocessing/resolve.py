@@ -20,7 +20,7 @@ from edgekit.calibration.sources import IMAGE_SUFFIXES, CalibrationSource
 from edgekit.calibration.split import split_samples
 from edgekit.errors import CalibrationDataError
 from edgekit.preprocessing.infer import Inferred, infer_from_model
-from edgekit.preprocessing.probe import (MAX_PROBE_SAMPLES, PROBED, Candidate, candidates, run_probe,
+from edgekit.preprocessing.probe import (MAX_PROBE_SAMPLES, PROBED, Candidate, candidates, pick, run_probe,
                                          top1_accuracy, with_user_values)
 from edgekit.recipe.schema import Preprocess, Recipe
 
@@ -101,17 +101,22 @@ def _probe(res: Resolution, recipe: Recipe, user: dict, source) -> None:
     run_probe([*unique.values(), *pure], paths, labels, spec, source.reference)
     if current.accuracy is None:
         return
-    margin = max(0.02, 1.0 / len(labelled))
-    best = max(unique.values(), key=lambda c: (c.accuracy or 0.0))
-    res.best = max(pure, key=lambda c: (c.accuracy or 0.0))
-    if (best.accuracy or 0.0) > current.accuracy + margin:
+    margin = max(0.05, 2.0 / len(labelled))  # a 64-sample accuracy is +-3 pts; the NLL decides within it
+    best = pick(current, list(unique.values()), margin)
+    res.best = pick(pure[0], pure, margin)
+    if best is not current:
         for name in PROBED:
             if getattr(best.preprocess, name) != getattr(res.preprocess, name):
                 res.origins[name] = "probe"
         res.preprocess = best.preprocess
-        res.evidence.append(f"probe: {best.name} scores {best.accuracy:.1%} vs {current.accuracy:.1%} as "
-                            "inferred: taken")
-    res.probe = {"samples": len(labelled), "as_resolved_accuracy": current.accuracy,
+        res.evidence.append(f"probe: {best.name} scores {best.accuracy:.1%} (label NLL {best.nll:.3f}) vs "
+                            f"{current.accuracy:.1%} ({current.nll:.3f}) as inferred: taken")
+    if res.best is not None and res.best.accuracy is not None and \
+            res.best.accuracy > (best.accuracy or 0.0) + margin and user:
+        log.warning("preprocessing: with the values you gave the float model scores %.1f%% on %d labelled images, "
+                    "'%s' scores %.1f%%: check %s", 100 * (best.accuracy or 0.0), len(labelled), res.best.name,
+                    100 * res.best.accuracy, ", ".join(sorted(user)))
+    res.probe = {"samples": len(labelled), "as_resolved_accuracy": current.accuracy, "as_resolved_nll": current.nll,
                  "chosen": describe(res.preprocess), "candidates": [c.summary() for c in pure]}
 
 
