@@ -146,6 +146,33 @@ def test_tflite_float_metadata_reads_back_and_the_model_runs_unchanged(tflite_mo
     np.testing.assert_array_equal(after, before)
 
 
+@pytest.mark.parametrize("kind", ["float", "int8"])
+def test_tflite_supports_metadata_displayer_reads_it(tflite_models, tmp_path, kind):
+    """tflite-support's own tools: its displayer (native flatbuffer parser + schema) and its
+    minimum-parser-version computation agree with what was written."""
+    _reader()
+    try:
+        from tensorflow_lite_support.metadata.cc.python import _pywrap_metadata_version
+        from tensorflow_lite_support.metadata.python import metadata as support
+    except ImportError as err:  # its native part links libusb (scripts/install_system_deps.sh)
+        pytest.skip(f"tflite-support's native metadata tools do not load: {err}")
+    path = _copy(tflite_models[kind], tmp_path)
+    embed_tflite_metadata(path, replace(IMAGENET, color="bgr", mean=[0.5], std=[0.25])
+                          if kind == "int8" else IMAGENET)
+    displayer = support.MetadataDisplayer.with_model_file(str(path))
+    assert displayer.get_packed_associated_file_list() == ["labels.txt"]
+    assert displayer.get_associated_file_buffer("labels.txt") == b"cat\ndog\nbird\n"
+    shown = json.loads(displayer.get_metadata_json())
+    image = shown["subgraph_metadata"][0]["input_tensor_metadata"][0]
+    assert image["content"]["content_properties"].get("color_space", "UNKNOWN") == ("UNKNOWN" if kind == "int8" else "RGB")
+    expected_mean = [127.5] if kind == "int8" else IMAGENET.raw_pixel_normalization()[0]
+    assert image["process_units"][0]["options"]["mean"] == pytest.approx(expected_mean, rel=1e-6)
+    labels = shown["subgraph_metadata"][0]["output_tensor_metadata"][0]["associated_files"][0]
+    assert labels == {"name": "labels.txt", "description": labels["description"], "type": "TENSOR_AXIS_LABELS"}
+    blob = displayer.get_metadata_buffer()
+    assert _pywrap_metadata_version.GetMinimumMetadataParserVersion(bytes(blob)) == shown["min_parser_version"]
+
+
 def test_tflite_int8_input_keeps_the_normalization_and_records_quantized_range(tflite_models, tmp_path):
     path = _copy(tflite_models["int8"], tmp_path)
     before, detail = _run_tflite(path)
