@@ -226,6 +226,21 @@ def test_tflite_with_buffers_stored_by_offset_keeps_their_data(tflite_models, tm
     np.testing.assert_array_equal(_run_tflite(path)[0], before)
 
 
+def test_tflite_without_ai_edge_litert_tools_uses_tensorflows(tflite_models, tmp_path, monkeypatch):
+    import sys
+
+    path = _copy(tflite_models["int8"], tmp_path)
+    before, _ = _run_tflite(path)
+    from edgekit.stages import tflite_metadata
+
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.tools", None)  # import fails -> TensorFlow's schema API
+    assert tflite_metadata._tflite_tools()[0].__name__ == "tensorflow.lite.tools.flatbuffer_utils"
+    embed_tflite_metadata(path, IMAGENET)
+    assert read_tflite_metadata(path)[0].subgraphMetadata[0].customMetadata[0].name == b"edgekit.preprocess"
+    monkeypatch.undo()
+    np.testing.assert_array_equal(_run_tflite(path)[0], before)
+
+
 def test_tflite_over_the_flatbuffer_limit_is_refused_untouched(tflite_models, tmp_path, monkeypatch):
     from edgekit.errors import ConversionError
     from edgekit.stages import tflite_metadata
