@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
+from tests.compress.test_artifact_metadata import read_tflite_metadata
 from tests.conftest import load_script
 
 pm = load_script("preprocess_models")
@@ -79,6 +80,8 @@ def test_compress_chooses_the_trained_preprocessing(kind, built, edgekit_cli, tm
         assert "rescaling" in report["preprocessing"]["inside_model"]
     assert report["preprocessing"]["float_accuracy"]["accuracy"] > 0.9
     int8 = next(a for a in report["artifacts"] if a["precision"] == "int8")
+    for artifact in report["artifacts"]:
+        _assert_embedded(out / artifact["path"], used)
     float_acc = np.mean(np.argmax(_run_float(model, x_test), axis=1) == y_test)
     int8_acc = np.mean(np.argmax(_run_artifact(out / int8["path"], x_test), axis=1) == y_test)
     assert float_acc > 0.9
@@ -113,3 +116,23 @@ def test_unlabelled_images_warn_once_and_explain_prints_the_origins(built, edgek
     assert {c["name"] for c in info["probe"]["candidates"]} == {"raw 0..255 grayscale", "[0, 1] grayscale",
                                                                  "[-1, 1] grayscale"}
     assert not (tmp_path / "explain").exists()
+
+
+def _assert_embedded(path, used):
+    """The artifact carries the preprocessing used for calibration (read back with the readers)."""
+    from edgekit.stages.artifact_metadata import read_onnx_metadata
+
+    if path.suffix == ".onnx":
+        declared = read_onnx_metadata(path)
+    else:
+        metadata, _ = read_tflite_metadata(path)
+        subgraph = metadata.subgraphMetadata[0]
+        norm = subgraph.inputTensorMetadata[0].processUnits[0].options
+        scale, offset = used["scale"], used["offset"]
+        mean, std = np.asarray(used["mean"] or [0.0]), np.asarray(used["std"] or [1.0])
+        np.testing.assert_allclose(norm.mean, (mean - offset) / scale, rtol=1e-5)
+        np.testing.assert_allclose(norm.std, std / scale, rtol=1e-5)
+        declared = json.loads(bytes(subgraph.customMetadata[0].data))
+    for field in ("scale", "offset", "mean", "std", "color", "layout"):
+        want = used[field]
+        assert declared[field] == (pytest.approx(want) if isinstance(want, (float, list)) else want), field
