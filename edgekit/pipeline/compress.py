@@ -219,7 +219,7 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
         source = prepare_source(job.model_file, Path(work), recipe.input_shapes, job.trust_model,
                                 functools.partial(shape_from_calibration, recipe))
         on_step("inferring the preprocessing")
-        resolution = resolve_preprocessing(recipe, job.preprocess_flags, source)
+        resolution = resolve_preprocessing(recipe, job.preprocess_flags, source, job.model_file.path)
         recipe = recipe.model_copy(update={"preprocess": resolution.preprocess})
         on_step("validating calibration data")
         data = load_dataset(recipe, source.inputs)

@@ -31,4 +31,4 @@ def _explain(model_file: ModelFile, recipe: Recipe, trust_model: bool, flags: fr
         source = prepare_source(model_file, Path(work), recipe.input_shapes, trust_model,
                                 functools.partial(shape_from_calibration, recipe))
         on_step("inferring the preprocessing")
-        return resolve_preprocessing(recipe, flags, source).info()
+        return resolve_preprocessing(recipe, flags, source, model_file.path).info()

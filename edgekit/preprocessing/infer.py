@@ -32,8 +32,21 @@ class Inferred:
     inside_model: Optional[str] = None  # "Rescaling(scale=0.00392, offset=0)" when the graph normalizes
 
 
-def infer_from_model(source) -> Inferred:
-    """Inspect a PreparedSource's single 4-D input (anything else: nothing inferred)."""
+# keras.applications models that do not carry their preprocessing as layers, by model name prefix
+# (their `preprocess_input` mode); checked in this order (resnet50v2 before resnet50).
+KERAS_APPLICATIONS = [
+    (("resnet50v2", "resnet101v2", "resnet152v2", "mobilenet_", "mobilenetv2_", "inception_v3",
+      "inception_resnet_v2", "xception", "nasnet"), "tf", {"scale": 2 / 255, "offset": -1.0}),
+    (("resnet50", "resnet101", "resnet152", "vgg16", "vgg19"), "caffe",
+     {"scale": 1.0, "offset": 0.0, "mean": [103.939, 116.779, 123.68], "std": [1.0, 1.0, 1.0], "color": "bgr"}),
+    (("densenet",), "torch", {"scale": 1 / 255, "offset": 0.0, "mean": [0.485, 0.456, 0.406],
+                              "std": [0.229, 0.224, 0.225]}),
+]
+
+
+def infer_from_model(source, model_path=None) -> Inferred:
+    """Inspect a PreparedSource's single 4-D input (anything else: nothing inferred); model_path
+    (a .keras file) adds keras.applications' conventions by model name."""
     found = Inferred()
     if len(source.inputs) != 1 or len(source.inputs[0].shape) != 4:
         return found
@@ -61,7 +74,25 @@ def infer_from_model(source) -> Inferred:
             found.inside_model = chain.describe()
             found.evidence.append(f"normalization is inside the model: {found.inside_model}; it expects "
                                   f"{_range_text(scale, offset)} inputs")
+        elif channels == 3 and model_path is not None:
+            _from_keras_application(model_path, found)
     return found
+
+
+def _from_keras_application(path, found: Inferred) -> None:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:  # checked (size, members) by model/checks.py
+            name = str(json.loads(archive.read("config.json")).get("config", {}).get("name", ""))
+    except Exception:  # not a .keras archive: no name to go by
+        return
+    for prefixes, mode, values in KERAS_APPLICATIONS:
+        if name.lower().startswith(prefixes):
+            found.values.update(values)
+            found.evidence.append(f"Keras model '{name}' is a keras.applications architecture without "
+                                  f"preprocessing layers: its preprocess_input mode is '{mode}'")
+            return
 
 
 def _range_text(scale: float, offset: float) -> str:

@@ -60,11 +60,11 @@ def user_origins(pp: Preprocess, flags: frozenset[str]) -> dict[str, str]:
     return {f: ("flag" if f in flags else "recipe") for f in FIELDS if f in pp.model_fields_set}
 
 
-def resolve_preprocessing(recipe: Recipe, flags: frozenset[str], source) -> Resolution:
-    """The run's preprocessing for `source` (a PreparedSource): see the module docstring."""
+def resolve_preprocessing(recipe: Recipe, flags: frozenset[str], source, model_path=None) -> Resolution:
+    """The run's preprocessing for `source` (a PreparedSource; model_path: the user's model file)."""
     pp = recipe.preprocess
     given = user_origins(pp, flags)
-    inferred = infer_from_model(source)
+    inferred = infer_from_model(source, model_path)
     origins, values = dict(given), {f: getattr(pp, f) for f in given}
     for name, value in inferred.values.items():
         if name not in given and not ({"mean", "std"} & set(given) and name in ("mean", "std")):

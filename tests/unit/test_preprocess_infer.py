@@ -104,3 +104,23 @@ def test_pick_keeps_the_inferred_value_unless_another_is_clearly_better():
     much = Candidate("much", Preprocess(scale=2 / 255, offset=-1), accuracy=0.99, nll=0.5)
     worse = Candidate("worse", Preprocess(), accuracy=0.30, nll=2.0)
     assert pick(worse, [worse, much], 0.05) is much
+
+
+def test_keras_applications_conventions_by_model_name(tmp_path):
+    import zipfile
+
+    from edgekit.preprocessing.infer import Inferred, _from_keras_application
+
+    expected = {"mobilenetv2_0.35_96": (2 / 255, -1.0, "rgb"), "resnet50v2": (2 / 255, -1.0, "rgb"),
+                "resnet50": (1.0, 0.0, "bgr"), "densenet121": (1 / 255, 0.0, "rgb"), "my_cnn": None}
+    for name, want in expected.items():
+        path = tmp_path / f"{name}.keras"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("config.json", json.dumps({"class_name": "Functional", "config": {"name": name}}))
+        found = Inferred(values={"color": "rgb"})
+        _from_keras_application(path, found)
+        if want is None:
+            assert "scale" not in found.values, name
+        else:
+            got = found.values["scale"], found.values["offset"], found.values["color"]
+            assert got == (pytest.approx(want[0]), want[1], want[2]), name
