@@ -21,7 +21,7 @@ def render_markdown(report: Report) -> str:
     lines = [
         f"# edgekit report: `{m.path}`",
         "",
-        f"{m.format} · inputs " + ", ".join(f"`{t.name}` {'x'.join(map(str, t.shape))} {t.dtype}" for t in m.inputs)
+        f"{m.format} · inputs " + ", ".join(f"`{t.name}` {'x'.join(map(str, t.shape)) or 'scalar'} {t.dtype}" for t in m.inputs)
         + f" · recipe {report.recipe.get('origin', '')}",
         "",
         "| artifact | precision | size | ratio | top-1 agree | accuracy | drop (pts) | SQNR dB | p50 ms | p90 ms | cold ms |",
@@ -43,7 +43,9 @@ def render_markdown(report: Report) -> str:
         f"{', labelled' if c.labels else ''}; split: {c.split_rule}.",
     ]
     if m.fixed_dims:
-        lines.append("Fixed dims: " + ", ".join(f"`{k}` {v['from']} -> {v['to']}" for k, v in m.fixed_dims.items()) + ".")
+        lines.append("Fixed dims: " + ", ".join(
+            f"`{k}` {v['from']} -> {v['to']}" + (f" (batch on axis {v['batch_axis']})" if "batch_axis" in v else "")
+            for k, v in m.fixed_dims.items()) + ".")
     for target, fusion in report.fusion.items():
         lines += ["", f"## Fused layers ({target}): {sum(fusion.source_op_counts.values())} source ops -> "
                   f"{sum(fusion.target_op_counts.values())} {target} ops", ""]
