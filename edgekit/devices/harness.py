@@ -194,7 +194,7 @@ def file_feeds(np, specs, path):
             raise HarnessError("inputs %s: arrays hold different sample counts" % path, 2)
         count = len(samples)
         columns[spec["name"]] = samples.astype(dtype)
-    return [dict((name, column[i]) for name, column in columns.items()) for i in range(count or 0)]
+    return [dict((name, column[i, ...]) for name, column in columns.items()) for i in range(count or 0)]
 
 
 def dequantized_outputs(np, model):
