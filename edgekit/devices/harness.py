@@ -160,7 +160,8 @@ def random_feeds(np, specs, seed):
 def file_feeds(np, specs, path):
     """A list of feed dicts from an .npz (no pickle), arrays by input name (or the only array for
     a one-input model). An array of the input's shape is one sample, one of shape (N, *shape) is N
-    samples; for a batch-1 input an array of shape (N, ...) is N samples too. Float data for integer inputs is quantized with scale/zp."""
+    samples; for a batch-1 input an array of shape (N, ...) is N samples too. Float data for
+    integer inputs is quantized with scale/zp."""
     try:
         archive = np.load(path, allow_pickle=False)
         arrays = dict((name, archive[name]) for name in archive.files)
