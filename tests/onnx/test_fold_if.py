@@ -83,3 +83,27 @@ def test_the_fold_is_checked_numerically_on_the_calibration_samples():
     with pytest.raises(ConversionError, match="changed the model's outputs"):
         check_equivalent(model, fused, stream(6, sr=8000))  # the else branch: the fold would be wrong there
     assert held_inputs(model, stream(4, sr=[16000, 8000, 16000, 16000])).values == {}
+
+
+def test_an_if_with_a_constant_condition_inside_a_branch_folds_there():
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = streaming_model()
+    then = next(a.g for a in model.graph.node[2].attribute if a.name == "then_branch")
+    tanh = next(n for n in then.node if n.op_type == "Tanh")
+    tanh.output[0] = "then16k_h_raw"  # h = If(true, Identity(h_raw), Neg(h_raw))
+    keep = helper.make_graph([helper.make_node("Identity", ["then16k_h_raw"], ["kept"])], "keep", [],
+                             [helper.make_tensor_value_info("kept", TensorProto.FLOAT, None)])
+    flip = helper.make_graph([helper.make_node("Neg", ["then16k_h_raw"], ["flipped"])], "flip", [],
+                             [helper.make_tensor_value_info("flipped", TensorProto.FLOAT, None)])
+    index = list(then.node).index(tanh) + 1
+    then.node.insert(index, helper.make_node("If", ["always"], ["then16k_h"], name="If_inner",
+                                             then_branch=keep, else_branch=flip))
+    then.node.insert(0, helper.make_node("Constant", [], ["always"], value=numpy_helper.from_array(np.array(True))))
+    onnx.checker.check_model(model)
+    model, _ = fix_input_shapes(model, SHAPES)
+    samples = stream(6, sr=[16000, 8000] * 3)
+    fused, report = fuse(model, held=held_inputs(model, samples))
+    assert [(g.nodes, g.result) for g in report.groups if g.pass_name == "fold_if"] == [
+        (("If_inner",), "then_branch inlined (1 nodes): its condition is constant")]
+    assert report.ops_after["If"] == 1 and check_equivalent(model, fused, samples)["max_relative_error"] == 0

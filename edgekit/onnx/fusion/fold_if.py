@@ -21,7 +21,7 @@ from onnx import helper, numpy_helper
 
 from edgekit.onnx.fusion.constants import fold_node
 from edgekit.onnx.fusion.report import FusedGroup
-from edgekit.onnx.graph import attribute, initializer_map, producers, static_shapes
+from edgekit.onnx.graph import attribute, initializer_map, producers, static_shapes_of
 
 PASS = "fold_if"
 MAX_HELD_ELEMENTS = 16  # only small inputs (a sample rate, a flag) are compared across samples
@@ -98,7 +98,7 @@ def _defined(graph: onnx.GraphProto, skip: onnx.NodeProto | None = None) -> set[
     return names
 
 
-def _cone(graph: onnx.GraphProto, name: str, made_by: dict) -> set[str]:
+def _cone(name: str, made_by: dict) -> set[str]:
     """Names of the nodes `name` is computed from (in the same graph)."""
     nodes, stack = set(), [name]
     while stack:
@@ -109,21 +109,68 @@ def _cone(graph: onnx.GraphProto, name: str, made_by: dict) -> set[str]:
     return nodes
 
 
-def _condition(graph, node, held: HeldInputs, shapes, opset) -> tuple[bool, list[str]] | None:
+@dataclass
+class _Scope:
+    """What a graph can see: the initializers of it and the graphs around it, and the held inputs."""
+
+    inits: dict[str, onnx.TensorProto]
+    held: HeldInputs
+    shapes: dict[str, tuple[int, ...]]
+    opset: int
+
+    def inside(self, graph: onnx.GraphProto) -> "_Scope":
+        return _Scope({**self.inits, **initializer_map(graph)}, self.held, self.shapes, self.opset)
+
+
+def _condition(graph, node, scope: _Scope) -> tuple[bool, list[str]] | None:
     """(condition value, held inputs it depends on), or None when it is not known."""
-    values = {n: numpy_helper.to_array(t) for n, t in initializer_map(graph).items()}
-    values.update(held.values)
-    made_by = producers(graph)
-    cone = _cone(graph, node.input[0], made_by)
-    for inner in graph.node:
-        if inner.name in cone and not all(out in values for out in inner.output if out):
-            result = fold_node(inner, values, shapes, opset)
-            if result is not None:
-                values.update((out, v) for out, v in zip(inner.output, result) if out)
-    if node.input[0] not in values or values[node.input[0]].size != 1:
+    cone = _cone(node.input[0], producers(graph))
+    nodes = [inner for inner in graph.node if inner.name in cone]
+    reads = {n for inner in nodes for n in inner.input if n} | {node.input[0]}
+    values = {n: numpy_helper.to_array(scope.inits[n]) for n in reads if n in scope.inits}
+    values.update((n, v) for n, v in scope.held.values.items() if n in reads)
+    for inner in nodes:
+        result = fold_node(inner, values, scope.shapes, scope.opset)
+        if result is not None:
+            values.update((out, v) for out, v in zip(inner.output, result) if out)
+    value = values.get(node.input[0])
+    if value is None or value.size != 1:
         return None
-    reads = {n for inner in graph.node if inner.name in cone for n in inner.input} | {node.input[0]}
-    return bool(values[node.input[0]].reshape(())), sorted(n for n in held.values if n in reads)
+    return bool(value.reshape(())), sorted(n for n in scope.held.values if n in reads)
+
+
+def _fold_all(graph: onnx.GraphProto, scope: _Scope) -> list[FusedGroup]:
+    """Fold every If of `graph` whose condition is known, then look inside the bodies left."""
+    groups = []
+    for node in [n for n in graph.node if n.op_type == "If"]:
+        known = _condition(graph, node, scope)
+        if known is None:
+            continue
+        branch_name = "then_branch" if known[0] else "else_branch"
+        branch = attribute(node, branch_name)
+        name, size = node.name, len(branch.node)
+        if _inline(graph, node, branch):
+            groups.append(FusedGroup(PASS, (name,), f"{branch_name} inlined ({size} nodes): "
+                                                    f"{_why(known[1], scope.held)}"))
+    for node in graph.node:
+        for sub in _subgraphs(node):
+            groups += _fold_all(sub, scope.inside(sub))
+    return groups
+
+
+def _all_static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """Static shapes after shape inference, from every graph; a name two bodies give different shapes is left out."""
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    shapes: dict[str, tuple[int, ...]] = {}
+    clashes = set()
+    stack = [inferred.graph]
+    while stack:
+        graph = stack.pop()
+        for name, shape in static_shapes_of(graph).items():
+            if shapes.setdefault(name, shape) != shape:
+                clashes.add(name)
+        stack.extend(sub for node in graph.node for sub in _subgraphs(node))
+    return {name: shape for name, shape in shapes.items() if name not in clashes}
 
 
 def _inline(graph: onnx.GraphProto, node: onnx.NodeProto, branch: onnx.GraphProto) -> bool:
@@ -164,25 +211,20 @@ def _show(value: np.ndarray) -> str:
 
 
 def run(model: onnx.ModelProto, held: HeldInputs | None = None) -> list[FusedGroup]:
-    """Fold every top-level If whose condition is known, repeating while nested ones become known."""
+    """Fold every If whose condition is known, also inside bodies, again while more become known."""
     held = held or HeldInputs()
-    graph = model.graph
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    inputs = {i.name for i in model.graph.input}
     groups = []
-    while True:
-        shapes = static_shapes(model)
-        folded = False
-        for node in [n for n in graph.node if n.op_type == "If"]:
-            known = _condition(graph, node, held, shapes, opset)
-            if known is None:
-                continue
-            taken, reads = known
-            branch_name = "then_branch" if taken else "else_branch"
-            branch = attribute(node, branch_name)
-            name, size = node.name, len(branch.node)
-            if _inline(graph, node, branch):
-                groups.append(FusedGroup(PASS, (name,), f"{branch_name} inlined ({size} nodes): {_why(reads, held)}"))
-                folded = True
-                break  # names and shapes changed: look again
-        if not folded:
-            return groups
+    while _has_if(model.graph):
+        inits = {n: t for n, t in initializer_map(model.graph).items() if n not in inputs}
+        scope = _Scope(inits, held, _all_static_shapes(model), opset)
+        found = _fold_all(model.graph, scope)
+        if not found:
+            break
+        groups += found
+    return groups
+
+
+def _has_if(graph: onnx.GraphProto) -> bool:
+    return any(node.op_type == "If" or any(_has_if(sub) for sub in _subgraphs(node)) for node in graph.node)
