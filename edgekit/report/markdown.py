@@ -21,7 +21,8 @@ def render_markdown(report: Report) -> str:
     lines = [
         f"# edgekit report: `{m.path}`",
         "",
-        f"{m.format} · inputs " + ", ".join(f"`{t.name}` {'x'.join(map(str, t.shape)) or 'scalar'} {t.dtype}" for t in m.inputs)
+        f"{m.format} · inputs "
+        + ", ".join(f"`{t.name}` {'x'.join(map(str, t.shape)) or 'scalar'} {t.dtype}" for t in m.inputs)
         + f" · recipe {report.recipe.get('origin', '')}",
         "",
         "| artifact | precision | size | ratio | top-1 agree | accuracy | drop (pts) | SQNR dB | p50 ms | p90 ms | cold ms |",

@@ -1,8 +1,9 @@
 """Stage: a TensorFlow model (SavedModel dir or .keras) -> a SavedModel with fixed input shapes.
 
 Unknown dimensions are fixed for mobile: from `input_shapes` when given, else the unknown batch
-(axis 0, or the axis `batch_axes` finds) = 1 and other unknown dims from the calibration samples. The result has one `serving_default` signature with named inputs and
-outputs; every later TensorFlow stage reads it, and `reference_fn` runs it as the float reference.
+(axis 0, or the axis `batch_axes` finds) = 1 and other unknown dims from the calibration samples.
+The result has one `serving_default` signature with named inputs and outputs; every later
+TensorFlow stage reads it, and `reference_fn` runs it as the float reference.
 """
 
 from __future__ import annotations

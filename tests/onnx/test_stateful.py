@@ -83,8 +83,9 @@ def test_compress_calibrates_and_quantizes_the_streaming_model(tmp_path, edgekit
     result = edgekit_cli("compress", model_path, "--int8", "-c", data, "-t", "onnx", "--out", out, "--json")
     assert result.code == 0, result.err
     report = json.loads(result.out)
-    assert report["model"]["fixed_dims"] == {"input": {"from": "?x?", "to": f"1x{SAMPLES}"},
-                                             "state": {"from": f"2x?x{HIDDEN}", "to": f"2x1x{HIDDEN}", "batch_axis": "1"}}
+    assert report["model"]["fixed_dims"] == {
+        "input": {"from": "?x?", "to": f"1x{SAMPLES}"},
+        "state": {"from": f"2x?x{HIDDEN}", "to": f"2x1x{HIDDEN}", "batch_axis": "1"}}
     assert "(batch on axis 1)" in (out / "report.md").read_text()
     int8 = next(a for a in report["artifacts"] if a["precision"] == "int8")
     assert int8["op_counts"].get("QuantizeLinear", 0) > 0 and "If" not in int8["op_counts"]
