@@ -86,14 +86,15 @@ def shape_from_calibration(recipe: Recipe, name: str, dims: Sequence[Optional[in
         return None
     rank = len(dims)
     if first.suffix.lower() in IMAGE_SUFFIXES:
-        image = _image_shape(first, recipe) if rank == 4 and batch_axis == 0 else None
+        image = _image_shape(first, recipe) if rank == 4 and batch_axis in (0, None) else None
         shape = None if image is None else list(image)
     else:
         found = _array_shape(first, name)
         if found is None or len(found) not in (rank - 1, rank, rank + 1):
             return None
-        if len(found) == rank - 1:
-            shape = list(found) if batch_axis is None else [*found[:batch_axis], 1, *found[batch_axis:]]
+        if len(found) == rank - 1:  # one sample without its batch axis (axis 0 when none was found)
+            axis = batch_axis or 0
+            shape = [*found[:axis], 1, *found[axis:]]
         else:
             shape = list(found[len(found) - rank:])
             if len(found) == rank and dims[0] is not None:

@@ -99,3 +99,16 @@ def test_compress_calibrates_and_quantizes_the_streaming_model(tmp_path, edgekit
     assert subprocess.run(harness, capture_output=True, text=True, timeout=120).returncode == 0
     with np.load(tmp_path / "outputs.npz") as outputs:
         assert outputs["output"].shape == (count, 1)
+
+
+def test_shapes_from_the_samples_fill_the_batch_on_its_own_axis(tmp_path):
+    from edgekit.calibration.shape_hint import shape_from_calibration
+    from edgekit.recipe.schema import Recipe
+
+    recipe = Recipe.model_validate({"calibration": {"source": str(tmp_path)}})
+    np.savez(tmp_path / "chunk.npz", **stream(1)[0])
+    assert shape_from_calibration(recipe, "input", [None, None], 0) == [1, SAMPLES]
+    assert shape_from_calibration(recipe, "state", [2, None, None], None) == [2, 1, HIDDEN]
+    (tmp_path / "chunk.npz").unlink()
+    np.save(tmp_path / "a.npy", np.zeros((12, 10, 3), np.float32))
+    assert shape_from_calibration(recipe, "x", [1, None, None, 3], None) == [1, 12, 10, 3]  # static batch 1
