@@ -14,7 +14,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from edgekit.calibration.preprocess import CHANNELS
+from edgekit.calibration.preprocess import CHANNELS, layout_from_shape
 from edgekit.calibration.sources import IMAGE_SUFFIXES, sample_files
 from edgekit.recipe.schema import Recipe
 
@@ -54,10 +54,14 @@ def _array_shape(path: Path, name: str) -> Optional[tuple[int, ...]]:
         return None
 
 
-def _image_shape(path: Path, recipe: Recipe) -> Optional[tuple[int, ...]]:
+def _image_shape(path: Path, recipe: Recipe, dims) -> Optional[tuple[int, ...]]:
     from PIL import Image
 
     pp = recipe.preprocess
+    layout, channels = pp.layout, CHANNELS[pp.color]
+    implied = layout_from_shape(dims)  # the model's known channel dim, unless the user said otherwise
+    if implied is not None and not {"layout", "color"} & pp.model_fields_set:
+        layout, channels = implied
     if pp.resize is not None:
         height, width = pp.resize
     else:
@@ -66,8 +70,7 @@ def _image_shape(path: Path, recipe: Recipe) -> Optional[tuple[int, ...]]:
                 width, height = image.size
         except Exception:
             return None
-    channels = CHANNELS[pp.color]
-    return (1, height, width, channels) if pp.layout == "nhwc" else (1, channels, height, width)
+    return (1, height, width, channels) if layout == "nhwc" else (1, channels, height, width)
 
 
 def shape_from_calibration(recipe: Recipe, name: str, dims: Sequence[Optional[int]],
@@ -86,7 +89,7 @@ def shape_from_calibration(recipe: Recipe, name: str, dims: Sequence[Optional[in
         return None
     rank = len(dims)
     if first.suffix.lower() in IMAGE_SUFFIXES:
-        image = _image_shape(first, recipe) if rank == 4 and batch_axis in (0, None) else None
+        image = _image_shape(first, recipe, dims) if rank == 4 and batch_axis in (0, None) else None
         shape = None if image is None else list(image)
     else:
         found = _array_shape(first, name)

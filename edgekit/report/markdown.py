@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edgekit.report.preprocessing import preprocessing_lines
 from edgekit.report.schema import Report
 
 
@@ -47,6 +48,8 @@ def render_markdown(report: Report) -> str:
         lines.append("Fixed dims: " + ", ".join(
             f"`{k}` {v['from']} -> {v['to']}" + (f" (batch on axis {v['batch_axis']})" if "batch_axis" in v else "")
             for k, v in m.fixed_dims.items()) + ".")
+    if report.preprocessing is not None:
+        lines += ["", "## Preprocessing", "", *preprocessing_lines(report.preprocessing.model_dump())]
     for target, fusion in report.fusion.items():
         lines += ["", f"## Fused layers ({target}): {sum(fusion.source_op_counts.values())} source ops -> "
                   f"{sum(fusion.target_op_counts.values())} {target} ops", ""]
