@@ -158,6 +158,11 @@ def input_specs(model) -> dict[str, list[int | str]]:
     return specs
 
 
+def known_dims(specs: Mapping[str, Sequence[int | str]]) -> dict[str, list[int | None]]:
+    """`input_specs` with every unknown dim as None."""
+    return {name: [d if isinstance(d, int) and d > 0 else None for d in dims] for name, dims in specs.items()}
+
+
 def fix_input_shapes(model, shapes: Mapping[str, Sequence[int]] | None = None, *, batch: int = 1):
     """Pin dynamic input dims; return (model, record) with the folding that made possible.
 
@@ -173,7 +178,7 @@ def fix_input_shapes(model, shapes: Mapping[str, Sequence[int]] | None = None, *
 
     shapes = dict(shapes or {})
     specs = input_specs(model)
-    axes = batch_axes({n: [d if isinstance(d, int) and d > 0 else None for d in dims] for n, dims in specs.items()})
+    axes = batch_axes(known_dims(specs))
     unknown = sorted(set(shapes) - set(specs))
     if unknown:
         raise UsageError(f"--input-shape names {unknown}, but the model's inputs are {sorted(specs)}")

@@ -52,14 +52,14 @@ def prepare_source(model_file: ModelFile, workdir: Path, input_shapes: dict, tru
 
 def _prepare_onnx(model_file: ModelFile, input_shapes: dict, hint) -> PreparedSource:
     from edgekit.calibration.shape_hint import batch_axes, fixed_record
-    from edgekit.onnx.load import fix_input_shapes, input_specs, load_onnx
+    from edgekit.onnx.load import fix_input_shapes, input_specs, known_dims, load_onnx
     from edgekit.runtime.onnx import OnnxRunner
 
     model = load_onnx(model_file.path)
     before = input_specs(model)
-    known = {name: [d if isinstance(d, int) and d > 0 else None for d in dims] for name, dims in before.items()}
+    known = known_dims(before)
     axes = batch_axes(known)
-    input_shapes = dict(input_shapes)
+    given, input_shapes = set(input_shapes), dict(input_shapes)
     for name, dims in known.items():
         others = [i for i, d in enumerate(dims) if d is None and i != axes.get(name)]
         if name not in input_shapes and others and hint is not None:
@@ -71,7 +71,7 @@ def _prepare_onnx(model_file: ModelFile, input_shapes: dict, hint) -> PreparedSo
     runner = OnnxRunner(model_file.path)
     dtypes = {s.name: s.dtype for s in runner.inputs}
     inputs = [TensorSpec(name, tuple(int(d) for d in shape), dtypes[name]) for name, shape in after.items()]
-    fixed = {n: fixed_record(_show(before[n]), _show(after[n]), None if n in input_shapes else axes.get(n))
+    fixed = {n: fixed_record(_show(before[n]), _show(after[n]), None if n in given else axes.get(n))
              for n in after if before[n] != after[n]}
     return PreparedSource("onnx", inputs, runner.outputs, runner.run, fixed, onnx_path=model_file.path)
 
