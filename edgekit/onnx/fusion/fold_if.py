@@ -21,7 +21,7 @@ from onnx import helper, numpy_helper
 
 from edgekit.onnx.fusion.constants import fold_node
 from edgekit.onnx.fusion.report import FusedGroup
-from edgekit.onnx.graph import attribute, initializer_map, producers, static_shapes_of
+from edgekit.onnx.graph import attribute, initializer_map, static_shapes_of
 
 PASS = "fold_if"
 MAX_HELD_ELEMENTS = 16  # only small inputs (a sample rate, a flag) are compared across samples
@@ -98,15 +98,16 @@ def _defined(graph: onnx.GraphProto, skip: onnx.NodeProto | None = None) -> set[
     return names
 
 
-def _cone(name: str, made_by: dict) -> set[str]:
-    """Names of the nodes `name` is computed from (in the same graph)."""
-    nodes, stack = set(), [name]
+def _cone(graph: onnx.GraphProto, name: str) -> list[onnx.NodeProto]:
+    """The nodes of `graph` that `name` is computed from, in graph order."""
+    made_by = {out: i for i, node in enumerate(graph.node) for out in node.output if out}
+    found, stack = set(), [name]
     while stack:
-        node = made_by.get(stack.pop())
-        if node is not None and node.name not in nodes:
-            nodes.add(node.name)
-            stack.extend(n for n in node.input if n)
-    return nodes
+        index = made_by.get(stack.pop())
+        if index is not None and index not in found:
+            found.add(index)
+            stack.extend(n for n in graph.node[index].input if n)
+    return [graph.node[i] for i in sorted(found)]
 
 
 @dataclass
@@ -124,8 +125,7 @@ class _Scope:
 
 def _condition(graph, node, scope: _Scope) -> tuple[bool, list[str]] | None:
     """(condition value, held inputs it depends on), or None when it is not known."""
-    cone = _cone(node.input[0], producers(graph))
-    nodes = [inner for inner in graph.node if inner.name in cone]
+    nodes = _cone(graph, node.input[0])
     reads = {n for inner in nodes for n in inner.input if n} | {node.input[0]}
     values = {n: numpy_helper.to_array(scope.inits[n]) for n in reads if n in scope.inits}
     values.update((n, v) for n, v in scope.held.values.items() if n in reads)
