@@ -107,3 +107,18 @@ def test_an_if_with_a_constant_condition_inside_a_branch_folds_there():
     assert [(g.nodes, g.result) for g in report.groups if g.pass_name == "fold_if"] == [
         (("If_inner",), "then_branch inlined (1 nodes): its condition is constant")]
     assert report.ops_after["If"] == 1 and check_equivalent(model, fused, samples)["max_relative_error"] == 0
+
+
+def test_compress_says_plainly_how_many_ops_stay_float(tmp_path, edgekit_cli):
+    import json
+
+    onnx.save(streaming_model(), tmp_path / "vad.onnx")
+    data = tmp_path / "data"
+    data.mkdir()
+    for i, sample in enumerate(stream(20, sr=[16000, 8000] * 10)):
+        np.savez(data / f"chunk{i:02d}.npz", **sample)
+    result = edgekit_cli("compress", tmp_path / "vad.onnx", "--int8", "-c", data, "-t", "onnx",
+                         "--out", tmp_path / "out", "--json")
+    assert result.code == 0, result.err
+    message = f"onnx: {2 * BRANCH_OPS} ops inside control flow (If/Loop/Scan bodies) stay float"
+    assert message in result.err and any(n.startswith(message) for n in json.loads(result.out)["notes"])
