@@ -327,8 +327,9 @@ def _io(tensors: list[TensorSpec]) -> list[dict]:
 def _write_outputs(stage: Path, report: Report, recipe: Recipe, data: Dataset) -> None:
     write_text_atomic(stage / "recipe.yaml", recipe_to_yaml(recipe))
     feeds = data.validation_feeds[:DEVICE_SAMPLES]  # for on-device accuracy (`edgekit bench --accuracy`)
-    np.savez_compressed(stage / "validation_inputs.npz",
-                        **{name: np.concatenate([f[name] for f in feeds]) for name in feeds[0]})
+    batch_first = all(a.ndim and a.shape[0] == 1 for a in feeds[0].values())  # else a leading sample axis
+    join = np.concatenate if batch_first else np.stack
+    np.savez_compressed(stage / "validation_inputs.npz", **{name: join([f[name] for f in feeds]) for name in feeds[0]})
     if not data.synthetic:
         write_json_atomic(stage / "split.json", {
             "rule": data.split.rule,
