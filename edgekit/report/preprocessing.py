@@ -21,13 +21,17 @@ def preprocessing_lines(info: dict[str, Any]) -> list[str]:
     if probe:
         lines += ["", f"Probe: float top-1 accuracy on {probe['samples']} labelled validation images "
                   f"(as resolved: {_pct(probe['as_resolved_accuracy'])}); used: {probe['chosen']}.", "",
-                  "| candidate | float accuracy |", "|---|---:|"]
-        lines += [f"| {c['name']} | {_pct(c['accuracy'])} |" for c in probe["candidates"]]
+                  "| candidate | float accuracy | label NLL |", "|---|---:|---:|"]
+        lines += [f"| {c['name']} | {_pct(c['accuracy'])} | {_nll(c.get('nll'))} |" for c in probe["candidates"]]
     check = info.get("float_accuracy")
     if check:
         lines += ["", f"Float accuracy on the validation labels: {_pct(check['accuracy'])} "
                   f"({check['samples']} samples, chance {_pct(check['chance'])} for {check['classes']} classes)."]
     return lines
+
+
+def _nll(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def _pct(value) -> str:
