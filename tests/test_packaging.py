@@ -9,7 +9,7 @@ only add requirements, so a solution for all of them together also solves any su
 pip evaluates environment markers (`sys_platform`, `platform_machine`, `python_version`) against
 the interpreter that runs it, whatever `--platform` says. So pip runs here with its marker
 environment replaced by the target's, and each test checks in pip's report that it was.
-The tests skip, with pip's error line, only when no package index answers.
+The tests skip, quoting pip's network error, only when no package index answers.
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ def pip_resolve(platform: str, python: str, reqs: list[str], *options: str) -> t
         report = Path(tmp) / "report.json"
         # fast-deps: wheel metadata by HTTP range requests where an index serves no PEP 658 files
         argv = ["install", "--dry-run", "--ignore-installed", "--disable-pip-version-check",
-                "--use-feature=fast-deps", "--only-binary=:all:", *tags, "--python-version", python, "--report", str(report),
-                *options, *reqs]  # fmt: skip
+                "--use-feature=fast-deps", "--only-binary=:all:", *tags, "--python-version", python,
+                "--report", str(report), *options, *reqs]  # fmt: skip
         env = json.dumps(marker_environment(platform, python))
         proc = subprocess.run([sys.executable, "-c", _PIP_WITH_MARKERS, env, *argv],
                               capture_output=True, text=True, timeout=600)  # fmt: skip
