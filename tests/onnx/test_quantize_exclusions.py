@@ -1,13 +1,15 @@
-"""Nodes quantize_qdq never quantizes: a Concat that writes a graph output (a detector head), and a
-variance computed as E[x^2] - E[x]^2 (LayerNorm as TF/JAX export it)."""
+"""Nodes quantize_qdq never quantizes: a Concat that writes a graph output (a detector head), a
+variance computed as E[x^2] - E[x]^2 (LayerNorm as TF/JAX export it), and a spectrum magnitude
+sqrt(re^2 + im^2) of an STFT computed as a Conv (PyTorch audio front ends)."""
 
 from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnx.reference
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekit.onnx.exclusions import OUTPUT_CONCAT, VARIANCE, variance_statistics
+from edgekit.onnx.exclusions import MAGNITUDE, OUTPUT_CONCAT, VARIANCE, magnitudes, variance_statistics
 from edgekit.onnx.quantize import quantize_qdq
 
 
@@ -91,3 +93,44 @@ def test_the_statistics_of_a_fast_variance_stay_float(tmp_path):
     reference = (x - x.mean(-1, keepdims=True)) / x.std(-1, keepdims=True)
     # INT8 rounding of E[x^2] (about 25) exceeded the variance (0.04): errors up to 1.6 without the rule
     assert np.abs(y - reference).max() < 0.2, np.abs(y - reference).max()
+
+
+def _stft_magnitude() -> onnx.ModelProto:
+    """x [1, 1, 256] -> Conv with a 64-point DFT basis (32 real + 32 imaginary rows, stride 32) ->
+    Slice re / im -> Pow 2 -> Add -> Sqrt: the magnitude spectrum [1, 32, 7], as silero-vad does."""
+    k, f = np.arange(64), np.arange(32)[:, None]
+    basis = np.concatenate([np.cos(2 * np.pi * f * k / 64), -np.sin(2 * np.pi * f * k / 64)])[:, None, :]
+    n = helper.make_node
+    nodes = [
+        n("Conv", ["x", "basis"], ["spec"], name="stft", strides=[32]),
+        n("Slice", ["spec", "zero", "half", "one"], ["re"], name="re"),
+        n("Slice", ["spec", "half", "full", "one"], ["im"], name="im"),
+        n("Pow", ["re", "two"], ["re2"], name="re2"), n("Pow", ["im", "two"], ["im2"], name="im2"),
+        n("Add", ["re2", "im2"], ["power"], name="power"), n("Sqrt", ["power"], ["magnitude"], name="magnitude"),
+    ]  # fmt: skip
+    inits = [numpy_helper.from_array(basis.astype(np.float32), "basis"), numpy_helper.from_array(np.float32(2), "two")]
+    inits += [numpy_helper.from_array(np.array([v], np.int64), name)
+              for name, v in (("zero", 0), ("half", 32), ("full", 64), ("one", 1))]  # fmt: skip
+    graph = helper.make_graph(nodes, "stft", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 256])],
+                              [helper.make_tensor_value_info("magnitude", TensorProto.FLOAT, [1, 32, 7])], inits)  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_an_stft_magnitude_stays_float_so_quiet_bins_survive(tmp_path):
+    assert magnitudes(_stft_magnitude().graph) == ["magnitude", "power", "re2", "im2", "re", "stft", "im"]
+    fp32 = tmp_path / "stft.onnx"
+    onnx.save(_stft_magnitude(), str(fp32))
+    t = np.arange(256)
+
+    def signal(seed):  # a loud tone over quiet noise, as speech over room noise
+        noise = np.random.default_rng(seed).normal(0, 0.003, 256)
+        return {"x": (np.sin(2 * np.pi * 8 * t / 64) + noise).astype(np.float32)[None, None]}
+
+    settings = quantize_qdq(fp32, tmp_path / "int8.onnx", lambda: (signal(i) for i in range(16)))
+    assert set(settings["nodes_excluded_auto"].values()) == {MAGNITUDE}
+    x = signal(99)["x"]
+    magnitude = _run(tmp_path / "int8.onnx", x)
+    (reference,) = onnx.reference.ReferenceEvaluator(_stft_magnitude()).run(None, {"x": x})
+    quiet = reference < 1  # every bin but the tone's
+    # the power (0-1000) on one INT8 scale rounded every quiet bin (|X| about 0.02) to 0
+    assert np.median(np.abs(magnitude[quiet] - reference[quiet]) / reference[quiet]) < 0.05
