@@ -1,6 +1,6 @@
 """silero-vad 6: a pretrained streaming voice-activity model (16 kHz chunks of 64 + 512 samples, a
 recurrent state [2, batch, 128] fed back, a rank-0 int64 `sr` input, the network inside an `If`).
-Data: synthetic speech-like audio (data.speech_like; no speech recording ships in a wheel used
+edgekit folds the `If` (sr == 16000 in every sample). Data: synthetic speech-like audio (data.speech_like; no speech recording ships in a wheel used
 here). Calibration samples are chunks with the state the float model carried into them. Primary
 metric: on 20 s of unseen audio streamed through the INT8 artifact with its own state fed back,
 the share of chunks whose speech decision (probability > 0.5) matches the float model's."""
@@ -16,8 +16,6 @@ from tests.zoo import evaluate as ev
 pytestmark = pytest.mark.zoo
 
 
-@pytest.mark.xfail(strict=True, reason="edgekit cannot fix a state input whose batch is not the first dim (input "
-                   "'state' is fixed at [2, '?', 128], not [1, 1, 128]): issue #10, branch stateful10")  # fmt: skip
 def test_streaming_speech_decisions_match_float(zoo_files, edgekit_cli, tmp_path):
     model = zoo_files("vad")
     float_model = ev.session(model)
@@ -34,4 +32,6 @@ def test_streaming_speech_decisions_match_float(zoo_files, edgekit_cli, tmp_path
     print(f"zoo vad: speech in {np.mean(reference > 0.5):.2f} of {len(reference)} chunks (float); "
           f"decision agreement {agreement:.3f}, mean |dp| {np.abs(reference - candidate).mean():.3f}")  # fmt: skip
     assert 0.3 < np.mean(reference > 0.5) < 0.9  # the float model hears speech and pauses
-    assert agreement >= 0.0
+    # measured: float speech in 0.58 of 625 chunks; agreement 0.946, mean |dp| 0.073 (0.838 and 0.18
+    # without the STFT-magnitude rule)
+    assert agreement >= 0.9 and np.abs(reference - candidate).mean() <= 0.12
