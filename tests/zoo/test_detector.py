@@ -24,4 +24,4 @@ def test_yolov8_detections_match_float(zoo_files, edgekit_cli, tmp_path):
                                                lambda outputs: ev.yolo_boxes(outputs[0][0]))  # fmt: skip
     print(f"zoo yolo: float {found} detections, int8 {kept}, matched {matched}, F1 {f1:.3f}")
     assert found >= 10  # the float model does detect (faces)
-    assert f1 >= 0.7  # measured: 21 float detections on 30 held-out crops, int8 22, 17 matched, F1 0.791
+    assert f1 >= 0.7  # measured: 21 float detections on 29 held-out crops, int8 22, 17 matched, F1 0.791
