@@ -13,7 +13,7 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from edgekit.errors import CalibrationDataError, UsageError
+from edgekit.errors import CalibrationDataError, UsageError, condense
 from edgekit.runtime import open_runner
 from edgekit.validate import metrics
 
@@ -38,7 +38,7 @@ def iter_samples(data_dir: str | Path) -> Iterator[tuple[str, dict[str, np.ndarr
                 with np.load(path, allow_pickle=False) as archive:
                     yield path.name, {name: archive[name] for name in archive.files}
         except (ValueError, OSError, EOFError) as err:
-            raise CalibrationDataError(f"unreadable sample ({str(err).splitlines()[0][:200]})", path) from None
+            raise CalibrationDataError(f"unreadable sample ({condense(err)})", path) from None
 
 
 def fit_layout(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:

@@ -22,7 +22,26 @@ Exit codes (stable, documented in the README):
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+_SENTENCE_END = re.compile(r"[.;!?](?=\s)")
+
+
+def condense(text: object, limit: int = 300) -> str:
+    """The first non-empty line of `text` (whitespace collapsed) in at most `limit` characters
+    (default 300; an exception without a message gives its class name): when longer, cut after its last whole sentence that keeps a third of the
+    limit, else at a word boundary with ' …' appended; never mid-word."""
+    line = next((" ".join(ln.split()) for ln in str(text).splitlines() if ln.strip()), "")
+    if not line and isinstance(text, BaseException):
+        return type(text).__name__
+    if len(line) <= limit:
+        return line
+    ends = [m.end() for m in _SENTENCE_END.finditer(line, 0, limit)]
+    if ends and ends[-1] >= limit // 3:
+        return line[:ends[-1]]
+    cut = line.rfind(" ", 0, limit - 1)
+    return (line[:cut] if cut > 0 else line[:limit - 2]).rstrip(" ,;:") + " …"
 
 
 class EdgekitError(Exception):

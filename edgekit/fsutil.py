@@ -13,11 +13,12 @@ import ctypes.util
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
-from edgekit.errors import OutputError
+from edgekit.errors import EdgekitError, OutputError
 
 STAGING_PREFIX = ".edgekit-staging-"
 RETIRED_PREFIX = ".edgekit-retired-"
@@ -120,6 +121,34 @@ def atomic_output_dir(dest: str | Path):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _temp_dirs() -> re.Pattern:
+    """edgekit's temporary directories in a path: staging dirs beside an output, and the
+    `edgekit-*` work dirs under the system temp dir (with the separator after them)."""
+    tmp = re.escape(tempfile.gettempdir().rstrip("/"))
+    return re.compile(rf"(?:{tmp}/edgekit-[\w.-]+|[^\s'\"()]*/{re.escape(STAGING_PREFIX)}[\w.-]+)/?")
+
+
+@contextlib.contextmanager
+def naming_user_paths(model: str | Path):
+    """EdgekitErrors raised inside name the user's `model` instead of a file in one of edgekit's
+    temporary directories (gone once the run fails): the error's path becomes `model`, with the
+    file's name in the message ("in edgekit's intermediate m_fp32.onnx"), and temporary
+    directories are dropped from the paths the message quotes."""
+    try:
+        yield
+    except EdgekitError as err:
+        pattern = _temp_dirs()
+        inside = pattern.match(err.path or "")
+        problem = pattern.sub("", err.problem)
+        if not inside and problem == err.problem:
+            raise
+        path = err.path
+        if inside:
+            path, name = str(model), err.path[inside.end():]
+            problem += f" (in edgekit's intermediate {name})" if name else ""
+        raise type(err)(problem, path) from None
 
 
 def sha256_tree(path: str | Path) -> str:

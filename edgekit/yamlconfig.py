@@ -12,7 +12,7 @@ from typing import Any, Optional
 import yaml
 from pydantic import ValidationError
 
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, condense
 
 MAX_DEPTH = 20
 MAX_VALUES = 10_000
@@ -27,7 +27,7 @@ def load_mapping(text: str, origin: str, error: type[EdgekitError]) -> Optional[
         where = f" at line {mark.line + 1}" if mark else ""
         raise error(f"not valid YAML{where}", origin) from None
     except (ValueError, TypeError, OverflowError) as err:  # e.g. a timestamp like 2024-13-45
-        raise error(f"not valid YAML ({' '.join(str(err).split())[:120]})", origin) from None
+        raise error(f"not valid YAML ({condense(' '.join(str(err).split()), 120)})", origin) from None
     except RecursionError:
         raise error("nested too deeply", origin) from None
     if data is not None and not isinstance(data, dict):
@@ -73,7 +73,7 @@ def validation_message(err: ValidationError) -> str:
         return f"unknown key '{where}'"
     if first["type"] == "invalid_key":
         return f"key '{where}' must be a string"
-    message = " ".join(first["msg"].removeprefix("Value error, ").split())[:200]
+    message = condense(" ".join(first["msg"].removeprefix("Value error, ").split()), 200)
     return f"{where}: {message}"
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 import tempfile
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence
 
@@ -19,7 +20,8 @@ from edgekit.runtime.base import Runner
 
 @dataclass(frozen=True)
 class QuantNode:
-    """One quantizable op: `id` (what the quantizer matches), its op type and source layer."""
+    """One quantizable op: `id` (what the quantizer matches, unique), its op type and `layer`: a
+    unique name for people (the Keras layer name when known, else a full graph name)."""
 
     id: str
     op_type: str
@@ -37,22 +39,33 @@ class Backend(Protocol):
     def build(self, float_nodes: Sequence[str] = ()) -> bytes:
         """The INT8 model with `float_nodes` (node ids) kept in float."""
 
+    def quantization(self, float_nodes: Sequence[str] = ()) -> dict:
+        """The quantizer settings the build of `float_nodes` used (recorded in each fallback step)."""
+
     def runner(self, model: bytes, threads: int | None = None) -> Runner:
         """A Runner over built model bytes."""
 
 
-def layer_label(scope: str, known: Iterable[str] = ()) -> str:
-    """A TF scope's layer name: 'model_1/conv_1' -> 'conv' when 'conv' is a known layer name.
-
-    Keras 3 traces a model a second time to export it, so every scope gains a '_1' suffix; the
-    suffix is removed only when that yields a name in `known` (default: kept as is).
-    """
+def keras_layer(scope: str | None, known: Iterable[str]) -> str | None:
+    """The Keras layer a TF scope ends in: 'model_1/conv_1' -> 'conv' when 'conv' is in `known`
+    (Keras 3 traces a model a second time to export it, so every scope gains a '_1' suffix);
+    None when the scope ends in no known layer name."""
+    if not scope:
+        return None
     name = scope.rstrip("/").rsplit("/", 1)[-1]
     known = set(known)
-    if name in known or not known:
+    if name in known:
         return name
     stripped = re.sub(r"_\d+$", "", name)
-    return stripped if stripped in known else name
+    return stripped if stripped in known else None
+
+
+def unique_layers(nodes: Sequence[QuantNode]) -> list[QuantNode]:
+    """`nodes` with unique `layer` labels: a label several nodes share (one Keras layer's Conv and
+    Relu) is shown with each node's full id beside it, 'conv1 (model/conv1/Relu)'."""
+    counts = Counter(n.layer for n in nodes)
+    return [n if counts[n.layer] == 1 or n.layer == n.id else replace(n, layer=f"{n.layer} ({n.id})")
+            for n in nodes]
 
 
 class TempModelFiles:

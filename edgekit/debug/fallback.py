@@ -47,6 +47,7 @@ class Step:
     met: bool
     shortfall: float
     elapsed_s: float
+    quantization: dict = field(default_factory=dict)  # the quantizer settings of this build
 
     def to_dict(self) -> dict:
         return dict(vars(self))
@@ -111,7 +112,8 @@ class _Search:
         latency = self.evaluator.latency(self.backend, model).p50_ms if self.measure_latency else None
         step = Step(phase, list(float_nodes), [self.labels[n] for n in float_nodes],
                     acc.model_dump(mode="json"), len(model), latency, self.budget.met(acc),
-                    self.budget.shortfall(acc), round(time.monotonic() - self.start, 3))
+                    self.budget.shortfall(acc), round(time.monotonic() - self.start, 3),
+                    self.backend.quantization(list(float_nodes)))
         self.steps.append(step)
         self.models[tuple(float_nodes)] = model
         return step

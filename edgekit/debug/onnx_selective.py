@@ -1,18 +1,19 @@
 """ONNX selective INT8: onnxruntime static QDQ quantization with chosen nodes kept in float.
 
-Uses `edgekit.onnx.quantize.quantize_qdq(..., nodes_to_exclude=...)`; node ids are ONNX node
-names. The first build calibrates and keeps the activation ranges in a file (onnxruntime's
-`calibration_cache_path`); later builds reuse them. Builds are cached by float set. TF models are exported with tf2onnx
-(`edgekit.onnx.export.export_to_onnx`) first.
+Uses `edgekit.onnx.quantize.quantize_qdq(..., nodes_to_exclude=...)` with the same options as the
+plain INT8 build (`options`: method, per_channel, ...; see `quantize.rebuild_options`); node ids
+are ONNX node names. The first build calibrates and keeps the activation ranges in a file
+(onnxruntime's `calibration_cache_path`); later builds reuse them. Builds are cached by float
+set. TF models are exported with tf2onnx (`edgekit.onnx.export.export_to_onnx`) first.
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
-from edgekit.debug.backend import QuantNode, TempModelFiles, keras_layer_names, layer_label
+from edgekit.debug.backend import QuantNode, TempModelFiles, keras_layer, keras_layer_names, unique_layers
 from edgekit.errors import UsageError
 from edgekit.runtime.base import TensorSpec
 from edgekit.stages.tflite_fusion import scope_of
@@ -37,28 +38,32 @@ def float_onnx(model_path: Path, work: Path) -> Path:
 
 class OnnxSelective:
     """fp32_path: the float ONNX model; calibration: factory of feeds (settable later);
-    method: onnxruntime calibration method (minmax | entropy | percentile, default minmax)."""
+    options: `quantize_qdq` keyword arguments of every build (default: its defaults, minmax
+    per-channel), the plain INT8 build's own (`rebuild_options`) when there is one."""
 
     target = "onnx"
     suffix = ".onnx"
 
-    def __init__(self, fp32_path: Path, calibration=None, method: str = "minmax", layer_names: Sequence[str] = ()):
+    def __init__(self, fp32_path: Path, calibration=None, layer_names: Sequence[str] = (), *,
+                 options: Mapping | None = None):
         import onnx
 
         self.fp32_path = Path(fp32_path)
         self.calibration = calibration
-        self.method = method
+        self.options = dict(options or {})
+        self._settings: dict[frozenset, dict] = {}
         self._layer_names = list(layer_names) or keras_layer_names(self.fp32_path)
         self._files = TempModelFiles(self.suffix)
         self._cache: dict[frozenset, bytes] = {}
         graph = onnx.load(str(self.fp32_path), load_external_data=False).graph
-        self._nodes = [QuantNode(n.name, n.op_type, self._label(n.name), i)
-                       for i, n in enumerate(graph.node) if n.op_type in QUANTIZABLE and n.name]
+        self._nodes = unique_layers([QuantNode(n.name, n.op_type, self._label(n.name), i)
+                                     for i, n in enumerate(graph.node) if n.op_type in QUANTIZABLE and n.name])
         self.producers = {out: n.name for n in graph.node for out in n.output}
 
     def _label(self, name: str) -> str:
-        scope = scope_of(name)
-        return layer_label(scope, self._layer_names) if scope else name
+        """The Keras layer the node comes from when known, else the node's full name: the last
+        part of '/model.2/cv1/conv/Conv' alone ('conv') names a dozen nodes."""
+        return keras_layer(scope_of(name), self._layer_names) or name
 
     def nodes(self) -> list[QuantNode]:
         return self._nodes
@@ -74,10 +79,16 @@ class OnnxSelective:
             if unknown:
                 raise UsageError(f"unknown ONNX node(s) {sorted(unknown)[:3]}; see `edgekit debug` for names")
             out = self._files.write(b"")
-            quantize_qdq(self.fp32_path, out, self.calibration, method=self.method, nodes_to_exclude=sorted(key),
-                         ranges_cache=self._files.path(f"ranges-{self.method}.json"))
+            settings = quantize_qdq(self.fp32_path, out, self.calibration, nodes_to_exclude=sorted(key),
+                                    ranges_cache=self._files.path("ranges.json"), **self.options)
+            self._settings[key] = {k: v for k, v in settings.items() if k != "nodes_excluded"}
             self._cache[key] = out.read_bytes()
         return self._cache[key]
+
+    def quantization(self, float_nodes: Sequence[str] = ()) -> dict:
+        """The settings `quantize_qdq` reported for the build of `float_nodes` (its excluded list aside)."""
+        self.build(float_nodes)
+        return self._settings[frozenset(float_nodes)]
 
     def runner(self, model: bytes, threads: int | None = None):
         from edgekit.runtime.onnx import OnnxRunner

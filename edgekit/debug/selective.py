@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from edgekit.debug.backend import QuantNode, TempModelFiles, layer_label
+from edgekit.debug.backend import QuantNode, TempModelFiles, keras_layer, unique_layers
 from edgekit.errors import ConversionError, UsageError
 from edgekit.quiet import native_stderr_captured, native_stdout_to_stderr
 from edgekit.recipe.schema import Int8
@@ -94,20 +94,22 @@ class TfliteSelective:
         from edgekit.stages.tflite_inspect import read_ops
 
         if self._nodes is None:
-            self._nodes = [
+            self._nodes = unique_layers([
                 QuantNode(op.output_names[0], op.type, self.layer_of(op.output_names[0]), op.index)
                 for op in read_ops(self.calibrated_model)
                 if op.type not in LAYOUT_OPS and op.output_dtypes[:1] == ("float32",)
-            ]
+            ])
         return self._nodes
 
     def layer_of(self, tensor_name: str) -> str:
-        """The source layer a TFLite tensor name comes from (its conv/matmul part when fused)."""
+        """The source layer a TFLite tensor name comes from (its conv/matmul part when fused): the
+        Keras layer name when known, else the op's full TF scope ('model/block2/conv')."""
         parts = [p for p in tensor_name.split(";") if scope_of(p)]
         if not parts:
             return f"output {tensor_name}" if tensor_name.startswith("StatefulPartitionedCall") else tensor_name
         anchored = [p for p in parts if any(a in p.rsplit("/", 1)[-1] for a in ANCHORS)]
-        return layer_label(scope_of((anchored or parts)[0]), self._layer_names)
+        scope = scope_of((anchored or parts)[0])
+        return keras_layer(scope, self._layer_names) or scope
 
     def build(self, float_nodes: Sequence[str] = (), float_ops: Sequence[str] = ()) -> bytes:
         """The INT8 flatbuffer with `float_nodes` (tensor names) and `float_ops` kept in float."""
@@ -121,6 +123,10 @@ class TfliteSelective:
         except Exception as err:
             raise ConversionError(f"TFLite selective quantization failed: {_condense(err)}",
                                   self.saved_dir) from None
+
+    def quantization(self, float_nodes: Sequence[str] = ()) -> dict:
+        """The INT8 options every build uses (the float nodes aside)."""
+        return {"per_channel": self.int8.per_channel, "io_dtype": self.int8.io_dtype}
 
     def debug_model(self) -> bytes:
         """The fully quantized model instrumented with NumericVerify ops (per-layer mode)."""

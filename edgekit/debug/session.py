@@ -19,7 +19,7 @@ from edgekit.debug.fallback import raise_if_unmet, run_fallback
 from edgekit.debug.scoring import Budget, Evaluator
 from edgekit.debug.sensitivity import measure_sensitivity
 from edgekit.errors import UsageError
-from edgekit.fsutil import atomic_output_dir, write_json_atomic, write_text_atomic
+from edgekit.fsutil import atomic_output_dir, naming_user_paths, write_json_atomic, write_text_atomic
 from edgekit.model.checks import check_model_path
 from edgekit.recipe.schema import Recipe
 
@@ -75,7 +75,8 @@ def run_debug(model_path: str | Path, out: str | Path, recipe: Recipe, *, target
     if model_file.format == "onnx" and target == "tflite":
         raise UsageError("an ONNX model can only be debugged with --target onnx", model_path)
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="edgekit-debug-") as work, atomic_output_dir(out) as stage:
+    with (naming_user_paths(model_file.path), tempfile.TemporaryDirectory(prefix="edgekit-debug-") as work,
+          atomic_output_dir(out) as stage):
         on_step("loading model")
         backend, data, reference = _setup(model_file, recipe, target, Path(work), trust_model, on_step)
         try:
@@ -106,8 +107,9 @@ def _setup(model_file, recipe: Recipe, target: str, work: Path, trust_model: boo
         from edgekit.debug.onnx_selective import OnnxSelective, float_onnx
 
         fp32 = float_onnx(model_file.path, work)
-        backend = OnnxSelective(fp32, None, method=recipe.calibration.method,
-                                layer_names=keras_layer_names(model_file.path))
+        method = recipe.calibration.method
+        options = {"method": "minmax" if method == "auto" else method, "per_channel": recipe.int8.per_channel}
+        backend = OnnxSelective(fp32, None, keras_layer_names(model_file.path), options=options)
         recipe = _resolved(recipe, PreparedSource("onnx", backend.input_specs(), [], backend.reference(),
                                                   onnx_path=fp32), on_step)
         on_step("validating calibration data")

@@ -17,7 +17,7 @@ import numpy as np
 
 from edgekit.debug.layer_error import ErrorAccumulator, LayerError
 from edgekit.debug.selective import TfliteSelective, _quiet
-from edgekit.errors import ConversionError
+from edgekit.errors import ConversionError, condense
 
 PREFIX = "NumericVerify/"
 
@@ -57,7 +57,7 @@ def tflite_layer_errors(selective: TfliteSelective, feeds: Sequence[dict[str, np
         try:
             debugger.run()
         except (ValueError, RuntimeError) as err:
-            raise ConversionError(f"QuantizationDebugger failed: {str(err).splitlines()[0][:200]}") from None
+            raise ConversionError(f"QuantizationDebugger failed: {condense(err)}") from None
     # layer_statistics is filled in the debugger's NumericVerify order: the order of `calls`.
     return _summarize(selective, list(debugger.layer_statistics), calls)
 

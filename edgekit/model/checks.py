@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Iterator
 
-from edgekit.errors import ModelError
+from edgekit.errors import ModelError, condense
 
 MAX_MODEL_BYTES = 16 << 30  # any single model file
 MAX_PROTO_BYTES = 2**31 - 1  # protobuf's hard limit for one message
@@ -200,7 +200,7 @@ def _check_keras_archive(path: Path, trust: bool) -> None:
 
 
 def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())[:100]
+    text = condense(" ".join(str(err).split()), 100)
     return f"{err.__class__.__name__}: {text}" if text else err.__class__.__name__
 
 

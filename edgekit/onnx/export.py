@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from edgekit.errors import ConversionError, MissingDependencyError, ModelError
+from edgekit.errors import ConversionError, MissingDependencyError, ModelError, condense
 
 DEFAULT_OPSET = 17
 _OP_PATTERNS = (
@@ -27,7 +27,7 @@ def condense_error(text: str) -> str:
         if match:
             return f"tf2onnx cannot convert op {' / '.join(g for g in match.groups() if g)}"
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return f"tf2onnx failed: {lines[-1][:300] if lines else 'no message'}"
+    return f"tf2onnx failed: {condense(lines[-1]) if lines else 'no message'}"
 
 
 def _tf2onnx():
@@ -61,7 +61,7 @@ def export_to_onnx(source: str | Path, out_path: str | Path, *, opset: int = DEF
                 try:
                     model = tf.keras.models.load_model(str(source), safe_mode=True, compile=False)
                 except Exception as err:
-                    raise ModelError(f"cannot load Keras model: {str(err).splitlines()[0][:300]}", source) from None
+                    raise ModelError(f"cannot load Keras model: {condense(err)}", source) from None
                 specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]) for t in model.inputs]
                 fn = tf.function(lambda *args: model(list(args) if len(args) > 1 else args[0]))
                 tf2onnx.convert.from_function(fn, input_signature=specs, opset=opset, output_path=str(out_path))

@@ -70,6 +70,15 @@ def add_initializer(graph: onnx.GraphProto, base: str, value: np.ndarray) -> str
     return name
 
 
+def bias_vector(bias: np.ndarray, n: int) -> np.ndarray | None:
+    """The [n] vector a Gemm bias equals when it is the same for every row ([n], [1, n], [1, 1],
+    [1] or a scalar); None for a per-row bias ([m, n] or [m, 1] with m > 1). onnxruntime's
+    per-channel QDQ indexes a Gemm bias per output channel, so it must be 1-D."""
+    if bias.ndim > 2 or any(d != 1 for d in bias.shape[:-1]) or (bias.ndim and bias.shape[-1] not in (1, n)):
+        return None
+    return np.ascontiguousarray(np.broadcast_to(bias.reshape(-1), (n,)))
+
+
 def attribute(node: onnx.NodeProto, name: str, default=None):
     for attr in node.attribute:
         if attr.name == name:

@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from edgekit.errors import ConversionError, ModelError, UsageError
+from edgekit.errors import ConversionError, ModelError, UsageError, condense
 
 MAX_MODEL_BYTES = 2**31 - 1  # protobuf's hard limit for one message
 MIN_OPSET = 7  # the oldest opset onnx's version converter handles reliably
@@ -47,7 +47,7 @@ def load_onnx(path: str | Path, *, check: bool = True):
     try:
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, RuntimeError, ValueError) as err:
-        raise ModelError(f"not a valid ONNX model, truncated or corrupt ({_first_line(err)})", path) from None
+        raise ModelError(f"not a valid ONNX model, truncated or corrupt ({condense(err)})", path) from None
     if not model.graph.node and not model.graph.output:
         raise ModelError("not an ONNX model (no graph: wrong or truncated file?)", path)
     _load_external_data(model, path.parent)
@@ -59,13 +59,8 @@ def load_onnx(path: str | Path, *, check: bool = True):
         try:
             onnx.checker.check_model(model)
         except onnx.checker.ValidationError as err:
-            raise ModelError(f"fails onnx.checker: {_first_line(err)}", path) from None
+            raise ModelError(f"fails onnx.checker: {condense(err)}", path) from None
     return model
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:300] if text else type(err).__name__
 
 
 def _external_tensors(model):
@@ -137,7 +132,7 @@ def upgrade_opset(model, target: int = QUANT_MIN_OPSET):
         converted = version_converter.convert_version(model, target)
         onnx.checker.check_model(converted)
     except Exception as err:  # the converter raises bare RuntimeError/ValidationError
-        raise ConversionError(f"cannot upgrade opset {old} -> {target}: {_first_line(err)}") from None
+        raise ConversionError(f"cannot upgrade opset {old} -> {target}: {condense(err)}") from None
     return converted, {"from": old, "to": target}
 
 

@@ -17,7 +17,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from edgekit.errors import CalibrationDataError, ConversionError, RecipeError
+from edgekit.errors import CalibrationDataError, ConversionError, RecipeError, condense
 
 SampleFactory = Callable[[], Iterator[Mapping[str, np.ndarray]]]
 METHODS = ("minmax", "entropy", "percentile")
@@ -107,14 +107,22 @@ def model_inputs(path: str | Path) -> dict[str, np.dtype]:
     }
 
 
-def _per_channel_unsupported(path) -> list[str]:
-    """Grouped ConvTranspose nodes: onnxruntime's per-channel bias quantization breaks on them."""
+def _per_channel_unsupported(path) -> dict[str, str]:
+    """{node: reason} for nodes onnxruntime's per-channel bias quantization breaks on: grouped
+    ConvTranspose, and Gemm with a bias that is not 1-D (per row; fusion makes [1, N] ones 1-D)."""
     import onnx
 
     from edgekit.onnx.graph import attribute
 
     graph = onnx.load(str(path), load_external_data=False).graph
-    return [n.name for n in graph.node if n.op_type == "ConvTranspose" and attribute(n, "group", 1) > 1]
+    dims = {init.name: list(init.dims) for init in graph.initializer}
+    found = {}
+    for node in graph.node:
+        if node.op_type == "ConvTranspose" and attribute(node, "group", 1) > 1:
+            found[node.name] = "grouped ConvTranspose: no per-channel QDQ in onnxruntime"
+        elif node.op_type == "Gemm" and len(node.input) > 2 and len(dims.get(node.input[2], [0])) != 1:
+            found[node.name] = f"Gemm bias {dims[node.input[2]]} is not 1-D: no per-channel QDQ in onnxruntime"
+    return found
 
 
 def quantize_qdq(
@@ -145,7 +153,7 @@ def quantize_qdq(
     reader = StreamingReader(calibration_factory, model_inputs(fp32_path), chunk=chunk)
     total = reader.count()
     excluded = list(nodes_to_exclude)
-    auto_excluded = _per_channel_unsupported(fp32_path) if per_channel else []
+    auto_excluded = _per_channel_unsupported(fp32_path) if per_channel else {}
     excluded += [name for name in auto_excluded if name not in excluded]
     activation = QuantType.QInt8 if symmetric_activations else QuantType.QUInt8
     extra = {
@@ -177,7 +185,7 @@ def quantize_qdq(
     except (CalibrationDataError, RecipeError):
         raise
     except Exception as err:  # onnxruntime raises bare ValueError/RuntimeError/Fail
-        raise ConversionError(f"onnxruntime quantization failed: {str(err).strip().splitlines()[0][:300]}",
+        raise ConversionError(f"onnxruntime quantization failed: {condense(err)}",
                               fp32_path) from None  # fmt: skip
     return {
         "format": "QDQ",
@@ -188,9 +196,20 @@ def quantize_qdq(
         "calibration_samples": total,
         "calibration_chunk": chunk,
         "nodes_excluded": excluded,
-        "nodes_excluded_auto": {name: "grouped ConvTranspose: no per-channel QDQ in onnxruntime" for name in auto_excluded},
+        "nodes_excluded_auto": auto_excluded,
         **({"percentile": percentile} if method == "percentile" else {}),
     }
+
+
+def rebuild_options(settings: Mapping) -> dict:
+    """The `quantize_qdq` keyword arguments that repeat a build, from the settings it returned
+    (method, per_channel, activation symmetry, calibration chunk, percentile); excluded nodes aside."""
+    options = {"method": settings["method"], "per_channel": settings["per_channel"],
+               "symmetric_activations": settings["activations"] == "int8 symmetric",
+               "chunk": settings["calibration_chunk"]}
+    if "percentile" in settings:
+        options["percentile"] = settings["percentile"]
+    return options
 
 
 def convert_fp16(fp32_path: str | Path, out_path: str | Path, *, keep_io_types: bool = True) -> dict:
@@ -211,6 +230,6 @@ def convert_fp16(fp32_path: str | Path, out_path: str | Path, *, keep_io_types: 
     try:
         half = convert_float_to_float16(model, keep_io_types=keep_io_types)
     except Exception as err:
-        raise ConversionError(f"FP16 conversion failed: {str(err).strip().splitlines()[0][:300]}", fp32_path) from None
+        raise ConversionError(f"FP16 conversion failed: {condense(err)}", fp32_path) from None
     onnx.save(half, str(out_path))
     return {"precision": "fp16", "keep_io_types": keep_io_types}

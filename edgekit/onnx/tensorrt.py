@@ -19,7 +19,7 @@ import struct
 from pathlib import Path
 from typing import Sequence
 
-from edgekit.errors import DeviceToolError, EdgekitError
+from edgekit.errors import DeviceToolError, EdgekitError, condense
 from edgekit.fsutil import write_text_atomic
 from edgekit.onnx.trtexec_log import parse_layer_info_json, parse_trtexec_log
 
@@ -165,7 +165,7 @@ def _find_trtexec(device, configured: str | None = None) -> str:
 def last_errors(text: str, count: int = 3) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     errors = [line for line in lines if "[E]" in line or "error" in line.lower()] or lines
-    return " | ".join(errors[-count:])[:500] or "no output"
+    return condense(" | ".join(errors[-count:]), 500) or "no output"
 
 
 def build_engine_on_device(

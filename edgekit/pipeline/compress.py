@@ -25,7 +25,14 @@ from edgekit.calibration.shape_hint import shape_from_calibration
 from edgekit.calibration.split import Split, split_samples
 from edgekit.compare import align_outputs
 from edgekit.errors import CalibrationDataError, GateFailed, OutputError, UsageError
-from edgekit.fsutil import atomic_output_dir, sha256_file, sha256_tree, write_json_atomic, write_text_atomic
+from edgekit.fsutil import (
+    atomic_output_dir,
+    naming_user_paths,
+    sha256_file,
+    sha256_tree,
+    write_json_atomic,
+    write_text_atomic,
+)
 from edgekit.model.checks import ModelFile, check_model_path
 from edgekit.pipeline import cache
 from edgekit.pipeline.fallback_stage import apply_fallback
@@ -214,7 +221,8 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
     from edgekit.stages.source import prepare_source
 
     recipe, targets = job.recipe, job.targets
-    with tempfile.TemporaryDirectory(prefix="edgekit-work-") as work, atomic_output_dir(job.out) as stage:
+    with (naming_user_paths(job.model_file.path), tempfile.TemporaryDirectory(prefix="edgekit-work-") as work,
+          atomic_output_dir(job.out) as stage):
         on_step("loading model")
         source = prepare_source(job.model_file, Path(work), recipe.input_shapes, job.trust_model,
                                 functools.partial(shape_from_calibration, recipe))

@@ -32,6 +32,7 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, model
     from edgekit.debug.fallback import run_fallback, run_tflite_fallback
     from edgekit.debug.onnx_selective import OnnxSelective
     from edgekit.debug.scoring import Evaluator
+    from edgekit.onnx.quantize import rebuild_options
 
     fb = recipe.fallback
     names = keras_layer_names(model_path) if model_path.suffix == ".keras" else ()
@@ -46,7 +47,8 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, model
                 data.labels, budget, layer_names=names, max_float_layers=fb.max_float_layers,
                 time_budget_s=fb.time_budget_s, threads=recipe.validation.threads, on_step=on_step)
         else:
-            backend = OnnxSelective(fp32_onnx, data.calibration_factory(), recipe.calibration.method, names)
+            options = rebuild_options(artifact.details["steps"]["quantization"])  # as the plain INT8 build
+            backend = OnnxSelective(fp32_onnx, data.calibration_factory(), names, options=options)
             try:
                 evaluator = Evaluator(data.validation_feeds, ref_outputs, data.labels,
                                       threads=recipe.validation.threads)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.errors import CalibrationDataError, MissingDependencyError, ModelError
+from edgekit.errors import CalibrationDataError, MissingDependencyError, ModelError, condense
 from edgekit.runtime.base import Runner, TensorSpec
 
 _ORT_TYPES = {
@@ -51,7 +51,7 @@ class OnnxRunner(Runner):
         try:
             self.session = ort.InferenceSession(self.path, session_options(threads), providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph/NoSuchFile types
-            raise ModelError(f"onnxruntime cannot load it: {str(err).strip().splitlines()[0][:300]}", path) from None
+            raise ModelError(f"onnxruntime cannot load it: {condense(err)}", path) from None
         self.inputs = [_spec(arg) for arg in self.session.get_inputs()]
         self.outputs = [_spec(arg) for arg in self.session.get_outputs()]
         self._feeds: dict[str, np.ndarray] = {}
@@ -67,7 +67,7 @@ class OnnxRunner(Runner):
         try:
             self._results = self.session.run(None, self._feeds)
         except Exception as err:
-            raise CalibrationDataError(f"inference failed: {str(err).strip().splitlines()[0][:300]}", self.path) from None
+            raise CalibrationDataError(f"inference failed: {condense(err)}", self.path) from None
 
     def get_outputs(self) -> dict[str, np.ndarray]:
         return {

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from edgekit.errors import ConversionError, ModelError, UsageError
+from edgekit.errors import ConversionError, ModelError, UsageError, condense
 from edgekit.model.checks import ModelFile
 from edgekit.quiet import native_stderr_captured
 from edgekit.runtime.base import TensorSpec
@@ -75,7 +75,9 @@ def _load_keras(model_file: ModelFile, trust: bool):
         with contextlib.redirect_stdout(io.StringIO()):
             return keras.saving.load_model(str(model_file.path), safe_mode=not trust, compile=False)
     except Exception as err:  # keras raises many types for corrupt archives
-        raise ModelError(f"cannot load Keras model: {_first_line(err)}", model_file.path) from None
+        # keras wraps the cause ("Could not locate class 'X'") after its own advice: show the cause
+        cause = str(err).rsplit("Exception encountered:", 1)[-1]
+        raise ModelError(f"cannot load Keras model: {condense(cause or err)}", model_file.path) from None
 
 
 def _keras_specs(model, tf) -> dict:
@@ -86,15 +88,11 @@ def _savedmodel_signature(model_file: ModelFile, tf):
     try:
         loaded = tf.saved_model.load(str(model_file.path))
     except Exception as err:
-        raise ModelError(f"cannot load SavedModel: {_first_line(err)}", model_file.path) from None
+        raise ModelError(f"cannot load SavedModel: {condense(err)}", model_file.path) from None
     signatures = dict(getattr(loaded, "signatures", {}) or {})
     if not signatures:
         raise ModelError("SavedModel has no signatures to convert", model_file.path)
     return loaded, signatures.get(SIGNATURE) or signatures[sorted(signatures)[0]]
-
-
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [err.__class__.__name__])[0][:200]
 
 
 def _fixed_specs(specs: dict, input_shapes: dict, origin, tf, hint: ShapeHint = None) -> tuple[dict, dict]:
@@ -154,7 +152,7 @@ def export_fixed_savedmodel(
         else:
             raise ModelError(f"not a TensorFlow model ({model_file.format})", model_file.path)
     except (ValueError, TypeError, tf.errors.OpError) as err:
-        raise ConversionError(f"cannot trace the model with fixed shapes: {_first_line(err)}",
+        raise ConversionError(f"cannot trace the model with fixed shapes: {condense(err)}",
                               model_file.path) from None
     signature = load_fixed(saved_dir).signatures[SIGNATURE]
     inputs = [TensorSpec(n, tuple(s.shape.as_list()), s.dtype.name)

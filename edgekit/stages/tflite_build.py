@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from edgekit.errors import ConversionError, UsageError
+from edgekit.errors import ConversionError, UsageError, condense
 from edgekit.quiet import native_stderr_captured, native_stdout_to_stderr
 from edgekit.recipe.schema import Int8
 from edgekit.stages.tf_export import SIGNATURE, import_tensorflow
@@ -60,5 +60,5 @@ def _condense(err: Exception) -> str:
     lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
     for line in lines:
         if "error:" in line:
-            return line.split("error:", 1)[1].strip()[:240]
-    return (lines[0] if lines else err.__class__.__name__)[:240]
+            return condense(line.split("error:", 1)[1])
+    return condense(err)

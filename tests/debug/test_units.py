@@ -84,6 +84,9 @@ class _Backend:
     def build(self, float_nodes):
         return ",".join(sorted(float_nodes)).encode()
 
+    def quantization(self, float_nodes):
+        return {"per_channel": True}
+
 
 class _Evaluator:
     def __init__(self, score):

@@ -16,6 +16,7 @@ from edgekit.onnx.fusion.report import FusedGroup
 from edgekit.onnx.graph import (
     add_initializer,
     attribute,
+    bias_vector,
     constant_value,
     consumers,
     graph_output_names,
@@ -81,6 +82,8 @@ def _fold_gemm(graph, gemm, scale, shift, inits) -> bool:
     new_b = b.astype(np.float64) * (scale[:, None] if trans_b else scale[None, :]) * alpha
     c64 = np.zeros(n_out) if c is None else beta * c.astype(np.float64)
     new_c = np.broadcast_to(c64 * scale + shift, np.broadcast_shapes(c64.shape, scale.shape))
+    vector = bias_vector(new_c, n_out)  # [N] when the same for every row (see fuse_matmul_add)
+    new_c = new_c if vector is None else vector
     names = [
         add_initializer(graph, f"{gemm.name}_bnfold_B", new_b.astype(b.dtype)),
         add_initializer(graph, f"{gemm.name}_bnfold_C", np.ascontiguousarray(new_c).astype(b.dtype)),

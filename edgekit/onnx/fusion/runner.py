@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import onnx
 
-from edgekit.errors import ConversionError
+from edgekit.errors import ConversionError, condense
 from edgekit.onnx.fusion import batchnorm, constants, fold_if, identity, matmul_add, reshape_transpose
 from edgekit.onnx.fusion.report import FusedGroup, FusionReport
 from edgekit.onnx.graph import name_nodes, op_counts, prune
@@ -56,6 +56,6 @@ def fuse(
         onnx.checker.check_model(fused)
         fused = onnx.shape_inference.infer_shapes(fused, strict_mode=False, data_prop=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
-        raise ConversionError(f"fusion produced an invalid graph: {str(err).splitlines()[0]}") from None
+        raise ConversionError(f"fusion produced an invalid graph: {condense(err)}") from None
     report.ops_after = op_counts(fused.graph)
     return fused, report
