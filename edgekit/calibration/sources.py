@@ -20,7 +20,7 @@ from typing import Iterable, Iterator, Optional
 import numpy as np
 
 from edgekit.calibration.preprocess import image_geometry, load_image
-from edgekit.errors import CalibrationDataError
+from edgekit.errors import CalibrationDataError, condense
 from edgekit.recipe.schema import Preprocess
 from edgekit.runtime.base import TensorSpec
 
@@ -216,7 +216,7 @@ def _open_arrays(path: Path, inputs: list[TensorSpec]) -> dict[str, np.ndarray]:
 
 
 def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())[:120] or err.__class__.__name__
+    return condense(err, 120)
 
 
 def _read_npy_header(path: Path, handle, size: int) -> tuple[tuple[int, ...], np.dtype]:

@@ -55,17 +55,19 @@ def calibration_warnings(calibration: Iterable[dict[str, np.ndarray]], layer_err
     measured on held-out samples (`tflite_layer_errors` / `onnx_layer_errors`)."""
     warnings = []
     spreads: dict[str, _Spread] = {}
+    settings: dict[str, bool] = {}  # small integer inputs (a sample rate, a flag): constant on purpose
     count = 0
     for feeds in calibration:
         count += 1
         for name, value in feeds.items():
             spreads.setdefault(name, _Spread()).add(value)
+            settings[name] = settings.get(name, True) and value.dtype.kind in "biu" and value.size <= 16
     if count < min_samples:
         warnings.append(f"only {count} calibration sample(s) (fewer than {min_samples}): "
                         "INT8 ranges may not cover real inputs")
     for name, spread in sorted(spreads.items()):
         relative = spread.relative()
-        if count >= 2 and relative < min_spread:
+        if count >= 2 and relative < min_spread and not settings[name]:
             warnings.append(f"calibration input '{name}' is nearly constant across samples (spread "
                             f"{relative:.2%} of its RMS): calibrate on real, varied inputs")
     for error in layer_errors:

@@ -117,3 +117,12 @@ def test_unmet_fallback_prunes_the_nodes_that_made_it_worse():
                        max_float_layers=4)
     assert not result.met and sorted(result.float_nodes) == ["A", "D"] and result.best.accuracy["sqnr_db"] == 23
     assert [s.phase for s in result.steps].count("prune") == 4
+
+
+def test_a_small_integer_setting_held_constant_is_not_a_calibration_warning():
+    rng = np.random.default_rng(0)
+    feeds = [{"audio": rng.normal(size=(1, 64)).astype(np.float32), "sr": np.array(16000, np.int64),
+              "gain": np.full((1, 4), 0.5, np.float32)} for _ in range(120)]
+    warnings = calibration_warnings(feeds)
+    assert not any("'sr'" in w for w in warnings)
+    assert any("'gain' is nearly constant" in w for w in warnings)
