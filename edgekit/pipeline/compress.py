@@ -40,6 +40,7 @@ from edgekit.report.schema import (ArtifactEntry, CalibrationInfo, FusionInfo, M
 from edgekit.runtime.base import TensorSpec
 from edgekit.stages.built import Built
 from edgekit.validate.evaluate import compare, host_latency
+from edgekit.validate.roles import resolve_roles
 
 log = logging.getLogger("edgekit")
 SYNTHETIC_SAMPLES = 32
@@ -212,6 +213,7 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
         data = load_dataset(recipe, source.inputs)
         on_step("running the float reference")
         ref_outputs = [source.reference(f) for f in data.validation_feeds]
+        roles = resolve_roles(ref_outputs, {s.name: s.shape for s in source.inputs}, recipe.outputs)
         built, fusion, notes = [], {}, list(data.notes)
         if "tflite" in targets:
             tfl_built, tfl_fusion = tflite_target.build_all(source, recipe, data.calibration_factory(), stage, on_step)
@@ -221,12 +223,12 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
             with _open_device(job) as device:
                 onnx_built, onnx_fusion, onnx_notes = onnx_target.build_all(
                     source, recipe, targets, data.calibration_factory(), stage, Path(work), on_step, device,
-                    (data.validation_feeds, ref_outputs, data.labels))
+                    (data.validation_feeds, ref_outputs, data.labels, roles))
             built += onnx_built
             fusion.update(onnx_fusion)
             notes += onnx_notes
-        apply_fallback(built, source, recipe, data, ref_outputs, job.model_file.path, on_step)
-        entries = _validate(built, recipe, data, ref_outputs, on_step)
+        apply_fallback(built, source, recipe, data, ref_outputs, job.model_file.path, on_step, roles)
+        entries = _validate(built, recipe, data, ref_outputs, on_step, roles)
         report = Report(
             edgekit_version=edgekit.__version__,
             tools=_tool_versions(),
@@ -254,7 +256,7 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
 SIZE_BASELINE = {"tflite": "tflite", "onnx": "onnx", "tensorrt": "onnx"}
 
 
-def _validate(built: list[Built], recipe: Recipe, data: Dataset, ref_outputs, on_step) -> list[ArtifactEntry]:
+def _validate(built: list[Built], recipe: Recipe, data: Dataset, ref_outputs, on_step, roles) -> list[ArtifactEntry]:
     from edgekit.runtime import open_runner
 
     v = recipe.validation
@@ -264,7 +266,7 @@ def _validate(built: list[Built], recipe: Recipe, data: Dataset, ref_outputs, on
         on_step(f"validating {b.name}")
         runner = open_runner(b.path, v.threads)
         outputs = [align_outputs(r, runner.run(f)) for f, r in zip(data.validation_feeds, ref_outputs)]
-        accuracy = compare(ref_outputs, outputs, data.labels)
+        accuracy = compare(ref_outputs, outputs, data.labels, roles)
         latency = host_latency(lambda: open_runner(b.path, v.threads), data.validation_feeds[0],
                                threads=v.threads, warmup_runs=v.warmup_runs, runs=v.runs)
         size = b.path.stat().st_size
