@@ -29,7 +29,7 @@ from edgekit.fsutil import atomic_output_dir, sha256_file, sha256_tree, write_js
 from edgekit.model.checks import ModelFile, check_model_path
 from edgekit.pipeline import cache
 from edgekit.pipeline.fallback_stage import apply_fallback
-from edgekit.pipeline.gates import evaluate_gates
+from edgekit.pipeline.gates import evaluate_gates, flag_artifacts
 from edgekit.pipeline.isolate import run_isolated
 from edgekit.recipe.loader import recipe_to_yaml
 from edgekit.recipe.schema import Recipe
@@ -229,6 +229,9 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
             notes += onnx_notes
         apply_fallback(built, source, recipe, data, ref_outputs, job.model_file.path, on_step, roles)
         entries = _validate(built, recipe, data, ref_outputs, on_step, roles)
+        for warning in flag_artifacts(entries):
+            log.warning("%s", warning)
+            notes.append(warning)
         report = Report(
             edgekit_version=edgekit.__version__,
             tools=_tool_versions(),
@@ -275,7 +278,7 @@ def _validate(built: list[Built], recipe: Recipe, data: Dataset, ref_outputs, on
             name=b.name, path=b.name, format=b.path.suffix.lstrip("."), target=b.target,
             precision=b.precision, bytes=size, size_ratio=round(size / baseline, 4),
             sha256=sha256_file(b.path), op_counts=b.op_counts, compute_dtypes=b.compute_dtypes,
-            accuracy=accuracy, latency=latency,
+            compression=b.compression, accuracy=accuracy, latency=latency,
             details={**b.details, "io": {"inputs": _io(runner.inputs), "outputs": _io(runner.outputs)}})
         entry.gates = evaluate_gates(entry, recipe.gates, is_reference=b.precision == "fp32")
         entries.append(entry)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from edgekit.recipe.schema import Gates
 from edgekit.report.schema import ArtifactEntry, GateResult
+from edgekit.validate import compression
 
+SLOWER_MARGIN = 1.05  # INT8 p50 above 1.05x FP32's p50 (same target, same host) is flagged
 COLLAPSE_AGREEMENT = 0.5
 COLLAPSE_SEQUENCE = 0.5
 COLLAPSE_BOX_F1 = 0.5
@@ -86,3 +88,20 @@ def collapse_guard(entry: ArtifactEntry) -> GateResult:
     also = "".join(f"; {w} {v:g} < {lim:g}" for lim, v, w in missed[1:])
     return GateResult(gate="collapse_guard", limit=limit, value=value, passed=False,
                       detail=f"{what} {value:g} < floor {limit:g}{also} (the artifact collapsed)")
+
+
+def flag_artifacts(entries: list[ArtifactEntry]) -> list[str]:
+    """Set each entry's flags (INT8 that quantized almost nothing, INT8 slower than FP32 on the
+    host) and return one warning line per flag."""
+    fp32 = {e.target: e for e in entries if e.precision == "fp32"}
+    notes = []
+    for e in entries:
+        found = compression.flags(e.precision, e.compression or None)
+        ref = fp32.get("onnx" if e.target == "tensorrt" else e.target)
+        if e.precision == "int8" and ref and ref.latency and e.latency and \
+                e.latency.p50_ms > SLOWER_MARGIN * ref.latency.p50_ms:
+            found.append(("int8_slower_than_fp32", f"INT8 host p50 {e.latency.p50_ms:.3f} ms is above FP32's "
+                          f"{ref.latency.p50_ms:.3f} ms ({e.latency.p50_ms / ref.latency.p50_ms:.2f}x)"))
+        e.flags = [flag for flag, _ in found]
+        notes += [f"{e.name}: {message}" for _, message in found]
+    return notes

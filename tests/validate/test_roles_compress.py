@@ -100,6 +100,10 @@ def test_headline_is_the_class_head_not_the_first_output_by_name(two_head, tmp_p
     assert acc["sqnr_db"] == acc["outputs"]["probs"]["sqnr_db"]
     gates = {g["gate"]: g for g in _int8(report)["gates"]}
     assert gates["min_agreement"]["value"] == acc["top1_agreement"] and gates["collapse_guard"]["passed"]
+    fp32 = next(a for a in report["artifacts"] if a["precision"] == "fp32")
+    assert _int8(report)["compression"]["mac_share"] == {"int8": 1.0} and _int8(report)["flags"] in ([], [
+        "int8_slower_than_fp32"])
+    assert fp32["compression"]["mac_share"] == {"float32": 1.0} and fp32["compression"]["macs"] == 16 * 32 + 32 * 9
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("outputs:\n  a_box: {primary: true}\n")
     result, report = _compress(edgekit_cli, *two_head, tmp_path / "b", "--recipe", recipe)
