@@ -95,11 +95,15 @@ DATA_OPTIONS = [
 ]
 
 
-def data_options(func):
-    """The calibration, input-shape and image-preprocessing flags (recipe overrides)."""
-    for option in reversed(DATA_OPTIONS):
+def _with(options, func):
+    for option in reversed(options):
         func = option(func)
     return func
+
+
+def data_options(func):
+    """The calibration, input-shape and image-preprocessing flags (recipe overrides)."""
+    return _with(DATA_OPTIONS, func)
 
 
 def data_overrides(opts: dict) -> dict:
@@ -138,9 +142,7 @@ GATE_OPTIONS = [
 
 def gate_options(func):
     """The task-metric gates, the collapse guard switch and --primary-output."""
-    for option in reversed(GATE_OPTIONS):
-        func = option(func)
-    return func
+    return _with(GATE_OPTIONS, func)
 
 
 def gate_overrides(opts: dict) -> dict:

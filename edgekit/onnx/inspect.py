@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from edgekit.validate.compression import prod as _prod
+
 COMPUTE = {"Conv", "ConvTranspose", "MatMul", "Gemm", "ConvInteger", "MatMulInteger", "QLinearConv",
            "QLinearMatMul"}
 WEIGHT_INPUT = {"QLinearConv": 3, "QLinearMatMul": 3}
@@ -18,13 +20,6 @@ DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int3
           11: "float64", 16: "bfloat16"}
 INT = {"int8": "int8", "uint8": "int8", "int16": "int16", "uint16": "int16"}
 CONVERSIONS = {"QuantizeLinear", "DequantizeLinear"}
-
-
-def _prod(dims) -> int:
-    out = 1
-    for d in dims:
-        out *= max(int(d), 1)
-    return out
 
 
 class _Graph:

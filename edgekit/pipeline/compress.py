@@ -328,7 +328,7 @@ def _write_outputs(stage: Path, report: Report, recipe: Recipe, data: Dataset) -
     document = report.model_dump(mode="json")
     write_json_atomic(stage / "report.json", document)
     write_text_atomic(stage / "report.md", render_markdown(report))
-    write_text_atomic(stage / "report.html", render_html(report))
+    write_text_atomic(stage / "report.html", render_html(report, data.validation_feeds[0]))
     manifest = {
         "schema_version": 1,
         "edgekit_version": edgekit.__version__,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from edgekit.validate.compression import prod as _prod
+
 COMPUTE_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL"}
 TENSOR_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8"}
 
@@ -58,13 +60,6 @@ def read_ops(flatbuffer: bytes) -> list[TfliteOp]:
             macs=_macs(name, [shape(t) for t in op.inputs], [shape(t) for t in op.outputs]),
         ))
     return ops
-
-
-def _prod(dims) -> int:
-    out = 1
-    for d in dims:
-        out *= max(int(d), 1)
-    return out
 
 
 def _macs(op_type: str, inputs: list[list[int]], outputs: list[list[int]]) -> int:

@@ -14,6 +14,14 @@ from typing import Sequence
 ALMOST_NOTHING = 0.1  # an INT8 artifact with < 10% of its MACs (or compute ops) in integer arithmetic
 
 
+def prod(dims) -> int:
+    """Product of tensor dims, unknown (<= 0) dims counted as 1."""
+    out = 1
+    for d in dims:
+        out *= max(int(d), 1)
+    return out
+
+
 def summarize(compute: Sequence[tuple[str, int]], kinds: Sequence[str]) -> dict:
     """{"macs", "mac_share" (by MACs; by op count when no shape is known), "compute_ops", "ops"}."""
     macs = sum(m for _, m in compute)
