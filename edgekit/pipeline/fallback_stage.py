@@ -62,8 +62,23 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, model
                 backend.close()
         if result.best.float_nodes:
             artifact.path.write_bytes(result.model)
+            _refresh_inventory(artifact)
         artifact.details["fallback"] = {
             "budget": budget.describe(), "met": result.met, "strategy": result.strategy,
             "stopped": result.stopped, "float_layers": result.float_layers,
             "steps": [step.to_dict() for step in result.steps],
         }
+
+
+def _refresh_inventory(artifact) -> None:
+    """Op counts, compute dtypes and MAC shares of a replaced artifact (float layers changed them)."""
+    if artifact.target == "tflite":
+        from edgekit.stages.tflite_inspect import compression, compute_dtypes, op_counts, read_ops
+
+        ops = read_ops(artifact.path.read_bytes())
+        artifact.op_counts, artifact.compute_dtypes, artifact.compression = (
+            op_counts(ops), compute_dtypes(ops), compression(ops))
+    else:
+        from edgekit.onnx.inspect import inspect_onnx
+
+        artifact.op_counts, artifact.compute_dtypes, artifact.compression = inspect_onnx(artifact.path)

@@ -18,9 +18,10 @@ import numpy as np
 
 ROLES = ("scores", "sequence", "map", "boxes", "regression", "state")
 REGRESSION_NAMES = re.compile(r"box|bbox|coord|offset|landmark|regress|delta|depth|pose|keypoint", re.I)
-SCORE_NAMES = re.compile(r"prob|score|logit|class|cls|conf|softmax|label|pred", re.I)
+SCORE_NAMES = re.compile(r"prob|score|logit|class|cls|conf|softmax|label|pred|ctc", re.I)
 STATE_SUFFIX = re.compile(r"(_?(out|in|new|next|prev|n|0|1))+$")
 SPLIT_RATIO = 10.0  # coordinate rows span >= 10x the range of the class-score rows
+BLANK_SHARE = 0.3  # unbounded [N, T, C] is CTC-like when one class wins >= 30% of timesteps
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,12 @@ def _infer(name: str, x: np.ndarray) -> OutputRole:
             if k is not None:
                 return OutputRole("boxes", feature_axis=axis - rank, box_rows=k, rank=3)
         prob = probability_axis(x, [3, 2])
-        return OutputRole("sequence", class_axis=(prob - 1 if prob else 2) - 3, rank=2)
+        if prob is not None:
+            return OutputRole("sequence", class_axis=prob - 4, rank=2)
+        ids = x.argmax(axis=-1)
+        if SCORE_NAMES.search(name) or np.bincount(ids.ravel()).max() >= BLANK_SHARE * ids.size:
+            return OutputRole("sequence", class_axis=-1, rank=4)  # logits: named so, or a dominant blank
+        return OutputRole("regression", feature_axis=-1, rank=8)  # e.g. hidden states: argmax means nothing
     axis = core[-1] - rank if core else -1
     if REGRESSION_NAMES.search(name) and not probability_axis(x, [axis]):
         return OutputRole("regression", feature_axis=axis, rank=8)

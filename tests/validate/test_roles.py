@@ -106,3 +106,14 @@ def test_unknown_declared_output_is_a_recipe_error():
 
     with pytest.raises(RecipeError, match="nope"):
         resolve_roles([{"a": np.zeros((1, 3))}], declared={"nope": OutputSpec(primary=True)})
+
+
+def test_unbounded_rank3_is_a_sequence_only_with_evidence():
+    hidden = [{"last_hidden": RNG.normal(0, 1, (1, 20, 64))} for _ in range(6)]
+    assert resolve_roles(hidden)["last_hidden"].role == "regression"  # argmax over features means nothing
+    logits = RNG.normal(0, 1, (6, 1, 20, 12))
+    logits[..., 0] += 2.0  # a CTC blank (index 0, PaddleOCR's convention) wins most timesteps
+    roles = resolve_roles([{"out": x} for x in logits])
+    assert roles["out"].role == "sequence" and roles["out"].class_axis == -1
+    acc = compare([{"out": x} for x in logits], [{"out": x} for x in logits], [None] * 6, roles)
+    assert acc.outputs["out"].blank_index == 0 and acc.sequence_match == 1.0
