@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The nightly run: the slow tests kept out of scripts/test.sh (40 random SIGKILLs, every heavy
-# malformed-input case, MobileNetV3 ONNX export), then the benchmarks.
+# malformed-input case, MobileNetV3 ONNX export, every extra resolved for four platforms), then the
+# benchmarks.
 # Usage: scripts/nightly.sh [--no-bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."

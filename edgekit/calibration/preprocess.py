@@ -23,6 +23,20 @@ DECODERS = ["PNG", "JPEG", "BMP"]
 CHANNELS = {"grayscale": 1, "rgb": 3, "bgr": 3}
 
 
+def layout_from_shape(shape) -> tuple[str, int] | None:
+    """(layout, channels) a 4-D image input's shape implies (None = unknown dim), or None if it says nothing.
+
+    1 or 3 channels on the last axis -> nhwc, else on axis 1 -> nchw; 4 channels likewise, after.
+    """
+    if len(shape) != 4:
+        return None
+    for wanted in ((1, 3), (4,)):
+        for layout, channels in (("nhwc", shape[3]), ("nchw", shape[1])):
+            if channels in wanted:
+                return layout, channels
+    return None
+
+
 def image_geometry(spec: TensorSpec, pp: Preprocess, origin) -> tuple[int, int, int]:
     """(height, width, channels) the input expects, checked against the colour setting."""
     if len(spec.shape) != 4:
@@ -30,6 +44,10 @@ def image_geometry(spec: TensorSpec, pp: Preprocess, origin) -> tuple[int, int, 
             f"images need a 4-D model input, but '{spec.name}' has shape {list(spec.shape)}", origin)
     _, a, b, c = spec.shape
     height, width, channels = (a, b, c) if pp.layout == "nhwc" else (b, c, a)
+    if channels == 4:
+        raise CalibrationDataError(
+            f"model input '{spec.name}' has 4 channels ({pp.layout}, RGBA?): images feed only 1- or 3-channel "
+            "inputs; give .npy/.npz samples instead", origin)
     if channels != CHANNELS[pp.color]:
         raise CalibrationDataError(
             f"model input '{spec.name}' has {channels} channel(s) ({pp.layout}) but preprocess.color "
@@ -64,6 +82,11 @@ def _has_png_end(path: Path) -> bool:
 
 def load_image(path: Path, spec: TensorSpec, pp: Preprocess) -> np.ndarray:
     """Decode, convert colour, resize (if configured), normalize and lay out one image (batch 1)."""
+    return normalize_image(decode_image(path, spec, pp), spec, pp)
+
+
+def decode_image(path: Path, spec: TensorSpec, pp: Preprocess) -> np.ndarray:
+    """The image as float32 HxWxC pixels 0..255 (RGB or gray, resized if configured), checked."""
     from PIL import Image
 
     height, width, _ = image_geometry(spec, pp, path)
@@ -89,8 +112,11 @@ def load_image(path: Path, spec: TensorSpec, pp: Preprocess) -> np.ndarray:
     except Exception as err:  # Pillow's decoders raise many types on corrupt files
         raise CalibrationDataError(f"cannot decode image ({err.__class__.__name__})", path) from None
     _check_size(path, (array.shape[1], array.shape[0]), (width, height), False)
-    if array.ndim == 2:
-        array = array[:, :, None]
+    return array[:, :, None] if array.ndim == 2 else array
+
+
+def normalize_image(array: np.ndarray, spec: TensorSpec, pp: Preprocess) -> np.ndarray:
+    """decode_image's pixels -> the model input (batch 1): colour order, scale/offset, mean/std, layout."""
     if pp.color == "bgr":
         array = array[:, :, ::-1]
     array = array * pp.scale + pp.offset

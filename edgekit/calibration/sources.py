@@ -82,10 +82,16 @@ class CalibrationSource:
     def _array_count(self, path: Path) -> tuple[int, Optional[list[int]]]:
         """How many samples an .npy/.npz holds (shapes checked), and its labels array if any."""
         arrays = _open_arrays(path, self.inputs)
-        counts = {_sample_count(path, arrays[s.name], s) for s in self.inputs}
-        if len(counts) != 1:
-            raise CalibrationDataError("inputs hold different numbers of samples", path)
-        count = counts.pop()
+        leading = [s.name for s in self.inputs if arrays[s.name].ndim == len(s.shape) + 1]
+        if leading and len(leading) != len(self.inputs):
+            without = [s.name for s in self.inputs if s.name not in leading]
+            raise CalibrationDataError(
+                f"arrays {leading} have a leading sample axis (input rank + 1) but {without} do not: "
+                "give every array the sample axis, or store one sample per file", path)
+        counts = {s.name: _sample_count(path, arrays[s.name], s) for s in self.inputs}
+        if len(set(counts.values())) != 1:
+            raise CalibrationDataError(f"inputs hold different numbers of samples ({counts})", path)
+        count = next(iter(counts.values()))
         labels = arrays.get("labels", arrays.get("label"))
         if labels is not None:
             labels = np.asarray(labels).reshape(-1)
@@ -104,12 +110,8 @@ class CalibrationSource:
             arrays = self._cached[1]
             feeds = {}
             for spec in self.inputs:
-                array = arrays[spec.name]
-                if array.ndim == len(spec.shape):
-                    array = array[ref.index: ref.index + 1] if array.shape[0] > 1 else array
-                else:
-                    array = array[None]
-                feeds[spec.name] = np.array(array, dtype=np.dtype(spec.dtype))
+                feeds[spec.name] = np.array(_one_sample(arrays[spec.name], spec, ref.index),
+                                            dtype=np.dtype(spec.dtype))
         for spec in self.inputs:
             if not np.all(np.isfinite(feeds[spec.name])):
                 raise CalibrationDataError(
@@ -278,16 +280,33 @@ def _check_dtype(path: Path, array: np.ndarray, spec: TensorSpec) -> np.ndarray:
 
 
 def _sample_count(path: Path, array: np.ndarray, spec: TensorSpec) -> int:
-    sample_shape = tuple(spec.shape[1:])
-    if tuple(array.shape) == tuple(spec.shape) or tuple(array.shape) == sample_shape:
-        return 1 if tuple(array.shape) == sample_shape else array.shape[0]
-    if array.ndim == len(spec.shape) and tuple(array.shape[1:]) == sample_shape:
-        if array.shape[0] > MAX_SAMPLES_PER_FILE:
-            raise CalibrationDataError(f"declares {array.shape[0]} samples; limit is {MAX_SAMPLES_PER_FILE}", path)
-        return int(array.shape[0])
+    """Samples in `array` for `spec`: one sample exactly as the model takes it; N samples on a
+    leading sample axis (rank + 1); for a batch-1 input on axis 0, also N samples stacked on
+    the batch axis, or one sample without it."""
+    shape, have = tuple(spec.shape), tuple(array.shape)
+    batch_first = len(shape) > 0 and shape[0] == 1
+    if have == shape or (batch_first and have == shape[1:]):
+        return 1
+    if have[1:] == shape or (batch_first and array.ndim == len(shape) and have[1:] == shape[1:]):
+        if have[0] > MAX_SAMPLES_PER_FILE:
+            raise CalibrationDataError(f"declares {have[0]} samples; limit is {MAX_SAMPLES_PER_FILE}", path)
+        return int(have[0])
+    stacked = " or N samples stacked on axis 0" if batch_first else ""
     raise CalibrationDataError(
-        f"array shape {list(array.shape)} does not fit model input '{spec.name}' "
-        f"{list(spec.shape)} (one sample, or N samples stacked on axis 0)", path)
+        f"array shape {list(have)} does not fit model input '{spec.name}' {list(shape)} (one sample "
+        f"{list(shape)}, N samples with a leading sample axis [N, {', '.join(map(str, shape))}]{stacked})", path)
+
+
+def _one_sample(array: np.ndarray, spec: TensorSpec, index: Optional[int]) -> np.ndarray:
+    """Sample `index` of an array that `_sample_count` accepted, shaped as the model input."""
+    shape = tuple(spec.shape)
+    if tuple(array.shape) == shape:
+        return array
+    if array.ndim == len(shape) + 1:
+        return array[index]
+    if array.ndim == len(shape):
+        return array[index: index + 1]
+    return array[None]
 
 
 def read_labels(path: Path) -> dict[str, int]:

@@ -64,9 +64,14 @@ def build_overrides(opts: dict) -> dict:
               help="Then bench on this device (inventory name, repeatable); the first builds TensorRT engines.")
 @click.option("--inventory", type=click.Path(), help="devices.yaml [default: ./devices.yaml, then user config].")
 @click.option("--no-cache", is_flag=True, help="Rebuild even when an identical build is cached.")
+@click.option("--allow-low-float-accuracy", is_flag=True,
+              help="Build even when the float model is not above chance on the labels (exit 4 otherwise).")
+@click.option("--explain-preprocessing", is_flag=True,
+              help="Print the inferred, probed and final preprocessing; convert nothing.")
 @output_options
 @click.pass_context
-def compress(ctx, model, out, recipe, trust_model, devices, inventory, no_cache, as_json, quiet, **opts):
+def compress(ctx, model, out, recipe, trust_model, devices, inventory, no_cache, allow_low_float_accuracy,
+             explain_preprocessing, as_json, quiet, **opts):
     """Convert MODEL (SavedModel dir, .keras, .onnx) to validated artifacts with a report."""
     from edgekit.pipeline.compress import run_compress
     from edgekit.recipe.loader import load_recipe
@@ -74,12 +79,17 @@ def compress(ctx, model, out, recipe, trust_model, devices, inventory, no_cache,
 
     setup_logging(quiet)
     opts.update(recipe=recipe)
-    resolved, origin = load_recipe(recipe, build_overrides(opts))
+    overrides = build_overrides(opts)
+    resolved, origin = load_recipe(recipe, overrides)
+    flags = frozenset(overrides.get("preprocess", {}))
+    if explain_preprocessing:
+        return _explain(model, resolved, trust_model, flags, as_json, quiet)
     out = out or model.absolute().parent / f"{model.name.split('.')[0] or 'model'}-edgekit"
     with progress(quiet or as_json) as on_step:
         report, cached = run_compress(model, out, resolved, origin, trust_model, on_step,
                                       device=devices[0] if devices else None, inventory=inventory,
-                                      use_cache=not no_cache)
+                                      use_cache=not no_cache, preprocess_flags=flags,
+                                      allow_low_float_accuracy=allow_low_float_accuracy)
     if as_json:
         emit_json(report.model_dump(mode="json"))
     elif not quiet:
@@ -90,3 +100,15 @@ def compress(ctx, model, out, recipe, trust_model, devices, inventory, no_cache,
 
         ctx.invoke(bench, build=Path(out), devices=devices, inventory=inventory, threads=resolved.validation.threads,
                    as_json=False, quiet=quiet)
+
+
+def _explain(model, recipe, trust_model, flags, as_json, quiet) -> None:
+    from edgekit.pipeline.explain import explain_preprocessing
+    from edgekit.report.preprocessing import preprocessing_lines
+
+    with progress(quiet or as_json) as on_step:
+        info = explain_preprocessing(model, recipe, trust_model, flags, on_step)
+    if as_json:
+        emit_json(info)
+    else:
+        click.echo("\n".join([f"# Preprocessing for `{model}`", "", *preprocessing_lines(info)]))

@@ -100,6 +100,7 @@ def _setup(model_file, recipe: Recipe, target: str, work: Path, trust_model: boo
     """(backend, dataset, float reference fn) for the target."""
     from edgekit.debug.backend import keras_layer_names
     from edgekit.pipeline.compress import load_dataset
+    from edgekit.stages.source import PreparedSource
 
     if target == "onnx":
         from edgekit.debug.onnx_selective import OnnxSelective, float_onnx
@@ -107,6 +108,8 @@ def _setup(model_file, recipe: Recipe, target: str, work: Path, trust_model: boo
         fp32 = float_onnx(model_file.path, work)
         backend = OnnxSelective(fp32, None, method=recipe.calibration.method,
                                 layer_names=keras_layer_names(model_file.path))
+        recipe = _resolved(recipe, PreparedSource("onnx", backend.input_specs(), [], backend.reference(),
+                                                  onnx_path=fp32), on_step)
         on_step("validating calibration data")
         data = load_dataset(recipe, backend.input_specs())
         backend.calibration = data.calibration_factory()
@@ -115,6 +118,8 @@ def _setup(model_file, recipe: Recipe, target: str, work: Path, trust_model: boo
     from edgekit.stages.tf_export import export_fixed_savedmodel, reference_fn
 
     exported = export_fixed_savedmodel(model_file, work, recipe.input_shapes, trust_model)
+    recipe = _resolved(recipe, PreparedSource(model_file.format, exported.inputs, exported.outputs,
+                                              reference_fn(exported.saved_dir), saved_dir=exported.saved_dir), on_step)
     on_step("validating calibration data")
     data = load_dataset(recipe, exported.inputs)
     on_step("calibrating")
@@ -150,3 +155,11 @@ def _analyse(backend, data, reference, model_path, target, budget, max_float_lay
                                 time_budget_s=max(1.0, deadline - time.monotonic()))
     document = _document(model_path, target, backend, int8_acc, errors, ranking, warnings, fallback, len(feeds))
     return document, fallback
+
+
+def _resolved(recipe: Recipe, source, on_step) -> Recipe:
+    """The recipe with the preprocessing compress would use for this model and data."""
+    from edgekit.preprocessing.resolve import resolve_preprocessing
+
+    on_step("inferring the preprocessing")
+    return recipe.model_copy(update={"preprocess": resolve_preprocessing(recipe, frozenset(), source).preprocess})

@@ -159,8 +159,9 @@ def random_feeds(np, specs, seed):
 
 def file_feeds(np, specs, path):
     """A list of feed dicts from an .npz (no pickle), arrays by input name (or the only array for
-    a one-input model). An array of the input's shape is one sample; for a batch-1 input an array
-    of shape (N, ...) is N samples. Float data for integer inputs is quantized with scale/zp."""
+    a one-input model). An array of the input's shape is one sample, one of shape (N, *shape) is N
+    samples; for a batch-1 input an array of shape (N, ...) is N samples too. Float data for
+    integer inputs is quantized with scale/zp."""
     try:
         archive = np.load(path, allow_pickle=False)
         arrays = dict((name, archive[name]) for name in archive.files)
@@ -183,6 +184,8 @@ def file_feeds(np, specs, path):
         shape = tuple(spec["shape"])
         if tuple(value.shape) == shape:
             samples = value[None, ...]
+        elif value.ndim == len(shape) + 1 and tuple(value.shape[1:]) == shape:  # leading sample axis
+            samples = value
         elif shape and shape[0] == 1 and value.ndim == len(shape) and value.shape[1:] == shape[1:]:
             samples = value[:, None, ...]
         else:
@@ -192,7 +195,7 @@ def file_feeds(np, specs, path):
             raise HarnessError("inputs %s: arrays hold different sample counts" % path, 2)
         count = len(samples)
         columns[spec["name"]] = samples.astype(dtype)
-    return [dict((name, column[i]) for name, column in columns.items()) for i in range(count or 0)]
+    return [dict((name, column[i, ...]) for name, column in columns.items()) for i in range(count or 0)]
 
 
 def dequantized_outputs(np, model):

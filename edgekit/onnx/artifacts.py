@@ -2,7 +2,9 @@
 
 `build_onnx_artifacts(source, out_dir, precisions=..., calibration_factory=...)`:
     load (safe) -> opset upgrade to >= 13 -> fix dynamic input dims and fold shape subgraphs ->
-    fuse (report) -> numerical check of the fusion on calibration samples (1e-4 relative) ->
+    fuse (report; an If folds where its condition follows from constants and from inputs every
+    calibration sample holds at one value) -> numerical check of the fusion on calibration
+    samples (1e-4 relative) ->
     write `<stem>_fp32.onnx`, then per requested precision `<stem>_int8.onnx` (QDQ, onnxruntime)
     and/or `<stem>_fp16.onnx`. Returns one dict per artifact:
     {"name", "path", "format": "onnx", "precision", "sha256", "opset", "input_shapes", "steps"}
@@ -48,9 +50,13 @@ def prepare_fp32(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     verify_samples: int = VERIFY_SAMPLES,
 ) -> tuple[dict, dict]:
-    """Load, upgrade, fix shapes, fuse, verify and save the FP32 model; return (model info, steps)."""
+    """Load, upgrade, fix shapes, fuse, verify and save the FP32 model; return (model info, steps).
+
+    steps["fusion"]["control_flow_ops"] counts the ops left inside If/Loop/Scan bodies (they stay float).
+    """
     import onnx
 
+    from edgekit.onnx.fusion.fold_if import has_control_flow, held_inputs, ops_in_control_flow
     from edgekit.onnx.fusion.runner import fuse
     from edgekit.onnx.fusion.verify import check_equivalent
     from edgekit.onnx.load import fix_input_shapes, input_specs, load_onnx, upgrade_opset
@@ -59,8 +65,12 @@ def prepare_fp32(
     model = load_onnx(source)
     model, opset = upgrade_opset(model)
     model, shapes = fix_input_shapes(model, input_shapes)
-    fused, report = fuse(model)
-    steps = {"opset": opset, "shapes": shapes, "fusion": report.to_dict()}
+    held = None
+    if calibration_factory is not None and has_control_flow(model.graph):
+        held = held_inputs(model, calibration_factory())
+    fused, report = fuse(model, held=held)
+    steps = {"opset": opset, "shapes": shapes,
+             "fusion": {**report.to_dict(), "control_flow_ops": ops_in_control_flow(fused.graph)}}
     onnx.save(fused, str(out_path))
     if calibration_factory is not None and verify_samples > 0:
         reader = StreamingReader(calibration_factory, model_inputs(out_path))

@@ -110,8 +110,12 @@ def bypass(graph: onnx.GraphProto, node: onnx.NodeProto, src: str) -> bool:
 def static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
     """Fully static tensor shapes (graph inputs, outputs, value_info) after onnx shape inference."""
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    return static_shapes_of(inferred.graph)
+
+
+def static_shapes_of(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:
+    """Fully static shapes a graph records (inputs, outputs, value_info, initializers)."""
     shapes: dict[str, tuple[int, ...]] = {}
-    graph = inferred.graph
     for info in list(graph.input) + list(graph.value_info) + list(graph.output):
         tensor = info.type.tensor_type
         if not tensor.HasField("shape"):

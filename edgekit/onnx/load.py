@@ -158,19 +158,27 @@ def input_specs(model) -> dict[str, list[int | str]]:
     return specs
 
 
+def known_dims(specs: Mapping[str, Sequence[int | str]]) -> dict[str, list[int | None]]:
+    """`input_specs` with every unknown dim as None."""
+    return {name: [d if isinstance(d, int) and d > 0 else None for d in dims] for name, dims in specs.items()}
+
+
 def fix_input_shapes(model, shapes: Mapping[str, Sequence[int]] | None = None, *, batch: int = 1):
     """Pin dynamic input dims; return (model, record) with the folding that made possible.
 
-    `shapes` maps input name -> full shape; inputs not named get a dynamic leading dim set to
-    `batch` (default 1). Inputs whose other dims stay dynamic raise UsageError naming them.
-    Then shape inference runs and shape subgraphs that became constant are folded.
+    `shapes` maps input name -> full shape; inputs not named get their unknown batch set to
+    `batch` (default 1): axis 0, or another axis as `batch_axes` finds it (the record's
+    "batch_axes"). Inputs whose other dims stay dynamic raise UsageError naming them. Then shape
+    inference runs and shape subgraphs that became constant are folded.
     """
     import onnx
 
+    from edgekit.calibration.shape_hint import batch_axes
     from edgekit.onnx.fusion.constants import fold_constants
 
     shapes = dict(shapes or {})
     specs = input_specs(model)
+    axes = batch_axes(known_dims(specs))
     unknown = sorted(set(shapes) - set(specs))
     if unknown:
         raise UsageError(f"--input-shape names {unknown}, but the model's inputs are {sorted(specs)}")
@@ -190,8 +198,8 @@ def fix_input_shapes(model, shapes: Mapping[str, Sequence[int]] | None = None, *
                     raise UsageError(f"input {value.name!r} is fixed at {specs[value.name]}, not {want}")
         else:
             want = [d.dim_value if _static(d) else None for d in dims]
-            if want and want[0] is None:
-                want[0] = batch
+            if value.name in axes:
+                want[axes[value.name]] = batch
             missing = [i for i, d in enumerate(want) if d is None]
             if missing:
                 raise UsageError(
@@ -204,7 +212,7 @@ def fix_input_shapes(model, shapes: Mapping[str, Sequence[int]] | None = None, *
             dim.Clear()
             dim.dim_value = int(size)
     if not changed:
-        return model, {"fixed_inputs": {}, "folded": []}
+        return model, {"fixed_inputs": {}, "batch_axes": {}, "folded": []}
     del model.graph.value_info[:]
     for out in model.graph.output:  # let inference recompute unknown output dims; the rank stays
         for dim in out.type.tensor_type.shape.dim:
@@ -212,7 +220,8 @@ def fix_input_shapes(model, shapes: Mapping[str, Sequence[int]] | None = None, *
                 dim.Clear()
     model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     model, groups = fold_constants(model)
-    return model, {"fixed_inputs": changed, "folded": [g.to_dict() for g in groups]}
+    batch_at = {name: axes[name] for name in changed if name in axes and name not in shapes}
+    return model, {"fixed_inputs": changed, "batch_axes": batch_at, "folded": [g.to_dict() for g in groups]}
 
 
 def _copy(model):

@@ -31,12 +31,14 @@ from edgekit.pipeline import cache
 from edgekit.pipeline.fallback_stage import apply_fallback
 from edgekit.pipeline.gates import evaluate_gates, flag_artifacts
 from edgekit.pipeline.isolate import run_isolated
+from edgekit.preprocessing.resolve import check_float_accuracy, resolve_preprocessing, user_origins
+from edgekit.preprocessing.contract import embed_contract
 from edgekit.recipe.loader import recipe_to_yaml
 from edgekit.recipe.schema import Recipe
 from edgekit.report.html import render_html
 from edgekit.report.markdown import render_markdown
-from edgekit.report.schema import (ArtifactEntry, CalibrationInfo, FusionInfo, ModelInfo, Report,
-                                   TensorInfo)
+from edgekit.report.schema import (ArtifactEntry, CalibrationInfo, FusionInfo, ModelInfo, PreprocessingInfo,
+                                   Report, TensorInfo)
 from edgekit.runtime.base import TensorSpec
 from edgekit.stages.built import Built
 from edgekit.validate.evaluate import compare, host_latency
@@ -125,17 +127,22 @@ class CompressJob:
     targets: list[str]
     device: Optional[str] = None
     inventory: Optional[str] = None
+    preprocess_flags: frozenset = frozenset()
+    allow_low_float_accuracy: bool = False
 
 
 def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe_origin: str,
                  trust_model: bool = False, on_step: Callable[[str], None] = lambda s: None,
                  device: str | None = None, inventory: str | None = None, use_cache: bool = True,
-                 isolate: bool = True) -> tuple[Report, bool]:
+                 isolate: bool = True, preprocess_flags: frozenset = frozenset(),
+                 allow_low_float_accuracy: bool = False) -> tuple[Report, bool]:
     """Build, validate and report every (target, precision) into `out`; returns (report, cache hit).
 
     device: inventory name of an ssh device for the TensorRT engine build (default: plan only).
     use_cache: reuse a cached identical build [default: on; never with a device].
     isolate: run conversions in a child process, so native crashes become errors [default: on].
+    preprocess_flags: preprocess fields given as flags (the report tells them from recipe values).
+    allow_low_float_accuracy: build even when the float model is not above chance on the labels.
     """
     model_file = check_model_path(model_path, trust_model)
     targets = resolve_targets(recipe, model_file.format)
@@ -144,11 +151,14 @@ def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe
         raise OutputError("exists and is not a directory", out)
     if recipe.calibration.source is not None:  # fail fast, before any framework starts
         precheck_calibration(recipe.calibration.source, recipe.calibration.labels)
-    job = CompressJob(model_file, out, recipe, recipe_origin, trust_model, targets, device, inventory)
+    job = CompressJob(model_file, out, recipe, recipe_origin, trust_model, targets, device, inventory,
+                      frozenset(preprocess_flags), allow_low_float_accuracy)
     key = None
     if use_cache and device is None:
         on_step("checking the build cache")
-        material = {**recipe.model_dump(mode="json"), "trust_model": trust_model}
+        material = {**recipe.model_dump(mode="json"), "trust_model": trust_model,
+                    "preprocess_given": sorted(user_origins(recipe.preprocess, job.preprocess_flags).items()),
+                    "allow_low_float_accuracy": allow_low_float_accuracy}
         labels = [Path(recipe.calibration.labels)] if recipe.calibration.labels else []
         key = cache.cache_key(model_file.path, material, targets, labels)
         hit = cache.lookup(key)
@@ -209,11 +219,16 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
         on_step("loading model")
         source = prepare_source(job.model_file, Path(work), recipe.input_shapes, job.trust_model,
                                 functools.partial(shape_from_calibration, recipe))
+        on_step("inferring the preprocessing")
+        resolution = resolve_preprocessing(recipe, job.preprocess_flags, source, job.model_file.path)
+        recipe = recipe.model_copy(update={"preprocess": resolution.preprocess})
         on_step("validating calibration data")
         data = load_dataset(recipe, source.inputs)
         on_step("running the float reference")
         ref_outputs = [source.reference(f) for f in data.validation_feeds]
         roles = resolve_roles(ref_outputs, {s.name: s.shape for s in source.inputs}, recipe.outputs)
+        float_check = check_float_accuracy(resolution, data.labels, ref_outputs, recipe.calibration.source,
+                                           job.allow_low_float_accuracy)
         built, fusion, notes = [], {}, list(data.notes)
         if "tflite" in targets:
             tfl_built, tfl_fusion = tflite_target.build_all(source, recipe, data.calibration_factory(), stage, on_step)
@@ -228,6 +243,7 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
             fusion.update(onnx_fusion)
             notes += onnx_notes
         apply_fallback(built, source, recipe, data, ref_outputs, job.model_file.path, on_step, roles)
+        embed_contract(built, resolution, source, recipe, ref_outputs)
         entries = _validate(built, recipe, data, ref_outputs, on_step, roles)
         for warning in flag_artifacts(entries):
             log.warning("%s", warning)
@@ -245,6 +261,7 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
                 validation_samples=len(data.validation_feeds),
                 labels=any(label is not None for label in data.labels),
                 split_rule=data.split.rule, split_file=None if data.synthetic else "split.json"),
+            preprocessing=PreprocessingInfo(**resolution.info(), float_accuracy=float_check),
             fusion={k: FusionInfo(**v) for k, v in fusion.items()},
             artifacts=entries,
             gates_passed=all(g.passed for e in entries for g in e.gates),
@@ -315,8 +332,9 @@ def _io(tensors: list[TensorSpec]) -> list[dict]:
 def _write_outputs(stage: Path, report: Report, recipe: Recipe, data: Dataset) -> None:
     write_text_atomic(stage / "recipe.yaml", recipe_to_yaml(recipe))
     feeds = data.validation_feeds[:DEVICE_SAMPLES]  # for on-device accuracy (`edgekit bench --accuracy`)
-    np.savez_compressed(stage / "validation_inputs.npz",
-                        **{name: np.concatenate([f[name] for f in feeds]) for name in feeds[0]})
+    batch_first = all(a.ndim and a.shape[0] == 1 for a in feeds[0].values())  # else a leading sample axis
+    join = np.concatenate if batch_first else np.stack
+    np.savez_compressed(stage / "validation_inputs.npz", **{name: join([f[name] for f in feeds]) for name in feeds[0]})
     if not data.synthetic:
         write_json_atomic(stage / "split.json", {
             "rule": data.split.rule,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from edgekit.report.outputs import (compression_table, headline_metric, num, output_table, primary_line,
                                     sequence_examples)
+from edgekit.report.preprocessing import preprocessing_lines
 from edgekit.report.schema import Report
 
 
@@ -18,7 +19,8 @@ def render_markdown(report: Report) -> str:
     lines = [
         f"# edgekit report: `{m.path}`",
         "",
-        f"{m.format} · inputs " + ", ".join(f"`{t.name}` {'x'.join(map(str, t.shape))} {t.dtype}" for t in m.inputs)
+        f"{m.format} · inputs "
+        + ", ".join(f"`{t.name}` {'x'.join(map(str, t.shape)) or 'scalar'} {t.dtype}" for t in m.inputs)
         + f" · recipe {report.recipe.get('origin', '')}",
         "",
         *primary_line(report),
@@ -42,7 +44,11 @@ def render_markdown(report: Report) -> str:
         f"{', labelled' if c.labels else ''}; split: {c.split_rule}.",
     ]
     if m.fixed_dims:
-        lines.append("Fixed dims: " + ", ".join(f"`{k}` {v['from']} -> {v['to']}" for k, v in m.fixed_dims.items()) + ".")
+        lines.append("Fixed dims: " + ", ".join(
+            f"`{k}` {v['from']} -> {v['to']}" + (f" (batch on axis {v['batch_axis']})" if "batch_axis" in v else "")
+            for k, v in m.fixed_dims.items()) + ".")
+    if report.preprocessing is not None:
+        lines += ["", "## Preprocessing", "", *preprocessing_lines(report.preprocessing.model_dump())]
     for target, fusion in report.fusion.items():
         lines += ["", f"## Fused layers ({target}): {sum(fusion.source_op_counts.values())} source ops -> "
                   f"{sum(fusion.target_op_counts.values())} {target} ops", ""]

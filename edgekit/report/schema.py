@@ -41,6 +41,18 @@ class CalibrationInfo(Strict):
     split_file: Optional[str] = None
 
 
+class PreprocessingInfo(Strict):
+    """The image preprocessing used and where each value came from (flag, recipe, model, probe, default)."""
+
+    applies: bool = Field(description="false for array (.npy/.npz) data, fed as stored")
+    values: dict[str, Any]
+    origins: dict[str, str]
+    evidence: list[str] = Field(default_factory=list)
+    inside_model: Optional[str] = Field(None, description="normalization the model applies itself")
+    probe: Optional[dict[str, Any]] = Field(None, description="float accuracy of each candidate on labelled samples")
+    float_accuracy: Optional[dict[str, Any]] = Field(None, description="float model vs chance on the validation labels")
+
+
 class FusionInfo(Strict):
     source_op_counts: dict[str, int]
     target_op_counts: dict[str, int]
@@ -83,6 +95,7 @@ class Report(Strict):
     recipe: dict[str, str]
     model: ModelInfo
     calibration: CalibrationInfo
+    preprocessing: Optional[PreprocessingInfo] = None
     fusion: dict[str, FusionInfo] = Field(default_factory=dict, description="per target")
     artifacts: list[ArtifactEntry]
     gates_passed: bool

@@ -31,6 +31,19 @@ def fusion_info(fusion: dict) -> dict:
     }
 
 
+def control_flow_notes(fusion: dict, int8: bool) -> list[str]:
+    """Report notes (also logged as warnings): each folded If, and the ops left in control flow."""
+    notes = [f"onnx: If {g['nodes'][0]!r} folded, {g['result']}; the artifacts assume these values"
+             for g in fusion["groups"] if g["pass"] == "fold_if" and "calibration samples" in g["result"]]
+    left = fusion.get("control_flow_ops", 0)
+    if left and int8:
+        notes.append(f"onnx: {left} ops inside control flow (If/Loop/Scan bodies) stay float: onnxruntime "
+                     "quantizes no subgraph")
+    for note in notes:
+        log.warning("%s", note)
+    return notes
+
+
 def build_all(source: PreparedSource, recipe: Recipe, targets: list[str], calibration, stage: Path,
               workdir: Path, on_step, device=None, validation=None):
     """([Built], {target: fusion}, notes) for the onnx and tensorrt targets.
@@ -67,6 +80,7 @@ def build_all(source: PreparedSource, recipe: Recipe, targets: list[str], calibr
         int8["steps"]["quantization"] = choice.pop("settings")
         int8["steps"]["calibration_method"] = choice
         method = choice["chosen"]
+    notes += control_flow_notes(artifacts[0]["steps"]["fusion"], "int8" in precisions or "tensorrt" in targets)
     built = [_built(a["name"], "onnx", a["precision"], Path(a["path"]), {"steps": a["steps"], "opset": a["opset"]})
              for a in artifacts]
     fusion = {"onnx": fusion_info(artifacts[0]["steps"]["fusion"])}

@@ -38,8 +38,8 @@ def prepare_source(model_file: ModelFile, workdir: Path, input_shapes: dict, tru
                    hint=None) -> PreparedSource:
     """Load, check and fix shapes; the float reference runs TensorFlow or onnxruntime.
 
-    hint(name, dims) -> shape | None proposes a shape for an input with unknown non-batch dims
-    that `input_shapes` does not name (the calibration samples' shape).
+    hint(name, dims, batch_axis) -> shape | None proposes a shape for an input with unknown
+    non-batch dims that `input_shapes` does not name (the calibration samples' shape).
     """
     if model_file.format == "onnx":
         return _prepare_onnx(model_file, input_shapes, hint)
@@ -51,16 +51,19 @@ def prepare_source(model_file: ModelFile, workdir: Path, input_shapes: dict, tru
 
 
 def _prepare_onnx(model_file: ModelFile, input_shapes: dict, hint) -> PreparedSource:
-    from edgekit.onnx.load import fix_input_shapes, input_specs, load_onnx
+    from edgekit.calibration.shape_hint import batch_axes, fixed_record
+    from edgekit.onnx.load import fix_input_shapes, input_specs, known_dims, load_onnx
     from edgekit.runtime.onnx import OnnxRunner
 
     model = load_onnx(model_file.path)
     before = input_specs(model)
-    input_shapes = dict(input_shapes)
-    for name, dims in before.items():
-        known = [d if isinstance(d, int) and d > 0 else None for d in dims]
-        if name not in input_shapes and None in known[1:] and hint is not None:
-            guess = hint(name, known)
+    known = known_dims(before)
+    axes = batch_axes(known)
+    given, input_shapes = set(input_shapes), dict(input_shapes)
+    for name, dims in known.items():
+        others = [i for i, d in enumerate(dims) if d is None and i != axes.get(name)]
+        if name not in input_shapes and others and hint is not None:
+            guess = hint(name, dims, axes.get(name))
             if guess is not None:
                 input_shapes[name] = guess
     fixed_model, _ = fix_input_shapes(model, input_shapes)
@@ -68,7 +71,8 @@ def _prepare_onnx(model_file: ModelFile, input_shapes: dict, hint) -> PreparedSo
     runner = OnnxRunner(model_file.path)
     dtypes = {s.name: s.dtype for s in runner.inputs}
     inputs = [TensorSpec(name, tuple(int(d) for d in shape), dtypes[name]) for name, shape in after.items()]
-    fixed = {n: {"from": _show(before[n]), "to": _show(after[n])} for n in after if before[n] != after[n]}
+    fixed = {n: fixed_record(_show(before[n]), _show(after[n]), None if n in given else axes.get(n))
+             for n in after if before[n] != after[n]}
     return PreparedSource("onnx", inputs, runner.outputs, runner.run, fixed, onnx_path=model_file.path)
 
 

@@ -1,8 +1,9 @@
 """Stage: a TensorFlow model (SavedModel dir or .keras) -> a SavedModel with fixed input shapes.
 
-Unknown dimensions are fixed for mobile: from `input_shapes` when given, else batch (and every
-other unknown dim) = 1. The result has one `serving_default` signature with named inputs and
-outputs; every later TensorFlow stage reads it, and `reference_fn` runs it as the float reference.
+Unknown dimensions are fixed for mobile: from `input_shapes` when given, else the unknown batch
+(axis 0, or the axis `batch_axes` finds) = 1 and other unknown dims from the calibration samples.
+The result has one `serving_default` signature with named inputs and outputs; every later
+TensorFlow stage reads it, and `reference_fn` runs it as the float reference.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from edgekit.quiet import native_stderr_captured
 from edgekit.runtime.base import TensorSpec
 
 SIGNATURE = "serving_default"
-ShapeHint = Optional[Callable[[str, list], Optional[list[int]]]]
+ShapeHint = Optional[Callable[[str, list, Optional[int]], Optional[list[int]]]]
 
 
 @dataclass
@@ -106,22 +107,28 @@ def _fixed_specs(specs: dict, input_shapes: dict, origin, tf, hint: ShapeHint = 
     if unknown:
         raise UsageError(f"--input-shape names unknown input(s) {sorted(unknown)}; "
                          f"the model's inputs are {sorted(specs)}", origin)
+    from edgekit.calibration.shape_hint import batch_axes, fixed_record
+
     fixed, fixed_dims = {}, {}
+    given = set(input_shapes)
+    axes = batch_axes({name: spec.shape.as_list() if spec.shape.rank is not None else None
+                       for name, spec in specs.items()})
     for name, spec in specs.items():
         dims = spec.shape.as_list() if spec.shape.rank is not None else None
         if dims is None:
             if name not in input_shapes:
                 raise UsageError(f"input '{name}' has unknown rank; give --input-shape {name}:DIMS", origin)
             dims = [None] * len(input_shapes[name])
-        if name not in input_shapes and None in dims[1:]:
-            guess = hint(name, dims) if hint else None
+        axis = axes.get(name)
+        if name not in input_shapes and any(d is None and i != axis for i, d in enumerate(dims)):
+            guess = hint(name, dims, axis) if hint else None
             if guess is None:
                 raise UsageError(f"input '{name}' has unknown dims ({_show(dims)}) beyond the batch: give "
                                  f"--input-shape {name}:DIMS or calibration samples of the right shape", origin)
             input_shapes = {**input_shapes, name: guess}
         shape = _fix_shape(name, dims, input_shapes, origin)
         if list(shape) != dims:
-            fixed_dims[name] = {"from": _show(dims), "to": _show(shape)}
+            fixed_dims[name] = fixed_record(_show(dims), _show(shape), None if name in given else axis)
         fixed[name] = tf.TensorSpec(shape, spec.dtype, name=name)
     return fixed, fixed_dims
 
@@ -131,7 +138,7 @@ def export_fixed_savedmodel(
     hint: ShapeHint = None,
 ) -> ExportedModel:
     """Load the model and save `workdir/fixed_savedmodel` with every input shape fixed
-    (hint(name, dims) -> shape proposes shapes for unknown non-batch dims; default none)."""
+    (hint(name, dims, batch_axis) -> shape proposes shapes for unknown non-batch dims; default none)."""
     tf = import_tensorflow()
     saved_dir = workdir / "fixed_savedmodel"
     try:

@@ -80,7 +80,7 @@ def run(model: onnx.ModelProto) -> list[FusedGroup]:
     for node in graph.node:
         if any(out in outputs for out in node.output):
             continue
-        value_list = _fold_node(node, values, shapes, opset)
+        value_list = fold_node(node, values, shapes, opset)
         if value_list is None:
             continue
         sources = frozenset({node.name}).union(*(origin.get(n, frozenset()) for n in node.input if n))
@@ -108,7 +108,9 @@ def run(model: onnx.ModelProto) -> list[FusedGroup]:
     return groups
 
 
-def _fold_node(node, values, shapes, opset) -> list[np.ndarray] | None:
+def fold_node(node, values, shapes, opset) -> list[np.ndarray] | None:
+    """The outputs of `node` when its inputs are in `values` (or it is a Shape/Size of a static
+    shape in `shapes`); None when it cannot or must not be folded."""
     if node.domain not in ("", "ai.onnx") or node.op_type in _NEVER_FOLD:
         return None
     if node.op_type == "Constant":

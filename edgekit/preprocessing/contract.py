@@ -1,0 +1,39 @@
+"""Ship the preprocessing with each artifact: TFLite model metadata, ONNX metadata_props."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgekit.preprocessing.probe import class_scores
+from edgekit.recipe.schema import Preprocess, Recipe
+
+EMBEDDABLE = {".tflite", ".onnx"}
+
+
+def input_range(pp: Preprocess) -> tuple[float, float]:
+    """The model input's value range for pixels 0..255 under `pp`."""
+    ends = np.array([0.0, 255.0]) * pp.scale + pp.offset
+    if pp.mean is not None:
+        mean, std = np.asarray(pp.mean)[:, None], np.asarray(pp.std)[:, None]
+        ends = (ends[None, :] - mean) / std
+    return float(np.min(ends)), float(np.max(ends))
+
+
+def embed_contract(built: list, resolution, source, recipe: Recipe, ref_outputs: list[dict]) -> None:
+    """Write the resolved preprocessing and class names into every .tflite and .onnx artifact
+    (image models only: one 4-D input fed from images or synthetic data)."""
+    if not resolution.images or len(source.inputs) != 1 or len(source.inputs[0].shape) != 4:
+        return
+    from edgekit.stages.artifact_metadata import InputContract, embed_onnx_metadata, embed_tflite_metadata
+
+    pp = resolution.preprocess
+    labels = recipe.class_names
+    output = class_scores(ref_outputs[0], len(labels) if labels else 2) if ref_outputs else None
+    contract = InputContract(
+        input_name=source.inputs[0].name, scale=pp.scale, offset=pp.offset, mean=pp.mean, std=pp.std,
+        color=pp.color, layout=pp.layout, input_range=input_range(pp), labels=labels, output_name=output)
+    writers = {".tflite": embed_tflite_metadata, ".onnx": embed_onnx_metadata}
+    for artifact in built:
+        writer = writers.get(artifact.path.suffix)
+        if writer is not None:
+            writer(artifact.path, contract)
