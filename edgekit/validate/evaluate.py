@@ -89,7 +89,8 @@ def output_metrics(ref: np.ndarray, test: np.ndarray, role: OutputRole,
     feature = role.class_axis if role.class_axis is not None else role.feature_axis
     split = role.box_rows if role.role == "boxes" else (
         split_rows(ref, feature if feature < 0 else feature + 1) if feature is not None and ref.ndim > 2 else None)
-    groups = task_metrics.group_sqnr(ref, test, feature, split)
+    kinds = ("box coordinates", "class scores") if role.role == "boxes" else None
+    groups = task_metrics.group_sqnr(ref, test, feature, split, kinds)
     worst = min(groups, key=lambda g: g["sqnr_db"])
     m.groups = [{"group": g["group"], "sqnr_db": _finite(g["sqnr_db"])} for g in groups]
     m.worst_group, m.worst_group_sqnr_db = worst["group"], _finite(worst["sqnr_db"])

@@ -96,21 +96,24 @@ def map_iou(ref: np.ndarray, test: np.ndarray, threshold: float) -> float:
     return 1.0 if union == 0 else float(np.sum(a & b)) / union
 
 
-def channel_groups(ref: np.ndarray, feature_axis: Optional[int], split: Optional[int]) -> list[tuple[str, slice]]:
-    """Named row groups along the feature axis: [rows 0-k, rows k-F] when split, else all rows."""
+def channel_groups(ref: np.ndarray, feature_axis: Optional[int], split: Optional[int],
+                   kinds: tuple[str, str] | None = None) -> list[tuple[str, slice]]:
+    """Named row groups along the feature axis: [rows 0-k, rows k-F] when split, else all rows;
+    `kinds` names what the two groups hold, e.g. ("box coordinates", "class scores")."""
     if feature_axis is None or ref.ndim < 2:
         return [("all", slice(None))]
     size = ref.shape[feature_axis if feature_axis < 0 else feature_axis + 1]
     if not split or split >= size:
         return [(f"rows 0-{size - 1}", slice(None))]
-    return [(f"rows 0-{split - 1}", slice(0, split)), (f"rows {split}-{size - 1}", slice(split, size))]
+    head, tail = (f" ({k})" for k in kinds) if kinds else ("", "")
+    return [(f"rows 0-{split - 1}{head}", slice(0, split)), (f"rows {split}-{size - 1}{tail}", slice(split, size))]
 
 
 def group_sqnr(ref: np.ndarray, test: np.ndarray, feature_axis: Optional[int],
-               split: Optional[int]) -> list[dict]:
+               split: Optional[int], kinds: tuple[str, str] | None = None) -> list[dict]:
     """[{"group", "sqnr_db"}] per channel group (inf = identical)."""
     groups = []
-    for name, rows in channel_groups(ref, feature_axis, split):
+    for name, rows in channel_groups(ref, feature_axis, split, kinds):
         if name == "all":
             a, b = ref, test
         else:

@@ -62,8 +62,8 @@ def test_channels_first_detector_head_splits_box_and_class_rows():
     collapsed = [{"det": np.round(r["det"] / step) * step} for r in reference]
     acc = compare(reference, collapsed, [None] * 6)
     out = acc.outputs["det"]
-    assert [g["group"] for g in out.groups] == ["rows 0-3", "rows 4-6"]
-    assert out.worst_group == "rows 4-6" and out.worst_group_sqnr_db < 3
+    assert [g["group"] for g in out.groups] == ["rows 0-3 (box coordinates)", "rows 4-6 (class scores)"]
+    assert out.worst_group == "rows 4-6 (class scores)" and out.worst_group_sqnr_db < 3
     assert out.groups[0]["sqnr_db"] > 30 and acc.sqnr_db > 20  # the total hides the damage
     assert acc.box_f1 < 0.5 and out.boxes["reference_detections"] > 0
     same = compare(reference, reference, [None] * 6)

@@ -116,16 +116,16 @@ def test_collapsed_detector_head_fails_the_default_guard(yolo_head, tmp_path, ed
     out = tmp_path / "y"
     result, report = _compress(edgekit_cli, *yolo_head, out)
     assert result.code == 10
-    assert "collapse_guard" in result.err and "output `det` rows 4-6 SQNR" in result.err
+    assert "collapse_guard" in result.err and "output `det` rows 4-6 (class scores) SQNR" in result.err
     entry = _int8(report)
     det = entry["accuracy"]["outputs"]["det"]
-    assert det["role"] == "boxes" and det["worst_group"] == "rows 4-6"
+    assert det["role"] == "boxes" and det["worst_group"] == "rows 4-6 (class scores)"
     assert det["boxes"]["reference_detections"] > 0 and det["boxes"]["recall"] < 0.5
     assert entry["accuracy"]["sqnr_db"] > det["worst_group_sqnr_db"]  # the total hides the class rows
     assert not report["gates_passed"]
     page = (out / "report.md").read_text()
     assert "Primary output: `det` (boxes)" in page and "| `model_int8.tflite` | `det` (primary) | boxes |" in page
-    assert "rows 4-6" in page and "## What runs quantized" in page
+    assert "rows 4-6 (class scores)" in page and "## What runs quantized" in page
     assert 'alt="detections on the first validation image, float vs each build"' in (out / "report.html").read_text()
     fp32 = next(a for a in report["artifacts"] if a["precision"] == "fp32")
     assert fp32["accuracy"]["box_f1"] == 1.0
