@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from edgekit.pipeline.gates import evaluate_gates
 from edgekit.recipe.schema import Gates
 from edgekit.report.schema import ArtifactEntry
@@ -48,3 +50,24 @@ def test_collapse_guard_floors_and_switch():
                                                           False))
     assert "collapse_guard" not in by_gate(evaluate_gates(entry("fp32", sequence_match=0.1), Gates(), True))
     assert "collapse_guard" not in by_gate(evaluate_gates(entry("dynamic", sequence_match=0.1), Gates(), False))
+
+
+def test_gate_flags_become_recipe_overrides():
+    from edgekit.cli.options import gate_overrides
+    from edgekit.recipe.loader import load_recipe
+
+    opts = {"min_sequence_match": 0.9, "min_map_iou": None, "min_box_f1": 0.7, "no_collapse_guard": True,
+            "primary_output": "speech"}
+    recipe, _ = load_recipe(None, gate_overrides(opts))
+    g = recipe.gates
+    assert (g.min_sequence_match, g.min_map_iou, g.min_box_f1, g.collapse_guard) == (0.9, None, 0.7, False)
+    assert recipe.outputs["speech"].primary and recipe.outputs["speech"].role is None
+    assert Gates().collapse_guard  # on by default
+
+
+def test_two_primary_outputs_are_a_recipe_error():
+    from edgekit.errors import RecipeError
+    from edgekit.recipe.loader import parse_recipe
+
+    with pytest.raises(RecipeError, match="only one output can be primary"):
+        parse_recipe("outputs:\n  a: {primary: true}\n  b: {primary: true}\n", "r.yaml")
