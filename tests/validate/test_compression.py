@@ -13,7 +13,7 @@ from edgekit.report.schema import ArtifactEntry
 from edgekit.validate.latency import summarize_latencies
 
 
-def _matmul_model(under_if: bool) -> onnx.ModelProto:
+def _matmul_model(under_if: bool, runtime_condition: bool = False) -> onnx.ModelProto:
     """x [1, 16] -> MatMul 16x32 -> Relu -> MatMul 32x8, at top level or inside both branches of an If."""
     rng = np.random.default_rng(0)
     inits = [numpy_helper.from_array(rng.normal(0, 0.3, (16, 32)).astype(np.float32), "w1"),
@@ -32,9 +32,14 @@ def _matmul_model(under_if: bool) -> onnx.ModelProto:
     else:
         branches = [helper.make_graph(body(s), f"branch{s}", [], [helper.make_tensor_value_info(
             f"y{s}", TensorProto.FLOAT, [1, 8])]) for s in ("_a", "_b")]
-        inits.append(numpy_helper.from_array(np.array(True), "cond"))
-        graph = helper.make_graph([helper.make_node("If", ["cond"], ["y"], then_branch=branches[0],
-                                                    else_branch=branches[1])], "iffy", [x], [y], inits)
+        nodes = [helper.make_node("If", ["cond"], ["y"], then_branch=branches[0], else_branch=branches[1])]
+        if runtime_condition:  # cond = sum(x) > 0: no pass can fold it
+            inits.append(numpy_helper.from_array(np.array(0.0, np.float32), "zero"))
+            nodes[:0] = [helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0),
+                         helper.make_node("Greater", ["total", "zero"], ["cond"])]
+        else:
+            inits.append(numpy_helper.from_array(np.array(True), "cond"))
+        graph = helper.make_graph(nodes, "iffy", [x], [y], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -76,3 +81,21 @@ def test_int8_slower_than_fp32_is_flagged_with_both_numbers():
     assert slow.flags == ["int8_slower_than_fp32"] and fast.flags == []
     assert notes == ["m_int8.tflite: INT8 host p50 1.235 ms is above FP32's 0.690 ms (1.79x)"]
     assert flag_artifacts([fast, _entry("int8", 0.5, "tflite")]) == []
+
+
+def test_compress_flags_an_onnx_int8_that_quantized_nothing(tmp_path, edgekit_cli):
+    import json
+
+    model = tmp_path / "iffy.onnx"
+    onnx.save(_matmul_model(under_if=True, runtime_condition=True), str(model))
+    data = tmp_path / "data"
+    data.mkdir()
+    np.savez(data / "batch.npz", x=np.random.default_rng(3).normal(0, 1, (24, 1, 16)).astype(np.float32))
+    out = tmp_path / "out"
+    result = edgekit_cli("compress", model, "--int8", "-c", data, "--out", out, "--runs", "3", "--quiet")
+    assert result.code == 0, result.err
+    report = json.loads((out / "report.json").read_text())
+    int8 = next(a for a in report["artifacts"] if a["precision"] == "int8")
+    assert "int8_quantized_nothing" in int8["flags"] and int8["compression"]["mac_share"] == {"float32": 1.0}
+    assert any("iffy_int8.onnx: INT8 artifact quantized nothing" in n for n in report["notes"])
+    assert "int8_quantized_nothing" in (out / "report.md").read_text()
