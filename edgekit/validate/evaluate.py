@@ -125,8 +125,8 @@ def compare(reference: Sequence[Outputs], candidate: Sequence[Outputs],
     roles = roles or resolve_roles(reference)
     per_output = {}
     for name in sorted(reference[0]):
-        ref = np.stack([np.asarray(r[name], dtype=np.float64) for r in reference])
-        test = np.stack([np.asarray(c[name], dtype=np.float64) for c in candidate])
+        ref = np.stack([np.asarray(r[name], dtype=np.float32) for r in reference])  # metrics sum in float64
+        test = np.stack([np.asarray(c[name], dtype=np.float32) for c in candidate])
         per_output[name] = output_metrics(ref, test, roles[name], labels)
     primary = per_output[roles.primary]
     primary.primary = True

@@ -21,6 +21,7 @@ REGRESSION_NAMES = re.compile(r"box|bbox|coord|offset|landmark|regress|delta|dep
 SCORE_NAMES = re.compile(r"prob|score|logit|class|cls|conf|softmax|label|pred|ctc", re.I)
 STATE_SUFFIX = re.compile(r"(_?(out|in|new|next|prev|n|0|1))+$")
 SPLIT_RATIO = 10.0  # coordinate rows span >= 10x the range of the class-score rows
+INFER_SAMPLES = 64  # roles are inferred from the first 64 float outputs
 BLANK_SHARE = 0.3  # unbounded [N, T, C] is CTC-like when one class wins >= 30% of timesteps
 
 
@@ -56,10 +57,6 @@ class OutputRoles:
 
     def __getitem__(self, name: str) -> OutputRole:
         return self.roles[name]
-
-    def to_dict(self) -> dict:
-        return {name: {"role": r.role, "class_axis": r.class_axis, "inferred": r.inferred,
-                       "primary": name == self.primary} for name, r in self.roles.items()}
 
 
 def _stem(name: str) -> str:
@@ -150,7 +147,7 @@ def resolve_roles(reference: Sequence[Mapping[str, np.ndarray]], inputs: Mapping
         raise RecipeError(f"outputs: {unknown} not among the model's outputs {sorted(reference[0])}")
     roles = {}
     for name in sorted(reference[0]):
-        x = np.stack([np.asarray(r[name], dtype=np.float64) for r in reference])
+        x = np.stack([np.asarray(r[name], dtype=np.float64) for r in reference[:INFER_SAMPLES]])
         role = OutputRole("state", rank=99) if is_state(name, x.shape[1:], inputs or {}) else _infer(name, x)
         spec = declared.get(name)
         if spec is not None:
