@@ -117,3 +117,29 @@ def test_unbounded_rank3_is_a_sequence_only_with_evidence():
     assert roles["out"].role == "sequence" and roles["out"].class_axis == -1
     acc = compare([{"out": x} for x in logits], [{"out": x} for x in logits], [None] * 6, roles)
     assert acc.outputs["out"].blank_index == 0 and acc.sequence_match == 1.0
+
+
+def test_decoded_text_with_an_alphabet_either_blank_convention():
+    from edgekit.validate.task_metrics import ctc_greedy, decode_text
+
+    ids = np.array([3, 3, 0, 3, 1, 1, 0, 2])
+    assert ctc_greedy(ids, blank=0) == (3, 3, 1, 2)
+    assert decode_text((3, 3, 1, 2), blank=0, alphabet="abc") == "ccab"  # PaddleOCR: blank first
+    assert decode_text((2, 2, 0, 1), blank=3, alphabet="abc") == "ccab"  # Keras: blank last
+    assert decode_text((1, 2), blank=0, alphabet=None) == "1 2"
+
+
+def test_declared_decode_settings_reach_the_box_metrics():
+    from edgekit.validate.boxes import decode
+
+    head = np.array([[[10, 10, 50, 50, 0.9, 0.1], [12, 12, 52, 52, 0.8, 0.1], [60, 60, 90, 90, 0.3, 0.35]]],
+                    dtype=np.float32)  # [1, anchors, x1 y1 x2 y2 + 2 classes]: channels last
+    dets = decode(head[0], -1, 4, box_format="xyxy", score_threshold=0.25, nms_iou=0.45)
+    assert dets[:, 5].tolist() == [0, 1] and dets[0, :4].tolist() == [10, 10, 50, 50]  # the overlap suppressed
+    assert len(decode(head[0], -1, 4, box_format="xyxy", score_threshold=0.5)) == 1
+    reference = [{"det": np.concatenate([head, head], axis=1)} for _ in range(3)]  # duplicates: one NMS keeps
+    spec = OutputSpec(role="boxes", box_rows=4, box_format="xyxy", score_threshold=0.5, class_axis=-1)
+    roles = resolve_roles(reference, declared={"det": spec})
+    assert (roles["det"].feature_axis, roles["det"].score_threshold, roles["det"].box_format) == (-1, 0.5, "xyxy")
+    acc = compare(reference, reference, [None] * 3, roles)
+    assert acc.box_f1 == 1.0 and acc.outputs["det"].boxes["reference_detections"] == 3
