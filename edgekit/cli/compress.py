@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli.options import data_options, data_overrides, emit_json, output_options, progress, setup_logging
+from edgekit.cli.options import (data_options, data_overrides, emit_json, gate_options, gate_overrides, output_options,
+                                 progress, setup_logging)
 
 
 def build_overrides(opts: dict) -> dict:
@@ -25,8 +26,11 @@ def build_overrides(opts: dict) -> dict:
                                "min_agreement": opts["min_agreement"], "max_size_bytes": opts["max_size"],
                                "max_latency_ms": opts["max_latency_ms"],
                                "min_sqnr_db": opts["min_sqnr"]}.items() if v is not None}
+    extra = gate_overrides(opts)
+    gates.update(extra.pop("gates", {}))
     if gates:
         over["gates"] = gates
+    over.update(extra)
     fallback = {k: v for k, v in {"enabled": False if opts["no_fallback"] else None,
                                   "max_float_layers": opts["max_float_layers"]}.items() if v is not None}
     if fallback:
@@ -53,6 +57,7 @@ def build_overrides(opts: dict) -> dict:
 @click.option("--max-size", type=int, help="Gate: artifact bytes.")
 @click.option("--max-latency-ms", type=float, help="Gate: host p50 latency.")
 @click.option("--min-sqnr", type=float, help="Gate: output SQNR vs the float model, dB.")
+@gate_options
 @click.option("--no-fallback", is_flag=True, help="Never keep layers in float to meet an accuracy gate.")
 @click.option("--max-float-layers", type=int, help="Float fallback: at most this many layers [default: 10].")
 @click.option("--device", "devices", multiple=True,

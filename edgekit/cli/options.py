@@ -95,11 +95,15 @@ DATA_OPTIONS = [
 ]
 
 
-def data_options(func):
-    """The calibration, input-shape and image-preprocessing flags (recipe overrides)."""
-    for option in reversed(DATA_OPTIONS):
+def _with(options, func):
+    for option in reversed(options):
         func = option(func)
     return func
+
+
+def data_options(func):
+    """The calibration, input-shape and image-preprocessing flags (recipe overrides)."""
+    return _with(DATA_OPTIONS, func)
 
 
 def data_overrides(opts: dict) -> dict:
@@ -122,4 +126,33 @@ def data_overrides(opts: dict) -> dict:
             over[key] = value
     if opts["io_dtype"]:
         over["int8"] = {"io_dtype": opts["io_dtype"]}
+    return over
+
+
+GATE_OPTIONS = [
+    click.option("--min-sequence-match", type=float,
+                 help="Gate: share of decoded sequences equal to FP32's (primary output a sequence), 0-1."),
+    click.option("--min-map-iou", type=float, help="Gate: IoU of the thresholded map vs FP32 (map output), 0-1."),
+    click.option("--min-box-f1", type=float, help="Gate: detection F1 vs FP32's detections (boxes output), 0-1."),
+    click.option("--no-collapse-guard", is_flag=True,
+                 help="Do not fail a collapsed INT8/FP16 artifact (see `gates.collapse_guard`)."),
+    click.option("--primary-output", help="The output that carries the headline and the gates [default: inferred]."),
+]
+
+
+def gate_options(func):
+    """The task-metric gates, the collapse guard switch and --primary-output."""
+    return _with(GATE_OPTIONS, func)
+
+
+def gate_overrides(opts: dict) -> dict:
+    """Recipe overrides from the gate_options flags that were given."""
+    over: dict = {}
+    gates = _present({"min_sequence_match": opts.get("min_sequence_match"), "min_map_iou": opts.get("min_map_iou"),
+                      "min_box_f1": opts.get("min_box_f1"),
+                      "collapse_guard": False if opts.get("no_collapse_guard") else None})
+    if gates:
+        over["gates"] = gates
+    if opts.get("primary_output"):
+        over["outputs"] = {opts["primary_output"]: {"primary": True}}
     return over

@@ -179,7 +179,8 @@ def raise_if_unmet(result: FallbackResult, where=None) -> None:
         return
     best = result.best
     acc = best.accuracy
-    point = ", ".join(f"{k}={acc[k]}" for k in ("accuracy_drop_pts", "top1_agreement", "sqnr_db")
+    point = ", ".join(f"{k}={acc[k]}" for k in ("accuracy_drop_pts", "top1_agreement", "sqnr_db", "sequence_match",
+                                                 "map_iou", "box_f1")
                       if acc.get(k) is not None)
     raise GateFailed(f"float fallback could not meet {result.budget.describe()}; best point: "
                      f"{len(best.float_nodes)} float layer(s) {best.float_layers} with {point} "
@@ -190,7 +191,7 @@ def run_tflite_fallback(saved_dir, calibration, int8: Int8 | None, feeds: Sequen
                         reference: Sequence[dict[str, np.ndarray]], labels: Sequence[Optional[int]],
                         budget: Budget, *, layer_names: Sequence[str] = (), max_float_layers: int = 10,
                         time_budget_s: float = 600.0, threads: int = 1,
-                        on_step: Callable[[str], None] = lambda s: None) -> FallbackResult:
+                        on_step: Callable[[str], None] = lambda s: None, roles=None) -> FallbackResult:
     """The pipeline's entry point for TFLite: calibrate once, search, return steps + final bytes.
 
     saved_dir: fixed SavedModel; calibration: factory of feeds; feeds/reference/labels: the
@@ -200,7 +201,7 @@ def run_tflite_fallback(saved_dir, calibration, int8: Int8 | None, feeds: Sequen
 
     backend = TfliteSelective(saved_dir, calibration, int8, layer_names)
     try:
-        evaluator = Evaluator(feeds, reference, labels, threads=threads)
+        evaluator = Evaluator(feeds, reference, labels, threads=threads, roles=roles)
         return run_fallback(backend, evaluator, budget, max_float_layers=max_float_layers,
                             time_budget_s=time_budget_s, on_step=on_step)
     finally:

@@ -16,6 +16,7 @@ import numpy as np
 from edgekit.errors import UsageError
 from edgekit.validate.evaluate import AccuracyReport, compare, host_latency
 from edgekit.validate.latency import LatencySummary
+from edgekit.validate.roles import OutputRoles
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,18 @@ class Budget:
     max_accuracy_drop: Optional[float] = None  # points, 0-100
     min_agreement: Optional[float] = None  # fraction, 0-1
     min_sqnr_db: Optional[float] = None
+    min_sequence_match: Optional[float] = None  # fraction, 0-1 (primary output a sequence)
+    min_map_iou: Optional[float] = None  # fraction, 0-1 (primary output a map)
+    min_box_f1: Optional[float] = None  # fraction, 0-1 (primary output a detector head)
+
+    TASK = (("min_sequence_match", "sequence_match", "a sequence output", "sequence match"),
+            ("min_map_iou", "map_iou", "a map output", "map IoU"),
+            ("min_box_f1", "box_f1", "a boxes output", "box F1"))
 
     def __post_init__(self):
-        if self.max_accuracy_drop is None and self.min_agreement is None and self.min_sqnr_db is None:
-            raise UsageError("a fallback budget needs --max-accuracy-drop, --min-agreement or --min-sqnr")
+        if all(v is None for v in vars(self).values()):
+            raise UsageError("a fallback budget needs --max-accuracy-drop, --min-agreement, --min-sqnr, "
+                             "--min-sequence-match, --min-map-iou or --min-box-f1")
         if self.max_accuracy_drop is not None and self.max_accuracy_drop < 0:
             raise UsageError("--max-accuracy-drop must be >= 0 points")
         if self.min_agreement is not None and not 0 <= self.min_agreement <= 1:
@@ -49,6 +58,14 @@ class Budget:
         if self.min_sqnr_db is not None:
             sqnr = math.inf if acc.sqnr_db is None else acc.sqnr_db
             missing += max(0.0, self.min_sqnr_db - sqnr)
+        for limit_name, field, what, _ in self.TASK:
+            limit = getattr(self, limit_name)
+            if limit is not None:
+                value = getattr(acc, field)
+                if value is None:
+                    raise UsageError(f"--{limit_name.replace('_', '-')} needs {what} as the primary output "
+                                     f"(it is `{acc.primary_output}`, {acc.primary_role})")
+                missing += max(0.0, (limit - value) * 100)
         return round(missing, 6)
 
     def met(self, acc: AccuracyReport) -> bool:
@@ -62,6 +79,8 @@ class Budget:
             parts.append(f"top-1 agreement >= {self.min_agreement}")
         if self.min_sqnr_db is not None:
             parts.append(f"SQNR >= {self.min_sqnr_db} dB")
+        parts += [f"{label} >= {getattr(self, name)}" for name, _, _, label in self.TASK
+                  if getattr(self, name) is not None]
         return ", ".join(parts)
 
 
@@ -84,15 +103,16 @@ class Evaluator:
     threads: int = 1
     warmup_runs: int = 5
     runs: int = 20
+    roles: Optional[OutputRoles] = None  # default: inferred from the reference outputs
 
     def subset(self, count: int) -> "Evaluator":
         """The same evaluator on the first `count` samples (cheaper, for relative rankings)."""
         return Evaluator(self.feeds[:count], self.reference[:count], self.labels[:count],
-                         self.threads, self.warmup_runs, self.runs)
+                         self.threads, self.warmup_runs, self.runs, self.roles)
 
     def accuracy(self, backend, model: bytes) -> AccuracyReport:
         runner = backend.runner(model, self.threads)
-        return compare(self.reference, [runner.run(f) for f in self.feeds], self.labels)
+        return compare(self.reference, [runner.run(f) for f in self.feeds], self.labels, self.roles)
 
     def latency(self, backend, model: bytes) -> LatencySummary:
         return host_latency(lambda: backend.runner(model, self.threads), self.feeds[0], threads=self.threads,

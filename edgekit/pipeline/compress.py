@@ -36,7 +36,7 @@ from edgekit.fsutil import (
 from edgekit.model.checks import ModelFile, check_model_path
 from edgekit.pipeline import cache
 from edgekit.pipeline.fallback_stage import apply_fallback
-from edgekit.pipeline.gates import evaluate_gates
+from edgekit.pipeline.gates import evaluate_gates, flag_artifacts
 from edgekit.pipeline.isolate import run_isolated
 from edgekit.preprocessing.resolve import check_float_accuracy, resolve_preprocessing, user_origins
 from edgekit.preprocessing.contract import embed_contract
@@ -49,6 +49,7 @@ from edgekit.report.schema import (ArtifactEntry, CalibrationInfo, FusionInfo, M
 from edgekit.runtime.base import TensorSpec
 from edgekit.stages.built import Built
 from edgekit.validate.evaluate import compare, host_latency
+from edgekit.validate.roles import resolve_roles
 
 log = logging.getLogger("edgekit")
 SYNTHETIC_SAMPLES = 32
@@ -233,6 +234,7 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
         data = load_dataset(recipe, source.inputs)
         on_step("running the float reference")
         ref_outputs = [source.reference(f) for f in data.validation_feeds]
+        roles = resolve_roles(ref_outputs, {s.name: s.shape for s in source.inputs}, recipe.outputs)
         float_check = check_float_accuracy(resolution, data.labels, ref_outputs, recipe.calibration.source,
                                            job.allow_low_float_accuracy)
         built, fusion, notes = [], {}, list(data.notes)
@@ -244,13 +246,16 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
             with _open_device(job) as device:
                 onnx_built, onnx_fusion, onnx_notes = onnx_target.build_all(
                     source, recipe, targets, data.calibration_factory(), stage, Path(work), on_step, device,
-                    (data.validation_feeds, ref_outputs, data.labels))
+                    (data.validation_feeds, ref_outputs, data.labels, roles))
             built += onnx_built
             fusion.update(onnx_fusion)
             notes += onnx_notes
-        apply_fallback(built, source, recipe, data, ref_outputs, job.model_file.path, on_step)
+        apply_fallback(built, source, recipe, data, ref_outputs, job.model_file.path, on_step, roles)
         embed_contract(built, resolution, source, recipe, ref_outputs)
-        entries = _validate(built, recipe, data, ref_outputs, on_step)
+        entries = _validate(built, recipe, data, ref_outputs, on_step, roles)
+        for warning in flag_artifacts(entries):
+            log.warning("%s", warning)
+            notes.append(warning)
         report = Report(
             edgekit_version=edgekit.__version__,
             tools=_tool_versions(),
@@ -279,7 +284,7 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
 SIZE_BASELINE = {"tflite": "tflite", "onnx": "onnx", "tensorrt": "onnx"}
 
 
-def _validate(built: list[Built], recipe: Recipe, data: Dataset, ref_outputs, on_step) -> list[ArtifactEntry]:
+def _validate(built: list[Built], recipe: Recipe, data: Dataset, ref_outputs, on_step, roles) -> list[ArtifactEntry]:
     from edgekit.runtime import open_runner
 
     v = recipe.validation
@@ -289,7 +294,7 @@ def _validate(built: list[Built], recipe: Recipe, data: Dataset, ref_outputs, on
         on_step(f"validating {b.name}")
         runner = open_runner(b.path, v.threads)
         outputs = [align_outputs(r, runner.run(f)) for f, r in zip(data.validation_feeds, ref_outputs)]
-        accuracy = compare(ref_outputs, outputs, data.labels)
+        accuracy = compare(ref_outputs, outputs, data.labels, roles)
         latency = host_latency(lambda: open_runner(b.path, v.threads), data.validation_feeds[0],
                                threads=v.threads, warmup_runs=v.warmup_runs, runs=v.runs)
         size = b.path.stat().st_size
@@ -298,7 +303,7 @@ def _validate(built: list[Built], recipe: Recipe, data: Dataset, ref_outputs, on
             name=b.name, path=b.name, format=b.path.suffix.lstrip("."), target=b.target,
             precision=b.precision, bytes=size, size_ratio=round(size / baseline, 4),
             sha256=sha256_file(b.path), op_counts=b.op_counts, compute_dtypes=b.compute_dtypes,
-            accuracy=accuracy, latency=latency,
+            compression=b.compression, accuracy=accuracy, latency=latency,
             details={**b.details, "io": {"inputs": _io(runner.inputs), "outputs": _io(runner.outputs)}})
         entry.gates = evaluate_gates(entry, recipe.gates, is_reference=b.precision == "fp32")
         entries.append(entry)
@@ -349,7 +354,7 @@ def _write_outputs(stage: Path, report: Report, recipe: Recipe, data: Dataset) -
     document = report.model_dump(mode="json")
     write_json_atomic(stage / "report.json", document)
     write_text_atomic(stage / "report.md", render_markdown(report))
-    write_text_atomic(stage / "report.html", render_html(report))
+    write_text_atomic(stage / "report.html", render_html(report, data.validation_feeds[0]))
     manifest = {
         "schema_version": 1,
         "edgekit_version": edgekit.__version__,

@@ -70,13 +70,44 @@ class Validation(Strict):
 
 
 class Gates(Strict):
-    """Build gates; any missed gate exits 10 after the report is written."""
+    """Build gates; any missed gate exits 10 after the report is written.
+
+    The accuracy gates read the primary output (see `outputs:`). collapse_guard (default on)
+    fails an INT8/FP16 artifact whose primary output collapsed: top-1 agreement < 0.5 (or label
+    accuracy < half of float's), sequence match < 0.5, box F1 < 0.5, or a channel group's SQNR < 3 dB.
+    """
 
     max_accuracy_drop: Optional[float] = Field(None, ge=0, description="points (0-100)")
     min_agreement: Optional[float] = Field(None, ge=0, le=1, description="top-1 agreement")
     max_size_bytes: Optional[int] = Field(None, ge=1)
     max_latency_ms: Optional[float] = Field(None, gt=0, description="host p50")
     min_sqnr_db: Optional[float] = Field(None, description="output SQNR vs the float model")
+    min_sequence_match: Optional[float] = Field(None, ge=0, le=1, description="decoded sequences equal to float's")
+    min_map_iou: Optional[float] = Field(None, ge=0, le=1, description="IoU of the thresholded maps vs float")
+    min_box_f1: Optional[float] = Field(None, ge=0, le=1, description="detection F1 vs float's detections")
+    collapse_guard: bool = Field(True, description="fail a collapsed INT8/FP16 artifact (exit 10)")
+
+
+class OutputSpec(Strict):
+    """One output's role; any field left out is inferred from the float model's outputs.
+
+    role: scores | sequence | map | boxes | regression | state; primary: this output carries the
+    headline and the gates; class_axis: the class axis (scores, sequence) or the rows' axis
+    (boxes). sequence: blank_index (default: the most frequent float class), alphabet (the
+    non-blank classes' characters, in order). boxes: box_rows (leading coordinate rows, default:
+    split by value range), box_format, score_threshold 0.25, nms_iou 0.45. map: map_threshold 0.5.
+    """
+
+    role: Optional[Literal["scores", "sequence", "map", "boxes", "regression", "state"]] = None
+    primary: bool = False
+    class_axis: Optional[int] = None
+    blank_index: Optional[int] = Field(None, ge=0)
+    alphabet: Optional[str] = None
+    box_rows: Optional[int] = Field(None, ge=1)
+    box_format: Optional[Literal["cxcywh", "xyxy"]] = None
+    score_threshold: Optional[float] = Field(None, ge=0)
+    nms_iou: Optional[float] = Field(None, gt=0, le=1)
+    map_threshold: Optional[float] = None
 
 
 class Fallback(Strict):
@@ -117,6 +148,7 @@ class Recipe(Strict):
     int8: Int8 = Field(default_factory=Int8)
     validation: Validation = Field(default_factory=Validation)
     gates: Gates = Field(default_factory=Gates)
+    outputs: dict[str, OutputSpec] = Field(default_factory=dict, description="role per output name")
     fallback: Fallback = Field(default_factory=Fallback)
     compare: CompareSpec = Field(default_factory=CompareSpec)
 
@@ -127,6 +159,9 @@ class Recipe(Strict):
         object.__setattr__(self, "precisions", [p for p in order if p in wanted])
         if self.targets is not None:
             object.__setattr__(self, "targets", list(dict.fromkeys(self.targets)))
+        primaries = [name for name, spec in self.outputs.items() if spec.primary]
+        if len(primaries) > 1:
+            raise ValueError(f"outputs: only one output can be primary, got {primaries}")
         for name, shape in self.input_shapes.items():
             if not shape or any(d < 1 for d in shape):
                 raise ValueError(f"input_shapes.{name}: every dimension must be >= 1")

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import html
 
+from typing import Optional
+
+import numpy as np
+
 from edgekit.report.markdown import render_markdown
+from edgekit.report.outputs import boxes_figure
 from edgekit.report.plots import figure_data_uri, pyplot
 from edgekit.report.schema import Report
 
@@ -38,13 +43,19 @@ STYLE = (
 )
 
 
-def render_html(report: Report) -> str:
-    """A single self-contained HTML page: the Markdown report as HTML, with plots (PNG data URIs)."""
+def render_html(report: Report, sample: Optional[dict[str, np.ndarray]] = None) -> str:
+    """A single self-contained HTML page: the Markdown report as HTML, with plots (PNG data URIs).
+
+    sample: the first validation inputs; a detector's boxes are drawn on it (float vs each build).
+    """
     import markdown
 
     # Escape first: model paths and layer names come from untrusted files.
     body = markdown.markdown(html.escape(render_markdown(report), quote=False), extensions=["tables"])
     images = "".join(f'<img alt="size, latency and SQNR per artifact" src="{uri}">' for uri in _plots(report))
+    boxes = boxes_figure(report, sample)
+    if boxes:
+        images += f'<img alt="detections on the first validation image, float vs each build" src="{boxes}">'
     head, _, rest = body.partition("</h1>")
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>edgekit report</title>"

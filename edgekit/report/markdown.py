@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
+from edgekit.report.outputs import (compression_table, headline_metric, num, output_table, primary_line,
+                                    sequence_examples)
 from edgekit.report.preprocessing import preprocessing_lines
 from edgekit.report.schema import Report
-
-
-def _num(value, digits: int = 3, pct: bool = False) -> str:
-    if value is None:
-        return "–"
-    return f"{value * 100:.2f}%" if pct else f"{value:.{digits}f}"
 
 
 def _kib(n: int) -> str:
@@ -17,7 +13,8 @@ def _kib(n: int) -> str:
 
 
 def render_markdown(report: Report) -> str:
-    """Summary table per artifact, then calibration, fusions and gates."""
+    """The primary output, a summary table per artifact, the per-output table, what runs quantized,
+    decoded sequences, then calibration, fusions and gates."""
     m = report.model
     lines = [
         f"# edgekit report: `{m.path}`",
@@ -26,17 +23,19 @@ def render_markdown(report: Report) -> str:
         + ", ".join(f"`{t.name}` {'x'.join(map(str, t.shape)) or 'scalar'} {t.dtype}" for t in m.inputs)
         + f" · recipe {report.recipe.get('origin', '')}",
         "",
-        "| artifact | precision | size | ratio | top-1 agree | accuracy | drop (pts) | SQNR dB | p50 ms | p90 ms | cold ms |",
+        *primary_line(report),
+        "| artifact | precision | size | ratio | primary | accuracy | drop (pts) | SQNR dB | p50 ms | p90 ms | cold ms |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for a in report.artifacts:
         acc, lat = a.accuracy, a.latency
         lines.append(
             f"| `{a.name}` | {a.precision} | {_kib(a.bytes)} | {a.size_ratio:.3f} "
-            f"| {_num(acc and acc.top1_agreement, pct=True)} | {_num(acc and acc.accuracy, pct=True)} "
-            f"| {_num(acc and acc.accuracy_drop_pts, 2)} | {_num(acc and acc.sqnr_db, 1)} "
-            f"| {_num(lat and lat.p50_ms)} | {_num(lat and lat.p90_ms)} | {_num(lat and lat.cold_start_ms, 1)} |"
+            f"| {headline_metric(a)} | {num(acc and acc.accuracy, pct=True)} "
+            f"| {num(acc and acc.accuracy_drop_pts, 2)} | {num(acc and acc.sqnr_db, 1)} "
+            f"| {num(lat and lat.p50_ms)} | {num(lat and lat.p90_ms)} | {num(lat and lat.cold_start_ms, 1)} |"
         )
+    lines += output_table(report) + compression_table(report) + sequence_examples(report)
     c = report.calibration
     lines += [
         "",

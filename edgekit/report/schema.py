@@ -78,6 +78,10 @@ class ArtifactEntry(Strict):
     sha256: str
     op_counts: dict[str, int] = Field(default_factory=dict)
     compute_dtypes: dict[str, int] = Field(default_factory=dict, description="activation/weight dtypes of conv/dense ops")
+    compression: dict[str, Any] = Field(default_factory=dict, description=(
+        "macs, mac_share (conv/matmul MACs per arithmetic: int8, int16, float16, float32, hybrid), "
+        "compute_ops, ops (quantized, float, hybrid, conversion, other)"))
+    flags: list[str] = Field(default_factory=list, description="int8_quantized_nothing, int8_slower_than_fp32")
     accuracy: Optional[AccuracyReport] = None
     latency: Optional[LatencySummary] = None
     gates: list[GateResult] = Field(default_factory=list)

@@ -17,3 +17,4 @@ class Built:
     details: dict = field(default_factory=dict)
     op_counts: dict = field(default_factory=dict)
     compute_dtypes: dict = field(default_factory=dict)
+    compression: dict = field(default_factory=dict)  # edgekit.validate.compression.summarize

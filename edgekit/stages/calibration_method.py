@@ -21,7 +21,7 @@ def _score(acc: AccuracyReport) -> tuple:
     return (acc.accuracy or 0.0, acc.top1_agreement or 0.0, sqnr)
 
 
-def choose_onnx_method(fp32_path: Path, int8_path: Path, calibration, feeds, reference, labels, *,
+def choose_onnx_method(fp32_path: Path, int8_path: Path, calibration, feeds, reference, labels, roles=None, *,
                        per_channel: bool, threads: int) -> dict:
     """Try every candidate; leave the best INT8 model at `int8_path`; return what was measured
     ({"chosen", "candidates": {method: metrics}, "settings": the chosen quantizer settings})."""
@@ -34,7 +34,7 @@ def choose_onnx_method(fp32_path: Path, int8_path: Path, calibration, feeds, ref
             candidate = Path(work) / f"{method}.onnx"
             settings = quantize_qdq(fp32_path, candidate, calibration, method=method, per_channel=per_channel)
             runner = OnnxRunner(candidate, threads)
-            acc = compare(reference, [runner.run(f) for f in feeds], labels)
+            acc = compare(reference, [runner.run(f) for f in feeds], labels, roles)
             scores[method] = {"accuracy": acc.accuracy, "top1_agreement": acc.top1_agreement,
                               "sqnr_db": acc.sqnr_db}
             if best is None or _score(acc) > best[0]:

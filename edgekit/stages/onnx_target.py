@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from pathlib import Path
 
 from edgekit.recipe.schema import Recipe
@@ -14,11 +13,12 @@ log = logging.getLogger("edgekit")
 ONNX_PRECISIONS = ("fp32", "int8", "fp16")
 
 
-def _op_counts(path: Path) -> dict[str, int]:
-    import onnx
+def _built(name: str, target: str, precision: str, path: Path, details: dict) -> Built:
+    """A Built with the artifact's op counts, conv/matmul dtypes and compression summary."""
+    from edgekit.onnx.inspect import inspect_onnx
 
-    model = onnx.load(str(path), load_external_data=False)
-    return dict(sorted(Counter(node.op_type for node in model.graph.node).items()))
+    counts, dtypes, summary = inspect_onnx(path)
+    return Built(name, target, precision, path, details, counts, dtypes, summary)
 
 
 def fusion_info(fusion: dict) -> dict:
@@ -81,8 +81,8 @@ def build_all(source: PreparedSource, recipe: Recipe, targets: list[str], calibr
         int8["steps"]["calibration_method"] = choice
         method = choice["chosen"]
     notes += control_flow_notes(artifacts[0]["steps"]["fusion"], "int8" in precisions or "tensorrt" in targets)
-    built = [Built(a["name"], "onnx", a["precision"], Path(a["path"]), {"steps": a["steps"], "opset": a["opset"]},
-                   _op_counts(Path(a["path"]))) for a in artifacts]
+    built = [_built(a["name"], "onnx", a["precision"], Path(a["path"]), {"steps": a["steps"], "opset": a["opset"]})
+             for a in artifacts]
     fusion = {"onnx": fusion_info(artifacts[0]["steps"]["fusion"])}
     if "tensorrt" in targets:
         if calibration is None:
@@ -94,8 +94,7 @@ def build_all(source: PreparedSource, recipe: Recipe, targets: list[str], calibr
             details = {k: plan[k] for k in ("quantization", "calibration_cache", "trtexec_command",
                                              "trtexec_command_implicit_int8", "engine")}
             details["calibration_cache"]["path"] = Path(details["calibration_cache"]["path"]).name
-            built.append(Built(plan["name"], "tensorrt", "int8", Path(plan["path"]), details,
-                               _op_counts(Path(plan["path"]))))
+            built.append(_built(plan["name"], "tensorrt", "int8", Path(plan["path"]), details))
             if not plan["engine"].get("built"):
                 notes.append(f"tensorrt: engine not built: {plan['engine'].get('reason')}")
     return built, fusion, notes

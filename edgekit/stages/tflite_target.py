@@ -13,7 +13,7 @@ def build_all(source: PreparedSource, recipe: Recipe, calibration, stage: Path, 
     """([Built per precision], {"tflite": fusion}) for the recipe's precisions, written into `stage`."""
     from edgekit.stages.tflite_build import build_tflite
     from edgekit.stages.tflite_fusion import fusion_groups, source_layers
-    from edgekit.stages.tflite_inspect import compute_dtypes, op_counts, read_ops
+    from edgekit.stages.tflite_inspect import compression, compute_dtypes, op_counts, read_ops
 
     built, fusion = [], {}
     layers, source_counts = source_layers(source.saved_dir)
@@ -24,7 +24,8 @@ def build_all(source: PreparedSource, recipe: Recipe, calibration, stage: Path, 
         (stage / name).write_bytes(flatbuffer)
         ops = read_ops(flatbuffer)
         details = {"io_dtype": recipe.int8.io_dtype} if precision == "int8" else {}
-        built.append(Built(name, "tflite", precision, stage / name, details, op_counts(ops), compute_dtypes(ops)))
+        built.append(Built(name, "tflite", precision, stage / name, details, op_counts(ops), compute_dtypes(ops),
+                           compression(ops)))
         if precision == "fp32":
             fusion["tflite"] = {"source_op_counts": source_counts, "target_op_counts": op_counts(ops),
                                 "groups": fusion_groups(layers, ops)}

@@ -21,6 +21,8 @@ def test_compress_meets_budget_with_planted_layers_in_float(hostile_keras, plant
         baseline = fallback["steps"][0]
         assert baseline["phase"] == "baseline" and baseline["accuracy"]["accuracy_drop_pts"] > 3
         assert artifact["accuracy"]["accuracy_drop_pts"] <= 1.0  # re-validated after the fallback
+        share = artifact["compression"]["mac_share"]  # re-inspected: the planted layers run in float
+        assert 0 < share["int8"] < 1 and share["float32"] > 0, (artifact["name"], share)
         assert all({"bytes", "latency_p50_ms", "float_layers"} <= set(s) for s in fallback["steps"])
 
 
