@@ -236,7 +236,7 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
         ref_outputs = [source.reference(f) for f in data.validation_feeds]
         roles = resolve_roles(ref_outputs, {s.name: s.shape for s in source.inputs}, recipe.outputs)
         float_check = check_float_accuracy(resolution, data.labels, ref_outputs, recipe.calibration.source,
-                                           job.allow_low_float_accuracy)
+                                           job.allow_low_float_accuracy, roles.primary)
         built, fusion, notes = [], {}, list(data.notes)
         if "tflite" in targets:
             tfl_built, tfl_fusion = tflite_target.build_all(source, recipe, data.calibration_factory(), stage, on_step)

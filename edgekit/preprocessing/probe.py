@@ -65,27 +65,30 @@ def with_user_values(candidate: Candidate, user: dict[str, Any]) -> Optional[Can
     return Candidate(candidate.name, pp)
 
 
-def class_scores(outputs: dict[str, np.ndarray], num_classes: int) -> Optional[str]:
-    """The output that holds one score per class ([1, C] or [C], C >= num_classes), first by name."""
-    for name in sorted(outputs):
+def class_scores(outputs: dict[str, np.ndarray], num_classes: int, preferred: Optional[str] = None) -> Optional[str]:
+    """The output that holds one score per class ([1, C] or [C], C >= num_classes): `preferred`
+    (the primary output) when it is one, else the first by name."""
+    for name in ([preferred] if preferred in outputs else []) + sorted(outputs):
         shape = np.shape(outputs[name])
         if 1 <= len(shape) <= 2 and (len(shape) == 1 or shape[0] == 1) and shape[-1] >= max(num_classes, 2):
             return name
     return None
 
 
-def top1_accuracy(outputs: list[dict[str, np.ndarray]], labels: list[int]) -> Optional[float]:
+def top1_accuracy(outputs: list[dict[str, np.ndarray]], labels: list[int],
+                  preferred: Optional[str] = None) -> Optional[float]:
     """Share of samples whose class-score argmax is the label (None: no class-score output)."""
-    return label_scores(outputs, labels)[0]
+    return label_scores(outputs, labels, preferred)[0]
 
 
-def label_scores(outputs: list[dict[str, np.ndarray]], labels: list[int]) -> tuple[Optional[float], Optional[float]]:
+def label_scores(outputs: list[dict[str, np.ndarray]], labels: list[int],
+                 preferred: Optional[str] = None) -> tuple[Optional[float], Optional[float]]:
     """(top-1 accuracy, mean NLL of the label) over the class-score output; (None, None) without one.
 
     Scores that already are probabilities (non-negative, summing to 1) are used as they are,
     anything else goes through a softmax.
     """
-    name = class_scores(outputs[0], max(labels) + 1) if outputs else None
+    name = class_scores(outputs[0], max(labels) + 1, preferred) if outputs else None
     if name is None:
         return None, None
     scores = np.stack([np.asarray(o[name], np.float64).reshape(-1) for o in outputs])

@@ -121,8 +121,9 @@ def _probe(res: Resolution, recipe: Recipe, user: dict, source) -> None:
 
 
 def check_float_accuracy(res: Resolution, labels: list[Optional[int]], ref_outputs: list[dict],
-                         origin, allow: bool) -> Optional[dict]:
-    """The float model's accuracy on the labelled validation samples vs chance; exit 4 if not 1.5x above.
+                         origin, allow: bool, primary: Optional[str] = None) -> Optional[dict]:
+    """The float model's accuracy on the labelled validation samples vs chance; exit 4 if not 1.5x above
+    (on the `primary` output when it holds class scores, else the first class-score output by name).
 
     Returns {"accuracy", "chance", "classes", "samples"} (None without labels or class scores).
     Without labels (image data): one warning that the preprocessing is unverified.
@@ -136,7 +137,7 @@ def check_float_accuracy(res: Resolution, labels: list[Optional[int]], ref_outpu
         return None
     outputs, values = [o for o, _ in pairs], [label for _, label in pairs]
     classes = len(set(values))
-    accuracy = top1_accuracy(outputs, values)
+    accuracy = top1_accuracy(outputs, values, primary)
     if accuracy is None or classes < 2:
         return None
     chance = 1.0 / classes

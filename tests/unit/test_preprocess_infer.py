@@ -124,3 +124,18 @@ def test_keras_applications_conventions_by_model_name(tmp_path):
         else:
             got = found.values["scale"], found.values["offset"], found.values["color"]
             assert got == (pytest.approx(want[0]), want[1], want[2]), name
+
+
+def test_the_float_sanity_check_reads_the_primary_output_and_refuses_chance(caplog):
+    from edgekit.preprocessing.resolve import Resolution, check_float_accuracy
+
+    rng = np.random.default_rng(0)
+    labels = [i % 10 for i in range(50)]
+    outputs = [{"a_offsets": rng.normal(size=(1, 12)), "probs": np.eye(10)[[label]]} for label in labels]
+    res = Resolution(Preprocess(), {"scale": "default"})
+    assert check_float_accuracy(res, labels, outputs, "data/", False, primary="probs")["accuracy"] == 1.0
+    with pytest.raises(CalibrationDataError, match=r"data/: the float model scores .* chance is 10.0% \(10 classes\)"):
+        check_float_accuracy(res, labels, outputs, "data/", False)  # first by name: the offsets
+    assert check_float_accuracy(res, labels, outputs, "data/", True)["accuracy"] < 0.15
+    assert check_float_accuracy(res, [None] * 50, outputs, "data/", False) is None
+    assert "preprocessing is unverified" in caplog.text
