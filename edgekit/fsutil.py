@@ -108,19 +108,32 @@ def atomic_output_dir(dest: str | Path):
     """Yield a staging directory that replaces `dest` as a whole when the block succeeds."""
     dest = Path(dest).absolute()
     parent = dest.parent
+    staging = None
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        clean_stale(parent, dest.name)
-        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{dest.name}-", dir=parent))
-        os.chmod(staging, 0o777 & ~_umask())
-    except OSError as err:
-        raise OutputError(f"cannot write output here ({err.strerror})", dest) from None
-    try:
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            clean_stale(parent, dest.name)
+            staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{dest.name}-", dir=parent))
+            os.chmod(staging, 0o777 & ~_umask())
+        except OSError as err:
+            raise OutputError(f"cannot write output here ({err.strerror})", dest) from None
         yield staging
         _publish(staging, dest)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            remove_tree(staging)
         raise
+
+
+def remove_tree(path: Path) -> None:
+    """rmtree (errors ignored) that a second Ctrl-C cannot cut short: the first one is already
+    being raised, and a half-removed staging directory would be left behind."""
+    while True:
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 def _temp_dirs() -> re.Pattern:

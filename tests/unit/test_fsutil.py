@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from edgekit.errors import OutputError
@@ -44,3 +46,28 @@ def test_stale_staging_dirs_are_cleaned(tmp_path):
     with atomic_output_dir(tmp_path / "out"):
         pass
     assert not stale.exists()
+
+
+def test_a_second_interrupt_during_cleanup_still_removes_the_staging_dir(tmp_path, monkeypatch):
+    import shutil as real_shutil
+
+    from edgekit import fsutil
+
+    calls = []
+    original = real_shutil.rmtree
+
+    def interrupted_once(path, ignore_errors=False):
+        calls.append(path)
+        if len(calls) == 1:
+            (Path(path) / "a").unlink()  # part of the tree is gone when the second Ctrl-C lands
+            raise KeyboardInterrupt
+        original(path, ignore_errors=ignore_errors)
+
+    monkeypatch.setattr(fsutil.shutil, "rmtree", interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        with fsutil.atomic_output_dir(tmp_path / "out") as stage:
+            (stage / "a").write_text("x")
+            (stage / "b").write_text("y")
+            raise KeyboardInterrupt
+    assert len(calls) == 2
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".edgekit-")]
