@@ -97,6 +97,10 @@ def split_rows(x: np.ndarray, axis: int) -> Optional[int]:
             return k
     return None
 
+# An unnamed [N, T, C] logit output with a dominant class is a CTC sequence only up to this many
+# timesteps: a detector's per-anchor head ([1, 7600, 32] box-distribution logits) is not one.
+MAX_UNNAMED_TIMESTEPS = 1024
+
 
 def _infer(name: str, x: np.ndarray) -> OutputRole:
     """Role of an output from its stacked float values x: [samples, *shape]."""
@@ -119,7 +123,8 @@ def _infer(name: str, x: np.ndarray) -> OutputRole:
         if prob is not None:
             return OutputRole("sequence", class_axis=prob - 4, rank=2)
         ids = x.argmax(axis=-1)
-        if SCORE_NAMES.search(name) or np.bincount(ids.ravel()).max() >= BLANK_SHARE * ids.size:
+        blank = shape[-2] <= MAX_UNNAMED_TIMESTEPS and np.bincount(ids.ravel()).max() >= BLANK_SHARE * ids.size
+        if SCORE_NAMES.search(name) or blank:
             return OutputRole("sequence", class_axis=-1, rank=4)  # logits: named so, or a dominant blank
         return OutputRole("regression", feature_axis=-1, rank=8)  # e.g. hidden states: argmax means nothing
     axis = core[-1] - rank if core else -1

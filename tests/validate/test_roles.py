@@ -143,3 +143,10 @@ def test_declared_decode_settings_reach_the_box_metrics():
     assert (roles["det"].feature_axis, roles["det"].score_threshold, roles["det"].box_format) == (-1, 0.5, "xyxy")
     acc = compare(reference, reference, [None] * 3, roles)
     assert acc.box_f1 == 1.0 and acc.outputs["det"].boxes["reference_detections"] == 3
+
+
+def test_a_detectors_per_anchor_logits_are_not_a_sequence():
+    # PP-PicoDet's box-distribution head [1, 7600, 32]: one bin wins most anchors, like a CTC blank
+    anchors = RNG.normal(0, 1, (2, 1, 7600, 32))
+    anchors[..., 7] += 2.0
+    assert resolve_roles([{"transpose_1.tmp_0": x} for x in anchors])["transpose_1.tmp_0"].role == "regression"

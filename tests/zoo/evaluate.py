@@ -22,9 +22,13 @@ from pathlib import Path
 import numpy as np
 
 
-def compress(cli, model: Path, data: Path, out: Path, *flags) -> tuple[dict, Path, Path]:
+def compress(cli, model: Path, data: Path, out: Path, *flags, collapsed: str | None = None) -> tuple[dict, Path, Path]:
+    """collapsed: the collapse guard must fire (exit 10, the report written) with this in its line."""
     result = cli("compress", model, "--int8", "-c", data, "--out", out, *flags)
-    assert result.code == 0, result.err
+    if collapsed is None:
+        assert result.code == 0, result.err
+    else:
+        assert result.code == 10 and "collapse_guard" in result.err and collapsed in result.err, result.err
     report = json.loads((out / "report.json").read_text())
     fp32, int8 = (a for a in report["artifacts"] if a["precision"] in ("fp32", "int8"))
     return report, out / fp32["path"], out / int8["path"]

@@ -25,7 +25,9 @@ def test_eight_head_layout_detections_match_float(zoo_files, edgekit_cli, tmp_pa
     pages = data.write_document_pages(tmp_path / "pages", 70, photos)
     out = tmp_path / "out"
     flags = ("--layout", "nchw", "--mean", ",".join(map(str, MEAN)), "--std", ",".join(map(str, STD)))
-    report, fp32, int8 = ev.compress(edgekit_cli, zoo_files("layout"), pages, out, *flags)
+    # Its class-score heads lose most of their signal under plain INT8 (2.8 dB, measured): the default
+    # collapse guard fails the build (exit 10, report written); detections are still compared below.
+    report, fp32, int8 = ev.compress(edgekit_cli, zoo_files("layout"), pages, out, *flags, collapsed="SQNR")
     assert len(report["artifacts"][1]["accuracy"]["outputs"]) == 8  # every head is validated
     feeds = ({"image": ev.image_input(pages / name, MEAN, STD)} for name in ev.held_out(out))
     found, kept, matched, f1 = ev.detection_f1(ev.session(fp32), ev.session(int8), feeds, _decode)

@@ -60,7 +60,10 @@ def test_text_recognizer_character_accuracy(paddle_models, edgekit_cli, tmp_path
     lines = data.write_word_lines(tmp_path / "lines", 200)
     truth = json.loads((lines / "texts.json").read_text())
     out = tmp_path / "out"
-    _, fp32, int8 = ev.compress(edgekit_cli, paddle_models / "ch_PP-OCRv4_rec_infer.onnx", lines, out, *UNIT)
+    # The plain INT8 build decodes most lines differently from float (exact id-sequence match with
+    # float 0.40, measured): the default collapse guard says so with exit 10, after the report.
+    _, fp32, int8 = ev.compress(edgekit_cli, paddle_models / "ch_PP-OCRv4_rec_infer.onnx", lines, out, *UNIT,
+                                collapsed="sequence match")
     float_model, int8_model = ev.session(fp32), ev.session(int8)
     characters = ["blank", *float_model.get_modelmeta().custom_metadata_map["character"].splitlines(), " "]
     names = ev.held_out(out)
