@@ -38,8 +38,8 @@ from edgekit.pipeline import cache
 from edgekit.pipeline.fallback_stage import apply_fallback
 from edgekit.pipeline.gates import evaluate_gates, flag_artifacts
 from edgekit.pipeline.isolate import run_isolated
-from edgekit.preprocessing.resolve import check_float_accuracy, resolve_preprocessing, user_origins
 from edgekit.preprocessing.contract import embed_contract
+from edgekit.preprocessing.resolve import check_float_accuracy, resolve_preprocessing, user_origins
 from edgekit.recipe.loader import recipe_to_yaml
 from edgekit.recipe.schema import Recipe
 from edgekit.report.html import render_html
@@ -251,7 +251,7 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
             fusion.update(onnx_fusion)
             notes += onnx_notes
         apply_fallback(built, source, recipe, data, ref_outputs, job.model_file.path, on_step, roles)
-        embed_contract(built, resolution, source, recipe, ref_outputs)
+        embed_contract(built, resolution, source, recipe, ref_outputs, roles.primary)
         entries = _validate(built, recipe, data, ref_outputs, on_step, roles)
         for warning in flag_artifacts(entries):
             log.warning("%s", warning)

@@ -19,16 +19,18 @@ def input_range(pp: Preprocess) -> tuple[float, float]:
     return float(np.min(ends)), float(np.max(ends))
 
 
-def embed_contract(built: list, resolution, source, recipe: Recipe, ref_outputs: list[dict]) -> None:
+def embed_contract(built: list, resolution, source, recipe: Recipe, ref_outputs: list[dict],
+                   primary: str | None = None) -> None:
     """Write the resolved preprocessing and class names into every .tflite and .onnx artifact
-    (image models only: one 4-D input fed from images or synthetic data)."""
+    (image models only: one 4-D input fed from images or synthetic data); the labels belong to
+    the `primary` output when it holds class scores."""
     if not resolution.images or len(source.inputs) != 1 or len(source.inputs[0].shape) != 4:
         return
     from edgekit.stages.artifact_metadata import InputContract, embed_onnx_metadata, embed_tflite_metadata
 
     pp = resolution.preprocess
     labels = recipe.class_names
-    output = class_scores(ref_outputs[0], len(labels) if labels else 2) if ref_outputs else None
+    output = class_scores(ref_outputs[0], len(labels) if labels else 2, primary) if ref_outputs else None
     contract = InputContract(
         input_name=source.inputs[0].name, scale=pp.scale, offset=pp.offset, mean=pp.mean, std=pp.std,
         color=pp.color, layout=pp.layout, input_range=input_range(pp), labels=labels, output_name=output)

@@ -29,31 +29,34 @@ class TensorFlowView:
             data = tuple(_tensor(i) for i in n.input if not i.startswith("^"))
             for i in data:
                 self._consumers[i].append(Node(n.op, n.name, data, f"{n.name}:0"))
-        self._graph = None
+        self._session = None  # opened on the first constant, for the walk's few constants
 
     def consumers(self, tensor: str) -> list[Node]:
         return self._consumers.get(tensor, [])
 
-    def _depends_on_placeholder(self, name: str, seen: set) -> bool:
-        if name in seen:
-            return False
-        seen.add(name)
-        node = self._nodes.get(name)
-        if node is None or node.op == "Placeholder":
-            return True
-        return any(self._depends_on_placeholder(i.lstrip("^").split(":")[0], seen) for i in node.input)
+    def _depends_on_placeholder(self, name: str) -> bool:
+        """Whether node `name` reads a Placeholder, through any chain of its inputs."""
+        stack, seen = [name], set()
+        while stack:
+            node = self._nodes.get(stack.pop())
+            if node is None or node.op == "Placeholder":
+                return True
+            if node.name not in seen:
+                seen.add(node.name)
+                stack += [i.lstrip("^").split(":")[0] for i in node.input]
+        return False
 
     def constant(self, tensor: str) -> Optional[np.ndarray]:
-        if self._depends_on_placeholder(tensor.split(":")[0], set()):
+        if self._depends_on_placeholder(tensor.split(":")[0]):
             return None
         tf = self.tf
-        if self._graph is None:
-            self._graph = tf.Graph()
-            with self._graph.as_default():
+        if self._session is None:
+            graph = tf.Graph()
+            with graph.as_default():
                 tf.import_graph_def(self.graph_def, name="")
+            self._session = tf.compat.v1.Session(graph=graph)
         try:
-            with tf.compat.v1.Session(graph=self._graph) as session:
-                return np.asarray(session.run(tensor))
+            return np.asarray(self._session.run(tensor))
         except Exception:  # an op that cannot run alone: not a constant we can use
             return None
 

@@ -64,9 +64,11 @@ def infer_from_model(source, model_path=None) -> Inferred:
         found.values.update(scale=1.0, offset=RAW_DTYPES[spec.dtype])
         found.evidence.append(f"input dtype {spec.dtype}: takes raw pixels")
         return found
-    _from_metadata(source, found)
+    onnx_model = _load_onnx(source)
+    if onnx_model is not None:
+        _from_metadata(onnx_model, found)
     if "scale" not in found.values and channels in COLORS:
-        chain = _graph_chain(source, spec.name, channels)
+        chain = _graph_chain(source, onnx_model, spec.name, channels)
         if chain.found:
             name = chain.input_range()
             scale, offset = RANGES[name]
@@ -99,15 +101,26 @@ def _range_text(scale: float, offset: float) -> str:
     return f"[{offset:g}, {255 * scale + offset:g}]"
 
 
-def _graph_chain(source, name: str, channels: int) -> Chain:
+def _load_onnx(source):
+    """The source's ONNX graph, loaded once (None: a TensorFlow source, or unreadable: nothing inferred)."""
+    if source.onnx_path is None:
+        return None
+    from edgekit.onnx.load import load_onnx
+
+    try:
+        return load_onnx(source.onnx_path)
+    except Exception as err:  # inference is advisory: a graph it cannot read infers nothing
+        log.debug("preprocessing: cannot read %s (%s)", source.onnx_path, err)
+        return None
+
+
+def _graph_chain(source, onnx_model, name: str, channels: int) -> Chain:
     from edgekit.preprocessing.graphs import onnx_chain, tensorflow_chain
 
     try:
         if source.saved_dir is not None:
             return tensorflow_chain(source.saved_dir, name, channels)
-        from edgekit.onnx.load import load_onnx
-
-        return onnx_chain(load_onnx(source.onnx_path), name, channels)
+        return onnx_chain(onnx_model, name, channels) if onnx_model is not None else Chain()
     except Exception as err:  # inference is advisory: a graph it cannot read infers nothing
         log.debug("preprocessing: cannot read the input chain (%s)", err)
         return Chain()
@@ -116,16 +129,14 @@ def _graph_chain(source, name: str, channels: int) -> Chain:
 METADATA_KEYS = {"scale": float, "offset": float, "mean": list, "std": list, "color": str, "layout": str}
 
 
-def _from_metadata(source, found: Inferred) -> None:
-    """ONNX metadata_props: edgekit's own `edgekit.preprocess` JSON (what an edgekit artifact carries)."""
-    if source.onnx_path is None:
-        return
-    try:
-        import onnx
+def _from_metadata(model, found: Inferred) -> None:
+    """ONNX metadata_props: edgekit's own `edgekit.preprocess` JSON (what an edgekit artifact carries);
+    only the preprocessing keys of well-typed values are taken, anything malformed says nothing."""
+    from edgekit.stages.artifact_metadata import PREPROCESS_KEY
 
-        props = {p.key: p.value for p in onnx.load(str(source.onnx_path), load_external_data=False).metadata_props}
-        declared = json.loads(props.get("edgekit.preprocess", "{}"))
-    except Exception:  # malformed metadata says nothing
+    try:
+        declared = json.loads({p.key: p.value for p in model.metadata_props}.get(PREPROCESS_KEY, "{}"))
+    except ValueError:
         return
     if not isinstance(declared, dict):
         return
@@ -133,4 +144,4 @@ def _from_metadata(source, found: Inferred) -> None:
              and (METADATA_KEYS[k] is not float or isinstance(v, (int, float)))}
     if taken:
         found.values.update(taken)
-        found.evidence.append(f"ONNX metadata_props edgekit.preprocess declares {sorted(taken)}")
+        found.evidence.append(f"ONNX metadata_props {PREPROCESS_KEY} declares {sorted(taken)}")

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from edgekit.calibration.preprocess import decode_image, normalize_image
 from edgekit.recipe.schema import Preprocess
+from edgekit.validate.task_metrics import label_accuracy
 
 MAX_PROBE_SAMPLES = 64
 IMAGENET = {"scale": 1 / 255, "offset": 0.0, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
@@ -96,8 +97,7 @@ def label_scores(outputs: list[dict[str, np.ndarray]], labels: list[int],
         scores = np.exp(scores - scores.max(axis=1, keepdims=True))
         scores /= scores.sum(axis=1, keepdims=True)
     picked = scores[np.arange(len(labels)), np.asarray(labels)]
-    accuracy = float(np.mean(np.argmax(scores, axis=1) == np.asarray(labels)))
-    return accuracy, float(np.mean(-np.log(np.clip(picked, 1e-12, 1.0))))
+    return label_accuracy(scores, labels), float(np.mean(-np.log(np.clip(picked, 1e-12, 1.0))))
 
 
 def run_probe(cands: list[Candidate], paths: list, labels: list[int], spec, reference: Callable) -> None:

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 from pydantic import ValidationError
 
 from edgekit.calibration.preprocess import CHANNELS
-from edgekit.calibration.sources import IMAGE_SUFFIXES, CalibrationSource
+from edgekit.calibration.sources import IMAGE_SUFFIXES, CalibrationSource, sample_files
 from edgekit.calibration.split import split_samples
 from edgekit.errors import CalibrationDataError
-from edgekit.preprocessing.infer import Inferred, infer_from_model
+from edgekit.preprocessing.infer import infer_from_model
 from edgekit.preprocessing.probe import (MAX_PROBE_SAMPLES, PROBED, Candidate, candidates, pick, run_probe,
                                          top1_accuracy, with_user_values)
 from edgekit.recipe.schema import Preprocess, Recipe
@@ -83,10 +83,10 @@ def resolve_preprocessing(recipe: Recipe, flags: frozenset[str], source, model_p
 
 def _probe(res: Resolution, recipe: Recipe, user: dict, source) -> None:
     cal = recipe.calibration
-    data = CalibrationSource(cal.source, source.inputs, res.preprocess, cal.labels)
-    if any(r.path.suffix.lower() not in IMAGE_SUFFIXES for r in data.refs):
+    if any(path.suffix.lower() not in IMAGE_SUFFIXES for path in sample_files(Path(cal.source))):
         res.images, res.origins = False, {}
         return
+    data = CalibrationSource(cal.source, source.inputs, res.preprocess, cal.labels)
     split = split_samples(data.refs, cal.validation_fraction, cal.num_samples, cal.max_validation_samples)
     labelled = [r for r in split.validation if r.label is not None][:MAX_PROBE_SAMPLES]
     if not labelled:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgekit.report.outputs import num
+
 SHOWN = ("scale", "offset", "mean", "std", "color", "layout", "resize")
 
 
@@ -20,22 +22,14 @@ def preprocessing_lines(info: dict[str, Any]) -> list[str]:
     probe = info.get("probe")
     if probe:
         lines += ["", f"Probe: float top-1 accuracy on {probe['samples']} labelled validation images "
-                  f"(as resolved: {_pct(probe['as_resolved_accuracy'])}); used: {probe['chosen']}.", "",
+                  f"(as resolved: {num(probe['as_resolved_accuracy'], pct=True)}); used: {probe['chosen']}.", "",
                   "| candidate | float accuracy | label NLL |", "|---|---:|---:|"]
-        lines += [f"| {c['name']} | {_pct(c['accuracy'])} | {_nll(c.get('nll'))} |" for c in probe["candidates"]]
+        lines += [f"| {c['name']} | {num(c['accuracy'], pct=True)} | {num(c.get('nll'))} |" for c in probe["candidates"]]
     check = info.get("float_accuracy")
     if check:
-        lines += ["", f"Float accuracy on the validation labels: {_pct(check['accuracy'])} "
-                  f"({check['samples']} samples, chance {_pct(check['chance'])} for {check['classes']} classes)."]
+        lines += ["", f"Float accuracy on the validation labels: {num(check['accuracy'], pct=True)} "
+                  f"({check['samples']} samples, chance {num(check['chance'], pct=True)} for {check['classes']} classes)."]
     return lines
-
-
-def _nll(value) -> str:
-    return "–" if value is None else f"{value:.3f}"
-
-
-def _pct(value) -> str:
-    return "–" if value is None else f"{value * 100:.1f}%"
 
 
 def _show(value) -> str:

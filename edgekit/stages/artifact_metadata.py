@@ -17,13 +17,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
+from edgekit.calibration.preprocess import CHANNELS
 from edgekit.errors import MissingDependencyError, ModelError, OutputError
 from edgekit.fsutil import write_bytes_atomic
 
 FORMAT_VERSION = 1
 PREFIX = "edgekit."
 PREPROCESS_KEY = PREFIX + "preprocess"
-COLORS = {"rgb": 3, "bgr": 3, "grayscale": 1}
+COLORS = CHANNELS  # colour -> channels
 LAYOUTS = ("nhwc", "nchw")
 
 
