@@ -48,6 +48,7 @@ class Step:
     shortfall: float
     elapsed_s: float
     quantization: dict = field(default_factory=dict)  # the quantizer settings of this build
+    precisions: dict = field(default_factory=dict)  # precision ladder: unit -> int16 | float (the rest W8A8)
 
     def to_dict(self) -> dict:
         return dict(vars(self))

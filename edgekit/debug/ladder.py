@@ -1,0 +1,232 @@
+"""The precision ladder: per tensor group, W8A8 -> W8A16 -> float, cheapest first, against a budget.
+
+On a backend that quantizes once and edits the graph (`onnx_ladder.OnnxLadder`):
+1. the plain INT8 model is validated on the full held-out split; if it meets the budget, stop;
+2. ranking, before any end-to-end build: Concats whose inputs' calibrated ranges are orders of
+   magnitude apart go first (`heterogeneous`); every other unit is scored by the local noise of
+   its own INT8 grid on float activations, and the SHORTLIST (16) noisiest are measured end to
+   end on the first SENSITIVITY_SAMPLES (32) samples: sensitivity = output noise fraction removed
+   by that unit alone at int16 (10^(-SQNR/10) of the primary output);
+3. greedy: units go to int16 in rank order in growing batches (1, 1, 2, 4, ...) until the
+   budget holds or `max_units` (default 4 x max_float_layers) are raised; then the smallest
+   prefix is found by bisection; if int16 is not enough, the raised units go on to float in rank
+   order, up to `max_float_layers` (default 10);
+4. prune: each raised unit, least sensitive first, is lowered one rung and kept there when the
+   budget still holds (at most PRUNE_LIMIT (8) tries, within the time budget).
+Every candidate is a recorded Step (its `precisions`); host latency is measured on the baseline
+and the final model only. Stops at `time_budget_s` (default 600) with the best point so far.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Optional
+
+from edgekit.debug.fallback import FallbackResult, Step
+from edgekit.debug.scoring import Budget, Evaluator, noise_fraction
+
+SENSITIVITY_SAMPLES = 32
+SHORTLIST = 16
+PRUNE_LIMIT = 8
+STRATEGY = "precision ladder W8A8 -> W8A16 -> float by measured sensitivity, then prune"
+RUNGS = ("int8", "int16", "float")
+
+
+@dataclass
+class UnitSensitivity:
+    """One tensor group's rank: local INT8 noise, end-to-end gain at int16 (None: not measured),
+    why it went first (a heterogeneous Concat), and the score it was ranked by."""
+
+    node: str
+    layer: str
+    op_type: str
+    index: int
+    local_noise: Optional[float] = None
+    int16_gain: Optional[float] = None
+    heterogeneous: Optional[str] = None
+    score: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class _Search:
+    def __init__(self, backend, evaluator: Evaluator, budget: Budget, deadline: float, on_step):
+        self.backend, self.evaluator, self.budget = backend, evaluator, budget
+        self.deadline, self.on_step = deadline, on_step
+        self.start = time.monotonic()
+        self.steps: list[Step] = []
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() > self.deadline
+
+    def try_levels(self, phase: str, levels: dict[str, str]) -> Step:
+        levels = {k: v for k, v in levels.items() if v != "int8"}
+        self.on_step(f"ladder {phase}: {sum(v == 'int16' for v in levels.values())} int16, "
+                     f"{sum(v == 'float' for v in levels.values())} float")
+        model = self.backend.build(levels)
+        acc = self.evaluator.accuracy(self.backend, model)
+        floats = [k for k, v in levels.items() if v == "float"]
+        step = Step(phase, floats, [self.backend.label(k) for k in floats], acc.model_dump(mode="json"), len(model),
+                    None, self.budget.met(acc), self.budget.shortfall(acc), round(time.monotonic() - self.start, 3),
+                    self.backend.quantization(levels), dict(levels))
+        self.steps.append(step)
+        return step
+
+    def best(self) -> Step:
+        met = [s for s in self.steps if s.met]
+        if met:
+            return min(met, key=lambda s: (_cost(s.precisions), s.shortfall))
+        return min(self.steps, key=lambda s: (s.shortfall, _cost(s.precisions)))
+
+
+def _cost(levels: dict) -> tuple[int, int]:
+    return sum(v == "float" for v in levels.values()), sum(v == "int16" for v in levels.values())
+
+
+def rank_units(backend, evaluator: Evaluator, *, deadline: float | None = None, shortlist: int = SHORTLIST,
+               on_step: Callable[[str], None] = lambda s: None) -> list[UnitSensitivity]:
+    """Units in ladder order (see the module docstring, step 2)."""
+    subset = evaluator.subset(SENSITIVITY_SAMPLES)
+    local = backend.local_noise(subset.feeds)
+    units = backend.graph.units
+    rows = {u.id: UnitSensitivity(u.id, backend.label(u.id), u.op_type, u.index, local.get(u.id)) for u in units}
+    first = []
+    for unit_id, ratio, concat in backend.heterogeneous():
+        rows[unit_id].heterogeneous = f"Concat {concat}: input ranges {ratio:.0f}x apart"
+        first.append(rows[unit_id])
+    base = noise_fraction(subset.accuracy(backend, backend.build()))
+    candidates = sorted((r for r in rows.values() if r.heterogeneous is None and r.local_noise is not None),
+                        key=lambda r: -r.local_noise)[:shortlist]
+    for i, row in enumerate(candidates):
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        on_step(f"ladder sensitivity {i + 1}/{len(candidates)}: {row.layer}")
+        row.int16_gain = base - noise_fraction(subset.accuracy(backend, backend.build({row.node: "int16"})))
+        row.score = row.int16_gain
+    for row in first:
+        row.score = float("inf")
+    measured = sorted((r for r in rows.values() if r.int16_gain is not None), key=lambda r: (-r.score, r.index))
+    rest = sorted((r for r in rows.values() if r.int16_gain is None and r.heterogeneous is None),
+                  key=lambda r: -(r.local_noise or 0.0))
+    return first + [r for r in measured if r.score > 0] + [r for r in measured if r.score <= 0] + rest
+
+
+def run_ladder(backend, evaluator: Evaluator, budget: Budget, *, max_float_layers: int = 10,
+               max_units: int | None = None, time_budget_s: float = 600.0, measure_latency: bool = True,
+               on_step: Callable[[str], None] = lambda s: None) -> tuple[FallbackResult, list[UnitSensitivity]]:
+    """(the search's FallbackResult, the unit ranking); see the module docstring."""
+    search = _Search(backend, evaluator, budget, time.monotonic() + time_budget_s, on_step)
+    baseline = search.try_levels("baseline", {})
+    ranking: list[UnitSensitivity] = []
+    stopped = "full INT8 meets the budget"
+    if not baseline.met:
+        every = {u.id: "int16" for u in backend.graph.units}
+        if search.try_levels("all int16", every).met:
+            ranking = rank_descent(backend, evaluator, deadline=search.start + time_budget_s / 2, on_step=on_step)
+            stopped = _descend(search, [r.node for r in ranking], every)
+        else:
+            ranking = rank_units(backend, evaluator, deadline=search.start + time_budget_s / 2, on_step=on_step)
+            stopped = _climb(search, [r.node for r in ranking], max_units or 4 * max_float_layers, max_float_layers)
+    best = search.best()
+    model = backend.build(best.precisions)
+    if measure_latency:
+        baseline.latency_p50_ms = evaluator.latency(backend, backend.build()).p50_ms
+        best.latency_p50_ms = evaluator.latency(backend, model).p50_ms
+    result = FallbackResult(budget, STRATEGY, search.steps, best, best.met, model, [], stopped)
+    return result, ranking
+
+
+def rank_descent(backend, evaluator: Evaluator, *, deadline: float | None = None, shortlist: int = SHORTLIST,
+                 on_step: Callable[[str], None] = lambda s: None) -> list[UnitSensitivity]:
+    """Units most sensitive first, measured from the all-int16 model: the output noise fraction
+    that this unit alone at INT8 adds (the SHORTLIST units noisiest on their own grid; the rest
+    rank after them by local noise). Heterogeneous Concats go first."""
+    subset = evaluator.subset(SENSITIVITY_SAMPLES)
+    local = backend.local_noise(subset.feeds)
+    every = {u.id: "int16" for u in backend.graph.units}
+    base = noise_fraction(subset.accuracy(backend, backend.build(every)))
+    rows = {u.id: UnitSensitivity(u.id, backend.label(u.id), u.op_type, u.index, local.get(u.id))
+            for u in backend.graph.units}
+    first = []
+    for unit_id, ratio, concat in backend.heterogeneous():
+        rows[unit_id].heterogeneous = f"Concat {concat}: input ranges {ratio:.0f}x apart"
+        rows[unit_id].score = float("inf")
+        first.append(rows[unit_id])
+    candidates = sorted((r for r in rows.values() if r.heterogeneous is None),
+                        key=lambda r: -(r.local_noise or 0.0))
+    for i, row in enumerate(candidates[:shortlist]):
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        on_step(f"ladder sensitivity {i + 1}/{shortlist}: {row.layer}")
+        acc = subset.accuracy(backend, backend.build({**every, row.node: "int8"}))
+        row.int16_gain = noise_fraction(acc) - base
+        row.score = row.int16_gain
+    measured = sorted((r for r in candidates if r.int16_gain is not None), key=lambda r: (-r.score, r.index))
+    macs = backend.unit_macs()
+    rest = sorted((r for r in candidates if r.int16_gain is None), key=lambda r: macs.get(r.node, 0) > 0)
+    return first + measured + rest
+
+
+def _descend(search: _Search, order: list[str], every: dict[str, str]) -> str:
+    """From all int16, the least sensitive units back to INT8: the longest suffix of `order`
+    that still meets the budget (bisection), then each remaining int16 unit tried alone."""
+    low, high = 0, len(order)  # number of units kept int16 (a prefix of order): high meets
+    while high - low > 1 and not search.out_of_time():
+        mid = (low + high) // 2
+        if search.try_levels("bisect", {u: "int16" for u in order[:mid]}).met:
+            high = mid
+        else:
+            low = mid
+    levels = {u: "int16" for u in order[:high]}
+    for unit in list(reversed(order[:high]))[:PRUNE_LIMIT]:
+        if search.out_of_time():
+            return f"time budget spent ({len(search.steps)} builds)"
+        trial = {k: v for k, v in levels.items() if k != unit}
+        if search.try_levels("prune", trial).met:
+            levels = trial
+    return "budget met"
+
+
+def _climb(search: _Search, order: list[str], max_units: int, max_float: int) -> str:
+    """Greedy int16 then float, then bisection and prune; returns why it stopped."""
+    order = order[:max_units]
+    size, last_short = 0, 0
+    step = search.steps[-1]
+    while size < len(order) and not step.met and not search.out_of_time():
+        last_short, size = size, min(len(order), max(1, size * 2))
+        step = search.try_levels("greedy int16", {u: "int16" for u in order[:size]})
+    if step.met and size - last_short > 1:  # bisect the smallest prefix in (last_short, size]
+        low, high = last_short, size
+        while high - low > 1 and not search.out_of_time():
+            mid = (low + high) // 2
+            if search.try_levels("bisect int16", {u: "int16" for u in order[:mid]}).met:
+                high = mid
+            else:
+                low = mid
+        size = high
+    levels = {u: "int16" for u in order[:size]}
+    met = search.best().met
+    for unit in order[:min(size, max_float)] if not met else ():
+        if search.out_of_time():
+            return f"time budget spent ({len(search.steps)} builds)"
+        levels[unit] = "float"
+        if search.try_levels("greedy float", levels).met:
+            met = True
+            break
+    best = search.best()
+    levels = dict(best.precisions)
+    current = best
+    for unit in [u for u in reversed(order) if u in levels][:PRUNE_LIMIT]:
+        if search.out_of_time():
+            break
+        trial = dict(levels)
+        lower = RUNGS[RUNGS.index(trial[unit]) - 1]
+        trial[unit] = lower
+        step = search.try_levels("prune", trial)
+        if step.met or (not current.met and step.shortfall <= current.shortfall):
+            levels, current = trial, step
+    if met:
+        return "budget met"
+    return f"max units reached ({len(order)} int16, {min(size, max_float)} float)"

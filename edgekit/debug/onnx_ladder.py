@@ -1,0 +1,173 @@
+"""The ONNX side of the precision ladder: quantize once, then build every candidate by editing the QDQ graph.
+
+`OnnxLadder(fp32_path, calibration, options)` calibrates and quantizes the float model once with
+`quantize_qdq` (the plain INT8 build's options), indexes its tensor groups (`QdqGraph` units) and
+builds a candidate for {unit id: "int16" | "float"} in milliseconds. It also gives what the
+search ranks with before building anything: each unit's local quantization noise on float
+activations (`local_noise`) and the Concats whose inputs' calibrated ranges are orders of
+magnitude apart (`heterogeneous`), and the per-layer precision map of a built model (`layer_map`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from edgekit.debug.backend import TempModelFiles
+from edgekit.errors import UsageError
+
+HETEROGENEOUS_RATIO = 100.0  # a Concat whose inputs' ranges differ this much shares one scale badly
+
+
+class OnnxLadder:
+    """fp32_path: the float (fused) ONNX model; calibration: factory of feeds; options:
+    `quantize_qdq` keyword arguments of the plain INT8 build (default: its defaults)."""
+
+    target = "onnx"
+    suffix = ".onnx"
+
+    def __init__(self, fp32_path: Path, calibration, options: Mapping | None = None):
+        import onnx
+
+        from edgekit.debug.onnx_qdq_edit import QdqGraph
+        from edgekit.onnx.quantize import quantize_qdq
+
+        if calibration is None:
+            raise UsageError("ONNX INT8 needs calibration data: pass --calibration DIR")
+        self.fp32_path = Path(fp32_path)
+        self._files = TempModelFiles(self.suffix)
+        out = self._files.path("int8.onnx")
+        self.settings = quantize_qdq(self.fp32_path, out, calibration, **dict(options or {}))
+        self.fp32 = onnx.load(str(self.fp32_path))
+        self.graph = QdqGraph(onnx.load(str(out)), self.fp32)
+        self.units = {u.id: u for u in self.graph.units}
+        self._cache: dict[tuple, bytes] = {}
+        self._macs: dict[str, int] | None = None
+
+    def build(self, levels: Mapping[str, str] | None = None) -> bytes:
+        key = tuple(sorted((k, v) for k, v in (levels or {}).items() if v != "int8"))
+        if key not in self._cache:
+            self._cache[key] = self.graph.edit(dict(key)).SerializeToString()
+        return self._cache[key]
+
+    def quantization(self, levels: Mapping[str, str] | None = None) -> dict:
+        raised = {k: v for k, v in (levels or {}).items() if v != "int8"}
+        settings = {k: v for k, v in self.settings.items() if k != "nodes_excluded"}
+        return {**settings, "tensor_precisions": raised} if raised else settings
+
+    def runner(self, model: bytes, threads: int | None = None):
+        from edgekit.runtime.onnx import OnnxRunner
+
+        return OnnxRunner(self._files.write(model), threads)
+
+    def label(self, unit_id: str) -> str:
+        unit = self.units[unit_id]
+        return f"{unit.layer} -> {unit_id}" if unit.layer != unit_id else unit_id
+
+    def local_noise(self, feeds: Sequence[dict[str, np.ndarray]]) -> dict[str, float]:
+        """Unit id -> noise power / signal power of its own INT8 grid on the float model's values."""
+        import onnx
+        import onnxruntime
+
+        from edgekit.runtime.onnx import session_options
+
+        model = onnx.ModelProto()
+        model.CopyFrom(self.fp32)
+        have = {o for n in model.graph.node for o in n.output}
+        names = [t for u in self.graph.units for t in u.tensors if t in have]
+        del model.graph.output[:]
+        model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
+        session = onnxruntime.InferenceSession(model.SerializeToString(), session_options(1),
+                                               providers=["CPUExecutionProvider"])
+        noise, signal = {}, {}
+        for feed in feeds:
+            values = dict(zip(names, session.run(None, feed)))
+            values.update(feed)
+            for unit in self.graph.units:
+                for tensor in unit.tensors:
+                    x = values.get(tensor)
+                    if x is None or x.dtype.kind != "f":
+                        continue
+                    err = x - self._fake_quant(tensor, x)
+                    noise[unit.id] = noise.get(unit.id, 0.0) + float(np.square(err, dtype=np.float64).sum())
+                    signal[unit.id] = signal.get(unit.id, 0.0) + float(np.square(x, dtype=np.float64).sum())
+        return {u: noise[u] / max(signal[u], 1e-30) for u in noise}
+
+    def _fake_quant(self, tensor: str, x: np.ndarray) -> np.ndarray:
+        low, high = self.graph.range(tensor)
+        scale = (high - low) / 255.0
+        if scale <= 0:
+            return x
+        return np.clip(np.round((x - low) / scale), 0, 255) * scale + low
+
+    def heterogeneous(self) -> list[tuple[str, float, str]]:
+        """[(unit id, range ratio, Concat node)] for each Concat whose inputs' calibrated spans
+        differ >= HETEROGENEOUS_RATIO times, the widest first; the unit is the Concat's output."""
+        found = []
+        g = self.graph
+        for node in g.model.graph.node:
+            if node.op_type != "Concat" or node.output[0] not in g.unit_of:
+                continue
+            spans = []
+            for name in node.input:
+                dq = g.made.get(name)
+                if dq is not None and dq.op_type == "DequantizeLinear" and dq.input[0] in g.made:
+                    q = g.made[dq.input[0]]
+                    if q.op_type == "QuantizeLinear" and q.input[0] in g.pairs:
+                        low, high = g.range(q.input[0])
+                        spans.append(high - low)
+            if len(spans) >= 2 and min(spans) > 0 and max(spans) / min(spans) >= HETEROGENEOUS_RATIO:
+                found.append((g.unit_of[node.output[0]], max(spans) / min(spans), node.name))
+        return sorted(found, key=lambda f: -f[1])
+
+    def unit_macs(self) -> dict[str, int]:
+        """Unit id -> MACs of the conv/matmul/gemm nodes that read it (what int16 or float costs)."""
+        self._count_macs()
+        return {u.id: sum(self._macs.get(r, 0) for r in u.readers) for u in self.graph.units}
+
+    def _count_macs(self) -> None:
+        import onnx
+
+        from edgekit.onnx.inspect import COMPUTE, _Graph, _macs
+
+        if self._macs is None:  # shapes from the INT8 build: 16-bit contrib Q/DQ stop shape inference
+            base = _Graph(onnx.shape_inference.infer_shapes(self.graph.model).graph)
+            self._macs = {n.name: _macs(n, base) for n in self.graph.model.graph.node if n.op_type in COMPUTE}
+
+    def layer_map(self, model: bytes, sensitivity: Mapping[str, float]) -> list[dict]:
+        """Per conv/matmul/gemm (and every other quantizable reader): layer, op, precision
+        (W8A8 | W8A16 | float), the sensitivity of its input unit, MACs."""
+        import onnx
+
+        from edgekit.onnx.inspect import COMPUTE
+
+        self._count_macs()
+        graph = onnx.load_from_string(model).graph
+        made = {out: n for n in graph.node for out in n.output}
+        zero_points = {init.name: init.data_type for init in graph.initializer}
+        rows = []
+        for node in graph.node:
+            if node.op_type not in COMPUTE:
+                continue
+            dq = made.get(node.input[0])
+            bits = zero_points.get(dq.input[2]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+            precision = {2: "W8A8", 3: "W8A8", 4: "W8A16", 5: "W8A16"}.get(bits, "float")
+            unit = self._input_unit(node, made)
+            rows.append({"layer": node.name, "op": node.op_type, "precision": precision,
+                         "macs": self._macs.get(node.name, 0), "unit": unit,
+                         "sensitivity": None if unit is None else sensitivity.get(unit)})
+        return rows
+
+    def _input_unit(self, node, made) -> str | None:
+        source = made.get(node.input[0])
+        while source is not None and source.op_type in ("DequantizeLinear", "QuantizeLinear", "Identity"):
+            tensor = source.input[0]
+            if tensor in self.graph.unit_of:
+                return self.graph.unit_of[tensor]
+            source = made.get(tensor)
+        return self.graph.unit_of.get(node.input[0])
+
+    def close(self) -> None:
+        self._files.close()

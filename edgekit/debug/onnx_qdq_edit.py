@@ -1,0 +1,204 @@
+"""Precision edits on a quantized QDQ graph: one tensor group at int8, int16 or float, no re-quantization.
+
+`QdqGraph(quantized, fp32)` indexes the activation Q/DQ pairs of an onnxruntime QDQ model (built
+once, from one calibration) into units: a quantized tensor together with the tensors that share
+its scale through pass-through ops (MaxPool, Reshape, Flatten, Transpose, ...), so the producer
+and every consumer of an outlier tensor, pooling included, change together. `edit(levels)` returns
+a new model where each named unit is
+- "int16": its QuantizeLinear/DequantizeLinear retyped to 16 bits (com.microsoft domain, which
+  onnxruntime runs at any opset) over the same calibrated range: uint8 zero point z and scale s
+  become 257 z and s / 257, int8 z becomes 257 z + 128;
+- "float": its Q removed and each DQ replaced by Identity of the float tensor.
+A conv/matmul whose activation inputs are all float after the edits gets its float weights back
+(from the FP32 model). Everything else is the single INT8 build, byte for byte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from edgekit.onnx.graph import constant_value
+
+LEVELS = ("int8", "int16", "float")
+PASS_THROUGH = {"MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Slice",
+                "Gather", "Split", "Resize", "DepthToSpace", "SpaceToDepth"}
+ACTIVATIONS = {"Relu", "Clip"}  # onnxruntime's quantizer folds them into the INT8 range
+COMPUTE = {"Conv", "ConvTranspose", "MatMul", "Gemm"}
+CONTRIB = "com.microsoft"
+WIDE = {onnx.TensorProto.UINT8: (onnx.TensorProto.UINT16, np.uint16, 0),
+        onnx.TensorProto.INT8: (onnx.TensorProto.INT16, np.int16, 128)}
+
+
+@dataclass
+class Unit:
+    """One quantized tensor group: `id` (its first tensor), the node that writes it (`layer`) and
+    the nodes that read any of its tensors; `low`/`high`: the calibrated range of its INT8 grid."""
+
+    id: str
+    tensors: list[str]
+    layer: str
+    op_type: str
+    readers: list[str]
+    index: int
+    low: float = 0.0
+    high: float = 0.0
+    readers_ops: list[str] = field(default_factory=list)
+
+
+class QdqGraph:
+    """quantized: the QDQ ModelProto (onnxruntime's quantize_static); fp32: the float model it
+    came from (its weights serve the float layers)."""
+
+    def __init__(self, quantized: onnx.ModelProto, fp32: onnx.ModelProto):
+        self.model = quantized
+        self.float_weights = {init.name: init for init in fp32.graph.initializer}
+        self.fp32 = fp32.graph
+        self.fp32_made = {out: node for node in fp32.graph.node for out in node.output}
+        graph = quantized.graph
+        self.inits = {init.name: init for init in graph.initializer}
+        self.made = {out: node for node in graph.node for out in node.output}
+        self.users: dict[str, list[onnx.NodeProto]] = {}
+        for node in graph.node:
+            for name in node.input:
+                self.users.setdefault(name, []).append(node)
+        self.pairs = {}  # float tensor -> (Q node, [DQ nodes])
+        for node in graph.node:
+            if node.op_type == "QuantizeLinear" and node.input[0] not in self.inits:
+                dqs = [u for u in self.users.get(node.output[0], []) if u.op_type == "DequantizeLinear"]
+                self.pairs[node.input[0]] = (node, dqs)
+        self.units = self._group()
+        self.unit_of = {t: u.id for u in self.units for t in u.tensors}
+
+    def _source(self, tensor: str) -> str:
+        """The quantized tensor a pass-through op's output shares its scale with, else itself."""
+        node = self.made.get(tensor)
+        while node is not None and node.op_type in PASS_THROUGH and node.input:
+            dq = self.made.get(node.input[0])
+            if dq is None or dq.op_type != "DequantizeLinear":
+                break
+            upstream = self.made.get(dq.input[0])
+            if upstream is None or upstream.op_type != "QuantizeLinear":
+                break
+            tensor, node = upstream.input[0], self.made.get(upstream.input[0])
+        return tensor
+
+    def _group(self) -> list[Unit]:
+        groups: dict[str, list[str]] = {}
+        for tensor in self.pairs:
+            groups.setdefault(self._source(tensor), []).append(tensor)
+        order = {node.name: i for i, node in enumerate(self.model.graph.node)}
+        units = []
+        for root, tensors in groups.items():
+            writer = self.made.get(root)
+            readers = [u for t in tensors for dq in self.pairs[t][1] for out in dq.output for u in self.users.get(out, [])
+                       if u.op_type not in ("QuantizeLinear",)]
+            low, high = self.range(root)
+            units.append(Unit(root, tensors, writer.name if writer is not None else root,
+                              writer.op_type if writer is not None else "input", list(dict.fromkeys(r.name for r in readers)),
+                              order.get(writer.name, -1) if writer is not None else -1, low, high,
+                              list(dict.fromkeys(r.op_type for r in readers))))
+        return sorted(units, key=lambda u: (u.index, u.id))
+
+    def range(self, tensor: str) -> tuple[float, float]:
+        """The real range the INT8 grid of `tensor` covers (from its scale and zero point)."""
+        q = self.pairs[tensor][0]
+        scale = float(numpy_helper.to_array(self.inits[q.input[1]]).reshape(-1)[0])
+        zero = numpy_helper.to_array(self.inits[q.input[2]]) if len(q.input) > 2 else np.zeros(1, np.uint8)
+        info = np.iinfo(zero.dtype)
+        z = int(zero.reshape(-1)[0])
+        return (info.min - z) * scale, (info.max - z) * scale
+
+    def edit(self, levels: Mapping[str, str]) -> onnx.ModelProto:
+        """A copy of the quantized model with each unit id in `levels` at its level (see module)."""
+        model = onnx.ModelProto()
+        model.CopyFrom(self.model)
+        graph = model.graph
+        by_name = {node.name: node for node in graph.node}
+        inits = {init.name: init for init in graph.initializer}
+        drop: set[str] = set()
+        for unit in self.units:
+            level = levels.get(unit.id, "int8")
+            if level not in LEVELS:
+                raise ValueError(f"unknown precision {level!r} for {unit.id}; choose from {LEVELS}")
+            for tensor in unit.tensors if level != "int8" else ():
+                q, dqs = self.pairs[tensor]
+                if level == "int16":
+                    self._widen(graph, inits, by_name[q.name], [by_name[d.name] for d in dqs])
+                else:
+                    drop.add(q.name)
+                    for dq in dqs:
+                        self._unquantize(graph, by_name[dq.name], tensor)
+        if any(level == "int16" for level in levels.values()) and CONTRIB not in {o.domain for o in model.opset_import}:
+            model.opset_import.append(helper.make_opsetid(CONTRIB, 1))
+        self._float_weights(graph)
+        kept = [node for node in graph.node if node.name not in drop]
+        del graph.node[:]
+        graph.node.extend(kept)
+        return model
+
+    def _unquantize(self, graph, dq, tensor: str) -> None:
+        """DQ -> Identity(tensor), or the float model's Relu/Clip on `tensor` when the quantizer
+        folded it into the INT8 range (its output name stayed, its node went)."""
+        dq.domain = ""
+        del dq.input[:]
+        dq.input.append(tensor)
+        folded = self.fp32_made.get(tensor)
+        writer = self.made.get(tensor)
+        if folded is None or folded.op_type not in ACTIVATIONS or (writer is not None and writer.op_type == folded.op_type):
+            dq.op_type = "Identity"
+            return
+        dq.op_type = folded.op_type
+        del dq.attribute[:]
+        dq.attribute.extend(folded.attribute)
+        for k, bound in enumerate(folded.input[1:3], 1):
+            value = constant_value(self.fp32, bound) if bound else None
+            name = f"{tensor}_bound{k}" if value is not None else ""
+            if value is not None and name not in {init.name for init in graph.initializer}:
+                graph.initializer.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
+            dq.input.append(name)
+
+    @staticmethod
+    def _widen(graph, inits, q, dqs) -> None:
+        zero = inits[q.input[2]]
+        wide_type, wide_np, offset = WIDE[zero.data_type]
+        name = q.input[0]
+        z = numpy_helper.to_array(zero).astype(np.int64) * 257 + offset
+        s = numpy_helper.to_array(inits[q.input[1]]).astype(np.float32) / np.float32(257)
+        graph.initializer.extend([numpy_helper.from_array(s, f"{name}_scale16"),
+                                  numpy_helper.from_array(z.astype(wide_np), f"{name}_zero_point16")])
+        for node in (q, *dqs):
+            node.domain = CONTRIB
+            node.input[1], node.input[2] = f"{name}_scale16", f"{name}_zero_point16"
+        kept = [v for v in graph.value_info if v.name != q.output[0]]  # the Q output now carries 16-bit integers
+        del graph.value_info[:]
+        graph.value_info.extend([*kept, helper.make_tensor_value_info(q.output[0], wide_type, None)])
+
+    def _float_weights(self, graph) -> None:
+        """Conv/MatMul/Gemm with only float activation inputs read their float weights."""
+        made = {out: node for node in graph.node for out in node.output}
+        inits = {init.name for init in graph.initializer}
+        added: set[str] = set()
+        for node in graph.node:
+            if node.op_type not in COMPUTE:
+                continue
+            sources = [made.get(name) for name in node.input if name]
+            weights = [i for i, src in enumerate(sources) if src is not None and src.op_type == "DequantizeLinear"
+                       and src.input[0] in inits]
+            activations = [src for i, src in enumerate(sources) if i not in weights]
+            if any(src is not None and src.op_type == "DequantizeLinear" for src in activations) or not weights:
+                continue
+            for i in weights:
+                original = made[node.input[i]].input[0].removesuffix("_quantized")
+                value = self.float_weights.get(original)
+                if value is None:
+                    continue
+                name = f"{original}_float"
+                if name not in added:
+                    graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(value), name))
+                    added.add(name)
+                node.input[i] = name
