@@ -5,6 +5,11 @@ which ships it, is not installed).
 
     python scripts/bench_fallback.py [--out FILE.json] [--targets tflite,onnx] [--skip-mobilenet]
                                      [--skip-hostile] [--skip-paddle] [--time-budget SECONDS]
+    python scripts/bench_fallback.py --ladder-only [--skip-old]   # the classifier: old vs new search time
+
+`--ladder-only` runs PaddleOCR's classifier search twice on the same 600 rendered lines and budget
+(top-1 agreement >= 0.99): the old float fallback (one onnxruntime quantization per candidate)
+and the precision ladder (one quantization, candidates by QDQ graph edits), and prints both times.
 
 The hostile model is the digits CNN of make_models.py with a planted pair of 1x1 convs,
 `outlier_up` (channel 0 times OUTLIER_GAIN) and `outlier_down` (its inverse): the float model is
@@ -201,6 +206,84 @@ def bench_paddle_classifier(work: Path, budget_flags: list[str], time_budget_s: 
             "steps": len(steps), "budget": fallback["budget"]}
 
 
+def paddle_classifier_setup(work: Path, count: int = 600):
+    """(fp32 fused ONNX path, Dataset, Evaluator) for PaddleOCR's text direction classifier on
+    `count` rendered lines, as the CLI prepares it; None when rapidocr-onnxruntime is missing."""
+    from edgekit.backends.onnx.artifacts import prepare_fp32
+    from edgekit.calibration.dataset import load_dataset
+    from edgekit.debug.scoring import Evaluator
+    from edgekit.recipe.schema import Recipe
+    from edgekit.runtime.base import TensorSpec
+    from edgekit.runtime.onnx import OnnxRunner
+    from tests.conftest import load_script
+
+    text_lines = load_script("text_lines")
+    models = text_lines.paddle_models()
+    if models is None:
+        return None
+    lines = text_lines.write_text_lines(work / "ladder_lines", count)
+    recipe = Recipe.model_validate({"precisions": ["int8"], "preprocess": {
+        "layout": "nchw", "mean": [0.5] * 3, "std": [0.5] * 3}, "calibration": {"source": str(lines)}})
+    data = load_dataset(recipe, [TensorSpec("x", (1, 3, 48, 192), np.float32)])
+    fp32 = work / "paddle_cls_fp32.onnx"
+    prepare_fp32(models / text_lines.CLASSIFIER, fp32, calibration_factory=data.calibration_factory(),
+                 input_shapes={"x": [1, 3, 48, 192]})
+    reference = OnnxRunner(fp32, 1)
+    evaluator = Evaluator(data.validation_feeds, [reference.run(f) for f in data.validation_feeds], data.labels)
+    return fp32, data, evaluator
+
+
+def bench_ladder_vs_fallback(work: Path, budget, time_budget_s: float, old: bool = True) -> dict | None:
+    """The classifier's complete search, old (float fallback, one onnxruntime quantization per
+    candidate) and new (precision ladder on one quantized graph), same data, same budget."""
+    from edgekit.backends.onnx.ladder import OnnxLadder
+    from edgekit.backends.onnx.selective import OnnxSelective
+    from edgekit.debug.fallback import run_fallback
+    from edgekit.debug.ladder import ladder_details, run_ladder
+
+    setup = paddle_classifier_setup(work)
+    if setup is None:
+        print("rapidocr-onnxruntime is not installed: no ladder row", file=sys.stderr)
+        return None
+    fp32, data, evaluator = setup
+    row = {"budget": budget.describe()}
+    if old:
+        start = time.perf_counter()
+        backend = OnnxSelective(fp32, data.calibration_factory())
+        result = run_fallback(backend, evaluator, budget, time_budget_s=time_budget_s)
+        row["old"] = {"search_s": round(time.perf_counter() - start, 2), "met": result.met,
+                      "builds": len(result.steps), "float_layers": result.float_layers,
+                      "accuracy": _headline(result.best.accuracy)}
+        backend.close()
+    start = time.perf_counter()
+    backend = OnnxLadder(fp32, data.calibration_factory())
+    result, ranking = run_ladder(backend, evaluator, budget, time_budget_s=time_budget_s)
+    seconds = time.perf_counter() - start
+    details = ladder_details(backend, evaluator, result, ranking, fp32.read_bytes())
+    backend.close()
+    row["new"] = {"search_s": round(seconds, 2), "met": result.met, "builds": len(result.steps),
+                  "int16": sum(v == "int16" for v in result.best.precisions.values()),
+                  "float": sum(v == "float" for v in result.best.precisions.values()),
+                  "mac_share": details["mac_share"], "latency_p50_ms": details["latency_p50_ms"],
+                  "accuracy": _headline(result.best.accuracy), "plain": _headline(result.steps[0].accuracy)}
+    return row
+
+
+def _headline(acc: dict) -> dict:
+    return {k: acc.get(k) for k in ("top1_agreement", "sqnr_db", "accuracy_drop_pts") if acc.get(k) is not None}
+
+
+def print_ladder(row: dict) -> None:
+    print(f"\nPaddleOCR text direction classifier, budget {row['budget']}: complete search, old vs new")
+    for kind in ("old", "new"):
+        if kind in row:
+            r = row[kind]
+            print(f"{kind:<4} {r['search_s']:>8} s  met={r['met']}  builds {r['builds']}  {r['accuracy']}  "
+                  + (f"float layers {r['float_layers']}" if kind == "old" else
+                     f"int16 units {r['int16']}, float units {r['float']}, MAC share {r['mac_share']}, "
+                     f"p50 ms {r['latency_p50_ms']}"))
+
+
 def print_summary(summary: dict) -> None:
     name, target = summary["rows"][0]["model"], summary["rows"][0]["target"]
     print(f"\n{name} [{target}] budget {summary['budget']}: met={summary['met']} float layers "
@@ -220,6 +303,8 @@ def main() -> None:
     parser.add_argument("--skip-hostile", action="store_true")
     parser.add_argument("--skip-paddle", action="store_true")
     parser.add_argument("--targets", default="tflite,onnx")
+    parser.add_argument("--ladder-only", action="store_true", help="only the classifier's old vs new search")
+    parser.add_argument("--skip-old", action="store_true", help="with --ladder-only: the new search alone")
     parser.add_argument("--time-budget", type=float, default=600.0, help="seconds per search [600]")
     args = parser.parse_args()
     from edgekit.debug.scoring import Budget
@@ -227,6 +312,12 @@ def main() -> None:
     from tests.conftest import DIGITS_DATA
 
     work = Path(tempfile.mkdtemp(prefix="bench-fallback-"))
+    if args.ladder_only:
+        row = bench_ladder_vs_fallback(work, Budget(min_agreement=0.99), args.time_budget, old=not args.skip_old)
+        if row is not None:
+            print_ladder(row)
+            args.out.write_text(json.dumps(row, indent=2) + "\n")
+        return
     digits = Recipe.model_validate({"precisions": ["int8"], "preprocess": {"color": "grayscale"},
                                     "calibration": {"source": str(DIGITS_DATA)}})
     cases = [] if args.skip_hostile else [("hostile digits CNN", save_hostile(work), digits,

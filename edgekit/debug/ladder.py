@@ -1,6 +1,6 @@
 """The precision ladder: per tensor group, W8A8 -> W8A16 -> float, cheapest first, against a budget.
 
-On a backend that quantizes once and edits the graph (`onnx_ladder.OnnxLadder`):
+On a backend that quantizes once and edits the graph (`backends.onnx.ladder.OnnxLadder`):
 1. the plain INT8 model is validated on the full held-out split; if it meets the budget, stop;
 2. ranking, before any end-to-end build: Concats whose inputs' calibrated ranges are orders of
    magnitude apart go first (`heterogeneous`); every other unit is scored by the local noise of
@@ -230,3 +230,22 @@ def _climb(search: _Search, order: list[str], max_units: int, max_float: int) ->
     if met:
         return "budget met"
     return f"max units reached ({len(order)} int16, {min(size, max_float)} float)"
+
+
+def ladder_details(backend, evaluator: Evaluator, result: FallbackResult, ranking: list[UnitSensitivity],
+                   fp32_model: bytes | None = None, top: int = 20) -> dict:
+    """The report's record of a ladder search: the per-layer precision map (layer, op, precision,
+    sensitivity, MACs), the share of conv/matmul MACs per precision, the `top` first-ranked units
+    and the host p50 latency of the final model next to plain INT8 and FP32 (when given)."""
+    sensitivity = {r.node: r.score for r in ranking if r.score not in (None, float("inf"))}
+    layers = backend.layer_map(result.model, sensitivity)
+    total = sum(row["macs"] for row in layers) or 1
+    share: dict[str, float] = {}
+    for row in layers:
+        share[row["precision"]] = share.get(row["precision"], 0.0) + row["macs"] / total
+    latency = {"int8_plain": result.steps[0].latency_p50_ms, "final": result.best.latency_p50_ms}
+    if fp32_model is not None:
+        latency["fp32"] = evaluator.latency(backend, fp32_model).p50_ms
+    return {"precisions": result.best.precisions, "layers": layers,
+            "mac_share": {k: round(v, 4) for k, v in sorted(share.items())},
+            "ranking": [r.to_dict() for r in ranking[:top]], "latency_p50_ms": latency}

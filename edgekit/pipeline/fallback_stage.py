@@ -2,9 +2,11 @@
 
 Runs only when an accuracy gate is set (max_accuracy_drop, min_agreement, min_sqnr_db,
 min_sequence_match, min_map_iou or min_box_f1) and
-`fallback.enabled` (default on). For each INT8 TFLite/ONNX artifact the search in
-`edgekit.debug.fallback` keeps the most sensitive layers in float until the budget holds; the
-artifact file is replaced by the chosen model and every step is recorded in its details.
+`fallback.enabled` (default on). For each INT8 TFLite artifact the search in
+`edgekit.debug.fallback` keeps the most sensitive layers in float until the budget holds; for each
+ONNX artifact the precision ladder of `edgekit.debug.ladder` raises tensor groups W8A8 -> W8A16 ->
+float (details["fallback"]["ladder"]: per-layer precision map, MAC shares, latency next to plain
+INT8 and FP32). The artifact file is replaced by the chosen model and every step is recorded.
 """
 
 from __future__ import annotations
@@ -35,14 +37,16 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, model
     if budget is None or data.calibration_factory() is None:
         return
     from edgekit.backends.selective import keras_layer_names
-    from edgekit.debug.fallback import run_fallback, run_tflite_fallback
-    from edgekit.backends.onnx.selective import OnnxSelective
+    from edgekit.backends.onnx.ladder import OnnxLadder
+    from edgekit.debug.fallback import run_tflite_fallback
+    from edgekit.debug.ladder import ladder_details, run_ladder
     from edgekit.debug.scoring import Evaluator
     from edgekit.backends.onnx.quantize import rebuild_options
 
     fb = recipe.fallback
     names = keras_layer_names(model_path) if model_path.suffix == ".keras" else ()
     fp32_onnx = next((b.path for b in built if b.target == "onnx" and b.precision == "fp32"), None)
+    ladder = None
     for artifact in built:
         if artifact.precision != "int8" or artifact.target not in ("tflite", "onnx"):
             continue
@@ -54,15 +58,16 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, model
                 time_budget_s=fb.time_budget_s, threads=recipe.validation.threads, on_step=on_step, roles=roles)
         else:
             options = rebuild_options(artifact.details["steps"]["quantization"])  # as the plain INT8 build
-            backend = OnnxSelective(fp32_onnx, data.calibration_factory(), names, options=options)
+            backend = OnnxLadder(fp32_onnx, data.calibration_factory(), options=options)
             try:
                 evaluator = Evaluator(data.validation_feeds, ref_outputs, data.labels,
                                       threads=recipe.validation.threads, roles=roles)
-                result = run_fallback(backend, evaluator, budget, max_float_layers=fb.max_float_layers,
-                                      time_budget_s=fb.time_budget_s, on_step=on_step)
+                result, ranking = run_ladder(backend, evaluator, budget, max_float_layers=fb.max_float_layers,
+                                             time_budget_s=fb.time_budget_s, on_step=on_step)
+                ladder = ladder_details(backend, evaluator, result, ranking, fp32_onnx.read_bytes())
             finally:
                 backend.close()
-        if result.best.float_nodes:
+        if result.best.float_nodes or result.best.precisions:
             artifact.path.write_bytes(result.model)
             _refresh_inventory(artifact)
         artifact.details["fallback"] = {
@@ -70,6 +75,8 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, model
             "stopped": result.stopped, "float_layers": result.float_layers,
             "steps": [step.to_dict() for step in result.steps],
         }
+        if artifact.target == "onnx":
+            artifact.details["fallback"]["ladder"] = ladder
 
 
 def _refresh_inventory(artifact) -> None:

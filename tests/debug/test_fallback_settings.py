@@ -32,9 +32,9 @@ def test_fallback_steps_use_the_plain_build_settings(per_channel, method, tmp_pa
     expected = {k: v for k, v in plain.items() if k != "nodes_excluded"}
     steps = int8["details"]["fallback"]["steps"]
     assert len(steps) >= 2 and steps[0]["phase"] == "baseline"
-    for step in steps:
-        assert step["quantization"] == expected, step["phase"]
-    assert int8["details"]["fallback"]["float_layers"], "the gate must need at least one float layer"
+    for step in steps:  # the ladder's steps add the tensors they raise to the plain build's settings
+        assert {k: v for k, v in step["quantization"].items() if k != "tensor_precisions"} == expected, step["phase"]
+    assert steps[-1]["precisions"] or int8["details"]["fallback"]["float_layers"], "the gate must need a raise"
     # the shipped fallback model: weight scales per tensor (scalar) or per channel (a vector)
     graph = onnx.load(str(out / "dense_int8.onnx")).graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}

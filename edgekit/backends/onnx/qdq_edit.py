@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edgekit.onnx.graph import constant_value
+from edgekit.backends.onnx.graph import constant_value
 
 LEVELS = ("int8", "int16", "float")
 PASS_THROUGH = {"MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Slice",

@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from edgekit.debug.backend import TempModelFiles
+from edgekit.backends.selective import TempModelFiles
 from edgekit.errors import UsageError
 
 HETEROGENEOUS_RATIO = 100.0  # a Concat whose inputs' ranges differ this much shares one scale badly
@@ -31,8 +31,8 @@ class OnnxLadder:
     def __init__(self, fp32_path: Path, calibration, options: Mapping | None = None):
         import onnx
 
-        from edgekit.debug.onnx_qdq_edit import QdqGraph
-        from edgekit.onnx.quantize import quantize_qdq
+        from edgekit.backends.onnx.qdq_edit import QdqGraph
+        from edgekit.backends.onnx.quantize import quantize_qdq
 
         if calibration is None:
             raise UsageError("ONNX INT8 needs calibration data: pass --calibration DIR")
@@ -130,7 +130,7 @@ class OnnxLadder:
     def _count_macs(self) -> None:
         import onnx
 
-        from edgekit.onnx.inspect import COMPUTE, _Graph, _macs
+        from edgekit.backends.onnx.inspect import COMPUTE, _Graph, _macs
 
         if self._macs is None:  # shapes from the INT8 build: 16-bit contrib Q/DQ stop shape inference
             base = _Graph(onnx.shape_inference.infer_shapes(self.graph.model).graph)
@@ -141,7 +141,7 @@ class OnnxLadder:
         (W8A8 | W8A16 | float), the sensitivity of its input unit, MACs."""
         import onnx
 
-        from edgekit.onnx.inspect import COMPUTE
+        from edgekit.backends.onnx.inspect import COMPUTE
 
         self._count_macs()
         graph = onnx.load_from_string(model).graph

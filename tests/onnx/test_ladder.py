@@ -1,0 +1,94 @@
+"""The ONNX precision ladder on small built models: QDQ graph edits and the search (issue #13)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgekit.debug.scoring import Budget, Evaluator
+
+
+def _head(path, seed: int = 0):
+    """A YOLO-style head: a shared Conv+Relu trunk, box rows in pixels (x 300) and class-sigmoid rows
+    concatenated on the channel axis, then a Transpose (so the Concat is not a graph output)."""
+    rng = np.random.default_rng(seed)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.4, (8, 3, 3, 3)).astype(np.float32), "w1"),
+             numpy_helper.from_array(rng.normal(0, 0.4, (4, 8, 1, 1)).astype(np.float32), "wbox"),
+             numpy_helper.from_array(rng.normal(0, 0.4, (3, 8, 1, 1)).astype(np.float32), "wcls"),
+             numpy_helper.from_array(np.array(300.0, np.float32), "pixels")]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["t"], "trunk", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["t"], ["r"], "trunk_relu"),
+             helper.make_node("Conv", ["r", "wbox"], ["b0"], "box_conv"),
+             helper.make_node("Sigmoid", ["b0"], ["b1"], "box_sigmoid"),
+             helper.make_node("Mul", ["b1", "pixels"], ["box"], "box_pixels"),
+             helper.make_node("Conv", ["r", "wcls"], ["c0"], "cls_conv"),
+             helper.make_node("Sigmoid", ["c0"], ["cls"], "cls_sigmoid"),
+             helper.make_node("Concat", ["box", "cls"], ["head"], "head_concat", axis=1),
+             helper.make_node("Transpose", ["head"], ["out"], "head_transpose", perm=[0, 2, 3, 1])]
+    graph = helper.make_graph(nodes, "head", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 8, 8, 7])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save(model, str(path))
+    return path
+
+
+def _feeds(count: int, seed: int):
+    rng = np.random.default_rng(seed)
+    return [{"x": rng.normal(0, 1, (1, 3, 8, 8)).astype(np.float32)} for _ in range(count)]
+
+
+@pytest.fixture
+def head(tmp_path):
+    from edgekit.backends.onnx.ladder import OnnxLadder
+    from edgekit.runtime.onnx import OnnxRunner
+
+    path = _head(tmp_path / "head.onnx")
+    ladder = OnnxLadder(path, lambda: iter(_feeds(24, 1)))
+    reference = OnnxRunner(path, 1)
+    feeds = _feeds(16, 2)
+    yield ladder, Evaluator(feeds, [reference.run(f) for f in feeds], [None] * len(feeds))
+    ladder.close()
+
+
+def _class_error(ladder, evaluator, levels) -> float:
+    runner = ladder.runner(ladder.build(levels), 1)
+    return max(float(np.abs(runner.run(f)["out"][..., 4:] - r["out"][..., 4:]).max())
+               for f, r in zip(evaluator.feeds, evaluator.reference))
+
+
+def test_edits_keep_the_range_at_int16_and_match_float_when_float(head):
+    ladder, evaluator = head
+    every = {u.id: "float" for u in ladder.graph.units}
+    runner = ladder.runner(ladder.build(every), 1)
+    for feed, ref in zip(evaluator.feeds, evaluator.reference):
+        np.testing.assert_allclose(runner.run(feed)["out"], ref["out"], atol=1e-4)  # the folded Relu is back
+    concat = ladder.graph.unit_of["head"]
+    int8, int16 = (_class_error(ladder, evaluator, levels) for levels in ({}, {concat: "int16"}))
+    # one INT8 scale over 0..300 pixels and 0..1 scores: a class step of ~1.2; int16 is 257x finer there
+    assert int8 > 0.3 and int16 < int8 / 10, (int8, int16)  # the rest: the trunk and sigmoids at INT8
+
+
+def test_heterogeneous_concat_is_found_from_ranges_and_ranked_first(head):
+    from edgekit.debug.ladder import rank_units, run_ladder
+
+    ladder, evaluator = head
+    found = ladder.heterogeneous()
+    assert [f[2] for f in found] == ["head_concat"] and found[0][1] >= 100
+    ranking = rank_units(ladder, evaluator)
+    assert ranking[0].node == ladder.graph.unit_of["head"] and "head_concat" in ranking[0].heterogeneous
+    result, _ = run_ladder(ladder, evaluator, Budget(min_sqnr_db=60.0), measure_latency=False)
+    assert result.steps[0].met is False  # the box rows dominate the output SQNR: a high bar makes it search
+    assert result.best.precisions.get(ladder.graph.unit_of["head"]) in ("int16", "float")
+    assert _class_error(ladder, evaluator, result.best.precisions) < 0.1
+
+
+def test_layer_map_counts_macs_per_precision(head):
+    ladder, _ = head
+    trunk_input = ladder.graph.unit_of["x"]
+    rows = {r["layer"]: r for r in ladder.layer_map(ladder.build({trunk_input: "int16"}), {trunk_input: 0.5})}
+    assert rows["trunk"]["precision"] == "W8A16" and rows["trunk"]["sensitivity"] == 0.5
+    assert rows["box_conv"]["precision"] == "W8A8" and rows["trunk"]["macs"] == 8 * 8 * 8 * 27
+    floated = {r["layer"]: r for r in ladder.layer_map(ladder.build({trunk_input: "float"}), {})}
+    assert floated["trunk"]["precision"] == "float"
