@@ -169,16 +169,21 @@ def rank_descent(backend, evaluator: Evaluator, *, deadline: float | None = None
     return first + measured + rest
 
 
-def _descend(search: _Search, order: list[str], every: dict[str, str]) -> str:
-    """From all int16, the least sensitive units back to INT8: the longest suffix of `order`
-    that still meets the budget (bisection), then each remaining int16 unit tried alone."""
-    low, high = 0, len(order)  # number of units kept int16 (a prefix of order): high meets
+def _bisect(search: _Search, order: list[str], low: int, high: int) -> int:
+    """The shortest prefix of `order` at int16 in (low, high] that meets the budget (high meets)."""
     while high - low > 1 and not search.out_of_time():
         mid = (low + high) // 2
-        if search.try_levels("bisect", {u: "int16" for u in order[:mid]}).met:
+        if search.try_levels("bisect int16", {u: "int16" for u in order[:mid]}).met:
             high = mid
         else:
             low = mid
+    return high
+
+
+def _descend(search: _Search, order: list[str], every: dict[str, str]) -> str:
+    """From all int16, the least sensitive units back to INT8: the longest suffix of `order`
+    that still meets the budget (bisection), then each remaining int16 unit tried alone."""
+    high = _bisect(search, order, 0, len(order))
     levels = {u: "int16" for u in order[:high]}
     for unit in list(reversed(order[:high]))[:PRUNE_LIMIT]:
         if search.out_of_time():
@@ -198,14 +203,7 @@ def _climb(search: _Search, order: list[str], max_units: int, max_float: int) ->
         last_short, size = size, min(len(order), max(1, size * 2))
         step = search.try_levels("greedy int16", {u: "int16" for u in order[:size]})
     if step.met and size - last_short > 1:  # bisect the smallest prefix in (last_short, size]
-        low, high = last_short, size
-        while high - low > 1 and not search.out_of_time():
-            mid = (low + high) // 2
-            if search.try_levels("bisect int16", {u: "int16" for u in order[:mid]}).met:
-                high = mid
-            else:
-                low = mid
-        size = high
+        size = _bisect(search, order, last_short, size)
     levels = {u: "int16" for u in order[:size]}
     met = search.best().met
     for unit in order[:min(size, max_float)] if not met else ():
