@@ -2,17 +2,20 @@
 
 On a backend that quantizes once and edits the graph (`backends.onnx.ladder.OnnxLadder`):
 1. the plain INT8 model is validated on the full held-out split; if it meets the budget, stop;
-2. ranking, before any end-to-end build: Concats whose inputs' calibrated ranges are orders of
-   magnitude apart go first (`heterogeneous`); every other unit is scored by the local noise of
-   its own INT8 grid on float activations, and the SHORTLIST (16) noisiest are measured end to
-   end on the first SENSITIVITY_SAMPLES (32) samples: sensitivity = output noise fraction removed
-   by that unit alone at int16 (10^(-SQNR/10) of the primary output);
-3. greedy: units go to int16 in rank order in growing batches (1, 1, 2, 4, ...) until the
-   budget holds or `max_units` (default 4 x max_float_layers) are raised; then the smallest
-   prefix is found by bisection; if int16 is not enough, the raised units go on to float in rank
-   order, up to `max_float_layers` (default 10);
-4. prune: each raised unit, least sensitive first, is lowered one rung and kept there when the
-   budget still holds (at most PRUNE_LIMIT (8) tries, within the time budget).
+   Concats whose inputs' calibrated ranges are orders of magnitude apart (`heterogeneous`,
+   known before any build) rank first in both directions below;
+2. descent, when the all-int16 model meets the budget: every unit read by a conv/matmul is
+   measured on the first SENSITIVITY_SAMPLES (32) samples as the output noise fraction
+   (10^(-SQNR/10) of the primary output) it adds alone at INT8 to the all-int16 model, per MAC
+   it would move to W8A8; the least sensitive go back to INT8 (bisection over the ranked list),
+   then up to PRUNE_LIMIT (8) kept units are tried at INT8 alone; units that feed no conv/matmul
+   stay int16 (no MAC cost) unless all of them can go back to INT8 at once;
+3. climb, otherwise: units are scored by the local noise of their own INT8 grid on float
+   activations, the SHORTLIST (16) noisiest measured end to end (noise removed alone at int16);
+   units go to int16 in rank order in growing batches (1, 2, 4, ...) until the budget holds or
+   `max_units` (default 4 x max_float_layers) are raised, the smallest prefix is bisected; if
+   int16 is not enough the raised units go on to float in rank order, up to `max_float_layers`
+   (default 10); then up to PRUNE_LIMIT raised units are lowered one rung each when it still holds.
 Every candidate is a recorded Step (its `precisions`); host latency is measured on the baseline
 and the final model only. Stops at `time_budget_s` (default 600) with the best point so far.
 """
@@ -89,13 +92,7 @@ def rank_units(backend, evaluator: Evaluator, *, deadline: float | None = None, 
                on_step: Callable[[str], None] = lambda s: None) -> list[UnitSensitivity]:
     """Units in ladder order (see the module docstring, step 2)."""
     subset = evaluator.subset(SENSITIVITY_SAMPLES)
-    local = backend.local_noise(subset.feeds)
-    units = backend.graph.units
-    rows = {u.id: UnitSensitivity(u.id, backend.label(u.id), u.op_type, u.index, local.get(u.id)) for u in units}
-    first = []
-    for unit_id, ratio, concat in backend.heterogeneous():
-        rows[unit_id].heterogeneous = f"Concat {concat}: input ranges {ratio:.0f}x apart"
-        first.append(rows[unit_id])
+    first, rows = _rows(backend, backend.local_noise(subset.feeds))
     base = noise_fraction(subset.accuracy(backend, backend.build()))
     candidates = sorted((r for r in rows.values() if r.heterogeneous is None and r.local_noise is not None),
                         key=lambda r: -r.local_noise)[:shortlist]
@@ -105,8 +102,6 @@ def rank_units(backend, evaluator: Evaluator, *, deadline: float | None = None, 
         on_step(f"ladder sensitivity {i + 1}/{len(candidates)}: {row.layer}")
         row.int16_gain = base - noise_fraction(subset.accuracy(backend, backend.build({row.node: "int16"})))
         row.score = row.int16_gain
-    for row in first:
-        row.score = float("inf")
     measured = sorted((r for r in rows.values() if r.int16_gain is not None), key=lambda r: (-r.score, r.index))
     rest = sorted((r for r in rows.values() if r.int16_gain is None and r.heterogeneous is None),
                   key=lambda r: -(r.local_noise or 0.0))
@@ -138,15 +133,33 @@ def run_ladder(backend, evaluator: Evaluator, budget: Budget, *, max_float_layer
     return result, ranking
 
 
-def rank_descent(backend, evaluator: Evaluator, *, deadline: float | None = None, shortlist: int = SHORTLIST,
+def rank_descent(backend, evaluator: Evaluator, *, deadline: float | None = None,
                  on_step: Callable[[str], None] = lambda s: None) -> list[UnitSensitivity]:
-    """Units most sensitive first, measured from the all-int16 model: the output noise fraction
-    that this unit alone at INT8 adds (the SHORTLIST units noisiest on their own grid; the rest
-    rank after them by local noise). Heterogeneous Concats go first."""
+    """Units in the order they stay int16, measured from the all-int16 model: heterogeneous
+    Concats first, then every unit read by a conv/matmul, by the output noise fraction it adds
+    alone at INT8 per MAC it would move to W8A8, highest first (units not measured before
+    `deadline` count as most sensitive); the units that feed no conv/matmul are left out (int16
+    there costs no MACs: the descent keeps them int16 and tries them at INT8 last)."""
     subset = evaluator.subset(SENSITIVITY_SAMPLES)
     local = backend.local_noise(subset.feeds)
+    macs = backend.unit_macs()
     every = {u.id: "int16" for u in backend.graph.units}
     base = noise_fraction(subset.accuracy(backend, backend.build(every)))
+    first, rows = _rows(backend, local)
+    costly = [r for r in rows.values() if r.heterogeneous is None and macs.get(r.node, 0) > 0]
+    for i, row in enumerate(costly):
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        on_step(f"ladder sensitivity {i + 1}/{len(costly)}: {row.layer}")
+        acc = subset.accuracy(backend, backend.build({**every, row.node: "int8"}))
+        row.int16_gain = noise_fraction(acc) - base
+        row.score = row.int16_gain / macs[row.node]
+    unmeasured = [r for r in costly if r.int16_gain is None]
+    return first + unmeasured + sorted((r for r in costly if r.int16_gain is not None), key=lambda r: -r.score)
+
+
+def _rows(backend, local: dict) -> tuple[list[UnitSensitivity], dict[str, UnitSensitivity]]:
+    """(the heterogeneous Concat units, scored first; every unit's row by id)."""
     rows = {u.id: UnitSensitivity(u.id, backend.label(u.id), u.op_type, u.index, local.get(u.id))
             for u in backend.graph.units}
     first = []
@@ -154,26 +167,15 @@ def rank_descent(backend, evaluator: Evaluator, *, deadline: float | None = None
         rows[unit_id].heterogeneous = f"Concat {concat}: input ranges {ratio:.0f}x apart"
         rows[unit_id].score = float("inf")
         first.append(rows[unit_id])
-    candidates = sorted((r for r in rows.values() if r.heterogeneous is None),
-                        key=lambda r: -(r.local_noise or 0.0))
-    for i, row in enumerate(candidates[:shortlist]):
-        if deadline is not None and time.monotonic() > deadline:
-            break
-        on_step(f"ladder sensitivity {i + 1}/{shortlist}: {row.layer}")
-        acc = subset.accuracy(backend, backend.build({**every, row.node: "int8"}))
-        row.int16_gain = noise_fraction(acc) - base
-        row.score = row.int16_gain
-    measured = sorted((r for r in candidates if r.int16_gain is not None), key=lambda r: (-r.score, r.index))
-    macs = backend.unit_macs()
-    rest = sorted((r for r in candidates if r.int16_gain is None), key=lambda r: macs.get(r.node, 0) > 0)
-    return first + measured + rest
+    return first, rows
 
 
-def _bisect(search: _Search, order: list[str], low: int, high: int) -> int:
-    """The shortest prefix of `order` at int16 in (low, high] that meets the budget (high meets)."""
+def _bisect(search: _Search, order: list[str], low: int, high: int, base: dict | None = None) -> int:
+    """The shortest prefix of `order` at int16 (over `base`) in (low, high] that meets the budget
+    (high meets)."""
     while high - low > 1 and not search.out_of_time():
         mid = (low + high) // 2
-        if search.try_levels("bisect int16", {u: "int16" for u in order[:mid]}).met:
+        if search.try_levels("bisect int16", {**(base or {}), **{u: "int16" for u in order[:mid]}}).met:
             high = mid
         else:
             low = mid
@@ -181,16 +183,20 @@ def _bisect(search: _Search, order: list[str], low: int, high: int) -> int:
 
 
 def _descend(search: _Search, order: list[str], every: dict[str, str]) -> str:
-    """From all int16, the least sensitive units back to INT8: the longest suffix of `order`
-    that still meets the budget (bisection), then each remaining int16 unit tried alone."""
-    high = _bisect(search, order, 0, len(order))
-    levels = {u: "int16" for u in order[:high]}
+    """From all int16 down: the units that feed no conv/matmul stay int16; of `order`, the
+    shortest prefix kept int16 that meets the budget (bisection; the rest back to INT8), then
+    each kept unit, least sensitive first, tried at INT8 alone, then the free units at INT8."""
+    free = {u: "int16" for u in every if u not in order}
+    high = _bisect(search, order, 0, len(order), free)
+    levels = {**free, **{u: "int16" for u in order[:high]}}
     for unit in list(reversed(order[:high]))[:PRUNE_LIMIT]:
         if search.out_of_time():
             return f"time budget spent ({len(search.steps)} builds)"
         trial = {k: v for k, v in levels.items() if k != unit}
         if search.try_levels("prune", trial).met:
             levels = trial
+    if free and not search.out_of_time():
+        search.try_levels("free units INT8", {k: v for k, v in levels.items() if k not in free})
     return "budget met"
 
 
