@@ -5,10 +5,10 @@ On a backend that quantizes once and edits the graph (`backends.onnx.ladder.Onnx
    Concats whose inputs' calibrated ranges are orders of magnitude apart (`heterogeneous`,
    known before any build) rank first in both directions below;
 2. descent, when the all-int16 model meets the budget: every unit read by a conv/matmul is
-   measured on the first SENSITIVITY_SAMPLES (32) samples as the output noise fraction
+   measured on the first DESCENT_SAMPLES (16) samples as the output noise fraction
    (10^(-SQNR/10) of the primary output) it adds alone at INT8 to the all-int16 model, per MAC
-   it would move to W8A8; the least sensitive go back to INT8 (bisection over the ranked list),
-   then up to PRUNE_LIMIT (8) kept units are tried at INT8 alone; units that feed no conv/matmul
+   it would move to W8A8; the most sensitive 1/8, 2/8, ... of them are kept int16 (the rest back
+   to INT8) until one meets the budget, then up to PRUNE_LIMIT (8) kept units are tried at INT8 alone; units that feed no conv/matmul
    stay int16 (no MAC cost) unless all of them can go back to INT8 at once;
 3. climb, otherwise: units are scored by the local noise of their own INT8 grid on float
    activations, the SHORTLIST (16) noisiest measured end to end (noise removed alone at int16);
@@ -16,7 +16,8 @@ On a backend that quantizes once and edits the graph (`backends.onnx.ladder.Onnx
    `max_units` (default 4 x max_float_layers) are raised, the smallest prefix is bisected; if
    int16 is not enough the raised units go on to float in rank order, up to `max_float_layers`
    (default 10); then up to PRUNE_LIMIT raised units are lowered one rung each when it still holds.
-Every candidate is a recorded Step (its `precisions`); host latency is measured on the baseline
+Every candidate is a recorded Step (its `precisions`); the final model is the met step with the
+fewest conv/matmul MACs off W8A8 (then fewest float, then int16 units); host latency is measured on the baseline
 and the final model only. Stops at `time_budget_s` (default 600) with the best point so far.
 """
 
@@ -30,6 +31,9 @@ from edgekit.debug.fallback import FallbackResult, Step
 from edgekit.debug.scoring import Budget, Evaluator, noise_fraction
 
 SENSITIVITY_SAMPLES = 32
+DESCENT_SAMPLES = 32
+DESCENT_GRID = 8  # the descent tries keeping 1/8, 2/8, ... of the ranked units int16 (a task metric
+# such as top-1 agreement moves by single samples near its limit: not monotonic enough to bisect)  # the descent measures every conv/matmul input: half the samples, twice the units
 SHORTLIST = 16
 PRUNE_LIMIT = 8
 STRATEGY = "precision ladder W8A8 -> W8A16 -> float by measured sensitivity, then prune"
@@ -60,6 +64,7 @@ class _Search:
         self.deadline, self.on_step = deadline, on_step
         self.start = time.monotonic()
         self.steps: list[Step] = []
+        self.macs = backend.unit_macs()
 
     def out_of_time(self) -> bool:
         return time.monotonic() > self.deadline
@@ -80,12 +85,13 @@ class _Search:
     def best(self) -> Step:
         met = [s for s in self.steps if s.met]
         if met:
-            return min(met, key=lambda s: (_cost(s.precisions), s.shortfall))
-        return min(self.steps, key=lambda s: (s.shortfall, _cost(s.precisions)))
+            return min(met, key=lambda s: (self.cost(s.precisions), s.shortfall))
+        return min(self.steps, key=lambda s: (s.shortfall, self.cost(s.precisions)))
 
-
-def _cost(levels: dict) -> tuple[int, int]:
-    return sum(v == "float" for v in levels.values()), sum(v == "int16" for v in levels.values())
+    def cost(self, levels: dict) -> tuple:
+        """(MACs moved off W8A8, float units, int16 units): the cheapest met step wins."""
+        return (sum(self.macs.get(u, 0) for u in levels), sum(v == "float" for v in levels.values()),
+                sum(v == "int16" for v in levels.values()))
 
 
 def rank_units(backend, evaluator: Evaluator, *, deadline: float | None = None, shortlist: int = SHORTLIST,
@@ -140,7 +146,7 @@ def rank_descent(backend, evaluator: Evaluator, *, deadline: float | None = None
     alone at INT8 per MAC it would move to W8A8, highest first (units not measured before
     `deadline` count as most sensitive); the units that feed no conv/matmul are left out (int16
     there costs no MACs: the descent keeps them int16 and tries them at INT8 last)."""
-    subset = evaluator.subset(SENSITIVITY_SAMPLES)
+    subset = evaluator.subset(DESCENT_SAMPLES)
     local = backend.local_noise(subset.feeds)
     macs = backend.unit_macs()
     every = {u.id: "int16" for u in backend.graph.units}
@@ -187,7 +193,14 @@ def _descend(search: _Search, order: list[str], every: dict[str, str]) -> str:
     shortest prefix kept int16 that meets the budget (bisection; the rest back to INT8), then
     each kept unit, least sensitive first, tried at INT8 alone, then the free units at INT8."""
     free = {u: "int16" for u in every if u not in order}
-    high = _bisect(search, order, 0, len(order), free)
+    high = len(order)
+    for eighth in range(1, DESCENT_GRID):  # keep 1/8, 2/8, ... of the ranked units int16: the first that meets
+        kept = -(-len(order) * eighth // DESCENT_GRID)
+        if search.out_of_time():
+            break
+        if search.try_levels("descend", {**free, **{u: "int16" for u in order[:kept]}}).met:
+            high = kept
+            break
     levels = {**free, **{u: "int16" for u in order[:high]}}
     for unit in list(reversed(order[:high]))[:PRUNE_LIMIT]:
         if search.out_of_time():

@@ -121,6 +121,7 @@ class QdqGraph:
         by_name = {node.name: node for node in graph.node}
         inits = {init.name: init for init in graph.initializer}
         drop: set[str] = set()
+        widened: dict[str, int] = {}  # Q output -> its 16-bit element type
         for unit in self.units:
             level = levels.get(unit.id, "int8")
             if level not in LEVELS:
@@ -128,13 +129,18 @@ class QdqGraph:
             for tensor in unit.tensors if level != "int8" else ():
                 q, dqs = self.pairs[tensor]
                 if level == "int16":
-                    self._widen(graph, inits, by_name[q.name], [by_name[d.name] for d in dqs])
+                    widened[q.output[0]] = self._widen(graph, inits, by_name[q.name], [by_name[d.name] for d in dqs])
                 else:
                     drop.add(q.name)
                     for dq in dqs:
                         self._unquantize(graph, by_name[dq.name], tensor)
-        if any(level == "int16" for level in levels.values()) and CONTRIB not in {o.domain for o in model.opset_import}:
-            model.opset_import.append(helper.make_opsetid(CONTRIB, 1))
+        if widened:
+            if CONTRIB not in {o.domain for o in model.opset_import}:
+                model.opset_import.append(helper.make_opsetid(CONTRIB, 1))
+            kept_info = [v for v in graph.value_info if v.name not in widened]
+            del graph.value_info[:]
+            graph.value_info.extend([*kept_info, *(helper.make_tensor_value_info(name, elem, None)
+                                                   for name, elem in widened.items())])
         self._float_weights(graph)
         kept = [node for node in graph.node if node.name not in drop]
         del graph.node[:]
@@ -157,13 +163,14 @@ class QdqGraph:
         dq.attribute.extend(folded.attribute)
         for k, bound in enumerate(folded.input[1:3], 1):
             value = constant_value(self.fp32, bound) if bound else None
-            name = f"{tensor}_bound{k}" if value is not None else ""
-            if value is not None and name not in {init.name for init in graph.initializer}:
+            name = f"{dq.name}_bound{k}" if value is not None else ""  # one DQ, one bound: unique
+            if value is not None:
                 graph.initializer.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
             dq.input.append(name)
 
     @staticmethod
-    def _widen(graph, inits, q, dqs) -> None:
+    def _widen(graph, inits, q, dqs) -> int:
+        """Retype q and its DQs to 16 bits over the same range; returns the 16-bit element type."""
         zero = inits[q.input[2]]
         wide_type, wide_np, offset = WIDE[zero.data_type]
         name = q.input[0]
@@ -174,9 +181,7 @@ class QdqGraph:
         for node in (q, *dqs):
             node.domain = CONTRIB
             node.input[1], node.input[2] = f"{name}_scale16", f"{name}_zero_point16"
-        kept = [v for v in graph.value_info if v.name != q.output[0]]  # the Q output now carries 16-bit integers
-        del graph.value_info[:]
-        graph.value_info.extend([*kept, helper.make_tensor_value_info(q.output[0], wide_type, None)])
+        return wide_type
 
     def _float_weights(self, graph) -> None:
         """Conv/MatMul/Gemm with only float activation inputs read their float weights."""
