@@ -83,6 +83,10 @@ def render_markdown(doc: dict) -> str:
                   f"Strategy: {fallback['strategy']}. Float layers kept: "
                   f"{', '.join(fallback['float_layers']) or '(none)'}.", "",
                   _md_table(STEP_HEADER, _step_rows(fallback)), ""]
+    if doc.get("ladder"):
+        from edgekit.report.ladder import ladder_section
+
+        parts += ladder_section(doc["target"], fallback, fallback["budget_text"], doc["ladder"])
     return "\n".join(parts)
 
 

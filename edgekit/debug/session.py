@@ -150,12 +150,20 @@ def _analyse(backend, data, reference, model_path, target, budget, max_float_lay
                                      on_step=on_step)
     on_step("checking calibration data")
     warnings = calibration_warnings(data.calibration_factory()(), errors)
-    fallback = None
-    if budget is not None:
+    fallback = ladder = None
+    if budget is not None and target == "onnx":  # the precision ladder, as compress runs it
+        from edgekit.debug.ladder import run_onnx_ladder
+
+        fallback, ladder = run_onnx_ladder(backend.fp32_path, backend.calibration, backend.options, evaluator,
+                                           budget, max_float_layers=max_float_layers, on_step=on_step,
+                                           time_budget_s=max(1.0, deadline - time.monotonic()))
+    elif budget is not None:
         fallback = run_fallback(backend, evaluator, budget, ranking=ranking, on_step=on_step,
                                 max_float_layers=max_float_layers,
                                 time_budget_s=max(1.0, deadline - time.monotonic()))
     document = _document(model_path, target, backend, int8_acc, errors, ranking, warnings, fallback, len(feeds))
+    if ladder is not None:
+        document["ladder"] = ladder
     return document, fallback
 
 

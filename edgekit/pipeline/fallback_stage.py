@@ -37,9 +37,8 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, model
     if budget is None or data.calibration_factory() is None:
         return
     from edgekit.backends.selective import keras_layer_names
-    from edgekit.backends.onnx.ladder import OnnxLadder
     from edgekit.debug.fallback import run_tflite_fallback
-    from edgekit.debug.ladder import ladder_details, run_ladder
+    from edgekit.debug.ladder import run_onnx_ladder
     from edgekit.debug.scoring import Evaluator
     from edgekit.backends.onnx.quantize import rebuild_options
 
@@ -58,15 +57,11 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, model
                 time_budget_s=fb.time_budget_s, threads=recipe.validation.threads, on_step=on_step, roles=roles)
         else:
             options = rebuild_options(artifact.details["steps"]["quantization"])  # as the plain INT8 build
-            backend = OnnxLadder(fp32_onnx, data.calibration_factory(), options=options)
-            try:
-                evaluator = Evaluator(data.validation_feeds, ref_outputs, data.labels,
-                                      threads=recipe.validation.threads, roles=roles)
-                result, ranking = run_ladder(backend, evaluator, budget, max_float_layers=fb.max_float_layers,
-                                             time_budget_s=fb.time_budget_s, on_step=on_step)
-                ladder = ladder_details(backend, evaluator, result, ranking, fp32_onnx.read_bytes())
-            finally:
-                backend.close()
+            evaluator = Evaluator(data.validation_feeds, ref_outputs, data.labels,
+                                  threads=recipe.validation.threads, roles=roles)
+            result, ladder = run_onnx_ladder(fp32_onnx, data.calibration_factory(), options, evaluator, budget,
+                                             max_float_layers=fb.max_float_layers, time_budget_s=fb.time_budget_s,
+                                             on_step=on_step)
         if result.best.float_nodes or result.best.precisions:
             artifact.path.write_bytes(result.model)
             _refresh_inventory(artifact)

@@ -8,6 +8,7 @@ from typing import Optional
 
 import numpy as np
 
+from edgekit.report.ladder import ladder_figure
 from edgekit.report.markdown import render_markdown
 from edgekit.report.outputs import boxes_figure
 from edgekit.report.plots import figure_data_uri, pyplot
@@ -53,6 +54,7 @@ def render_html(report: Report, sample: Optional[dict[str, np.ndarray]] = None) 
     # Escape first: model paths and layer names come from untrusted files.
     body = markdown.markdown(html.escape(render_markdown(report), quote=False), extensions=["tables"])
     images = "".join(f'<img alt="size, latency and SQNR per artifact" src="{uri}">' for uri in _plots(report))
+    images += "".join(f'<img alt="precision per conv/matmul layer" src="{uri}">' for uri in ladder_figure(report))
     boxes = boxes_figure(report, sample)
     if boxes:
         images += f'<img alt="detections on the first validation image, float vs each build" src="{boxes}">'

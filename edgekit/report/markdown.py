@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edgekit.report.ladder import ladder_lines
 from edgekit.report.outputs import (compression_table, headline_metric, num, output_table, primary_line,
                                     sequence_examples)
 from edgekit.report.preprocessing import preprocessing_lines
@@ -35,7 +36,7 @@ def render_markdown(report: Report) -> str:
             f"| {num(acc and acc.accuracy_drop_pts, 2)} | {num(acc and acc.sqnr_db, 1)} "
             f"| {num(lat and lat.p50_ms)} | {num(lat and lat.p90_ms)} | {num(lat and lat.cold_start_ms, 1)} |"
         )
-    lines += output_table(report) + compression_table(report) + sequence_examples(report)
+    lines += output_table(report) + compression_table(report) + sequence_examples(report) + ladder_lines(report)
     c = report.calibration
     lines += [
         "",

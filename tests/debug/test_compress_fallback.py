@@ -24,6 +24,8 @@ def test_compress_meets_budget_with_planted_layers_in_float(hostile_keras, plant
             assert 0 < fallback["ladder"]["mac_share"].get("W8A8", 0) < 1, fallback["ladder"]["mac_share"]
             assert set(fallback["ladder"]["latency_p50_ms"]) == {"int8_plain", "final", "fp32"}
             assert artifact["accuracy"]["accuracy_drop_pts"] <= 1.0
+            page = (out / "report.html").read_text()
+            assert "precision per conv/matmul layer" in page and "Precision ladder" in page
             continue
         assert set(fallback["float_layers"]) == planted, (artifact["name"], fallback["float_layers"])
         baseline = fallback["steps"][0]
