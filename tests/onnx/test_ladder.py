@@ -12,7 +12,8 @@ from edgekit.debug.scoring import Budget, Evaluator
 
 def _head(path, seed: int = 0):
     """A YOLO-style head: a shared Conv+Relu trunk, box rows in pixels (x 300) and class-sigmoid rows
-    concatenated on the channel axis, then a Transpose (so the Concat is not a graph output)."""
+    concatenated on the channel axis, then a Reshape to [1, 4 + 3 classes, 64 anchors] (so the
+    Concat is not a graph output, which the default exclusions would keep float)."""
     rng = np.random.default_rng(seed)
     inits = [numpy_helper.from_array(rng.normal(0, 0.4, (8, 3, 3, 3)).astype(np.float32), "w1"),
              numpy_helper.from_array(rng.normal(0, 0.4, (4, 8, 1, 1)).astype(np.float32), "wbox"),
@@ -26,9 +27,10 @@ def _head(path, seed: int = 0):
              helper.make_node("Conv", ["r", "wcls"], ["c0"], "cls_conv"),
              helper.make_node("Sigmoid", ["c0"], ["cls"], "cls_sigmoid"),
              helper.make_node("Concat", ["box", "cls"], ["head"], "head_concat", axis=1),
-             helper.make_node("Transpose", ["head"], ["out"], "head_transpose", perm=[0, 2, 3, 1])]
+             helper.make_node("Reshape", ["head", "rows"], ["out"], "head_rows")]
+    inits.append(numpy_helper.from_array(np.array([1, 7, 64], np.int64), "rows"))
     graph = helper.make_graph(nodes, "head", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 8, 8, 7])], inits)
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 7, 64])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     onnx.save(model, str(path))
     return path
@@ -54,7 +56,7 @@ def head(tmp_path):
 
 def _class_error(ladder, evaluator, levels) -> float:
     runner = ladder.runner(ladder.build(levels), 1)
-    return max(float(np.abs(runner.run(f)["out"][..., 4:] - r["out"][..., 4:]).max())
+    return max(float(np.abs(runner.run(f)["out"][:, 4:] - r["out"][:, 4:]).max())
                for f, r in zip(evaluator.feeds, evaluator.reference))
 
 
@@ -63,7 +65,7 @@ def test_edits_keep_the_range_at_int16_and_match_float_when_float(head):
     every = {u.id: "float" for u in ladder.graph.units}
     runner = ladder.runner(ladder.build(every), 1)
     for feed, ref in zip(evaluator.feeds, evaluator.reference):
-        np.testing.assert_allclose(runner.run(feed)["out"], ref["out"], atol=1e-4)  # the folded Relu is back
+        np.testing.assert_allclose(runner.run(feed)["out"], ref["out"], atol=2e-4)  # the folded Relu is back
     concat = ladder.graph.unit_of["head"]
     int8, int16 = (_class_error(ladder, evaluator, levels) for levels in ({}, {concat: "int16"}))
     # one INT8 scale over 0..300 pixels and 0..1 scores: a class step of ~1.2; int16 is 257x finer there
@@ -78,8 +80,10 @@ def test_heterogeneous_concat_is_found_from_ranges_and_ranked_first(head):
     assert [f[2] for f in found] == ["head_concat"] and found[0][1] >= 100
     ranking = rank_units(ladder, evaluator)
     assert ranking[0].node == ladder.graph.unit_of["head"] and "head_concat" in ranking[0].heterogeneous
-    result, _ = run_ladder(ladder, evaluator, Budget(min_sqnr_db=60.0), measure_latency=False)
-    assert result.steps[0].met is False  # the box rows dominate the output SQNR: a high bar makes it search
+    result, _ = run_ladder(ladder, evaluator, Budget(min_box_f1=0.95), measure_latency=False)
+    plain, final = result.steps[0].accuracy, result.best.accuracy
+    print(f"yolo head: box F1 plain {plain['box_f1']}, ladder {final['box_f1']} ({result.best.precisions})")
+    assert plain["primary_role"] == "boxes" and plain["box_f1"] < 0.95 and result.met, (plain, final)
     assert result.best.precisions.get(ladder.graph.unit_of["head"]) in ("int16", "float")
     assert _class_error(ladder, evaluator, result.best.precisions) < 0.1
 
