@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgekit.debug.scoring import Budget, Evaluator
 
 
-def _head(path, seed: int = 0):
+def _head(path, seed: int = 0, batch=1):
     """A YOLO-style head: a shared Conv+Relu trunk, box rows in pixels (x 300) and class-sigmoid rows
     concatenated on the channel axis, then a Reshape to [1, 4 + 3 classes, 64 anchors] (so the
     Concat is not a graph output, which the default exclusions would keep float)."""
@@ -29,7 +29,7 @@ def _head(path, seed: int = 0):
              helper.make_node("Concat", ["box", "cls"], ["head"], "head_concat", axis=1),
              helper.make_node("Reshape", ["head", "rows"], ["out"], "head_rows")]
     inits.append(numpy_helper.from_array(np.array([1, 7, 64], np.int64), "rows"))
-    graph = helper.make_graph(nodes, "head", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+    graph = helper.make_graph(nodes, "head", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 8, 8])],
                               [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 7, 64])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     onnx.save(model, str(path))
@@ -96,3 +96,14 @@ def test_layer_map_counts_macs_per_precision(head):
     assert rows["box_conv"]["precision"] == "W8A8" and rows["trunk"]["macs"] == 8 * 8 * 8 * 27
     floated = {r["layer"]: r for r in ladder.layer_map(ladder.build({trunk_input: "float"}), {})}
     assert floated["trunk"]["precision"] == "float"
+
+
+def test_macs_are_counted_with_a_dynamic_batch(tmp_path):
+    """A dynamic batch (tf2onnx's unk__) left every MAC count 0: `edgekit debug` kept all int16."""
+    from edgekit.backends.onnx.ladder import OnnxLadder
+
+    ladder = OnnxLadder(_head(tmp_path / "dynamic.onnx", batch="N"), lambda: iter(_feeds(4, 1)))
+    try:
+        assert ladder.unit_macs()[ladder.graph.unit_of["x"]] == 8 * 8 * 8 * 27
+    finally:
+        ladder.close()

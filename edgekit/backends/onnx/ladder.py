@@ -133,7 +133,13 @@ class OnnxLadder:
         from edgekit.backends.onnx.inspect import COMPUTE, _Graph, _macs
 
         if self._macs is None:  # shapes from the INT8 build: 16-bit contrib Q/DQ stop shape inference
-            base = _Graph(onnx.shape_inference.infer_shapes(self.graph.model).graph)
+            model = onnx.ModelProto()
+            model.CopyFrom(self.graph.model)
+            for value in model.graph.input:  # an unknown dim (a dynamic batch) counts as 1
+                for dim in value.type.tensor_type.shape.dim:
+                    if not dim.HasField("dim_value") or dim.dim_value <= 0:
+                        dim.dim_value = 1
+            base = _Graph(onnx.shape_inference.infer_shapes(model).graph)
             self._macs = {n.name: _macs(n, base) for n in self.graph.model.graph.node if n.op_type in COMPUTE}
 
     def layer_map(self, model: bytes, sensitivity: Mapping[str, float]) -> list[dict]:
