@@ -252,7 +252,9 @@ def _climb(search: _Search, order: list[str], max_units: int, max_float: int) ->
 def ladder_details(backend, evaluator: Evaluator, result: FallbackResult, ranking: list[UnitSensitivity],
                    fp32_model: bytes | None = None, top: int = 20) -> dict:
     """The report's record of a ladder search: the per-layer precision map (layer, op, precision,
-    sensitivity, MACs), the share of conv/matmul MACs per precision, the `top` first-ranked units
+    sensitivity, MACs), the share of conv/matmul MACs per precision, the nodes the quantizer keeps
+    float before any search (`auto_float`: node -> reason, e.g. a Concat that writes a graph
+    output, `backends.onnx.exclusions`), the `top` first-ranked units
     and the host p50 latency of the final model next to plain INT8 and FP32 (when given)."""
     sensitivity = {r.node: r.score for r in ranking if r.score not in (None, float("inf"))}
     layers = backend.layer_map(result.model, sensitivity)
@@ -263,7 +265,8 @@ def ladder_details(backend, evaluator: Evaluator, result: FallbackResult, rankin
     latency = {"int8_plain": result.steps[0].latency_p50_ms, "final": result.best.latency_p50_ms}
     if fp32_model is not None:
         latency["fp32"] = evaluator.latency(backend, fp32_model).p50_ms
-    return {"precisions": result.best.precisions, "layers": layers,
+    auto = (getattr(backend, "settings", None) or {}).get("nodes_excluded_auto", {})
+    return {"precisions": result.best.precisions, "layers": layers, "auto_float": auto,
             "mac_share": {k: round(v, 4) for k, v in sorted(share.items())},
             "ranking": [r.to_dict() for r in ranking[:top]], "latency_p50_ms": latency}
 

@@ -40,6 +40,7 @@ def ladder_section(title: str, fallback: dict, budget: str, ladder: dict) -> lis
         levels = list(step.get("precisions", {}).values())
         lines.append(f"| {i} | {step['phase']} | {levels.count('int16')} | {levels.count('float')} "
                      f"| {step['met']} | {step['shortfall']} |")
+    lines += [f"- float before the search: `{node}`: {reason}" for node, reason in ladder.get("auto_float", {}).items()]
     raised = [row for row in ladder["layers"] if row["precision"] != "W8A8"]
     lines += ["", "| layer | op | precision | sensitivity | MACs |", "|---|---|---|---:|---:|"]
     lines += [f"| `{r['layer']}` | {r['op']} | {r['precision']} | {_g(r['sensitivity'])} | {r['macs']} |"
