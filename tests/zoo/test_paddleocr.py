@@ -96,5 +96,5 @@ def test_text_direction_classifier_precision_ladder(paddle_models, edgekit_cli, 
           f"{int8['accuracy']['top1_agreement']}; MAC share {ladder['mac_share']}; p50 {ladder['latency_p50_ms']}; "
           f"{len(fallback['steps'])} builds")
     assert fallback["met"] and int8["accuracy"]["top1_agreement"] >= 0.99
-    # measured: plain 0.96, ladder 0.992 with W8A8 6% / W8A16 94% of conv MACs (issue #13 asks >= 70% W8A8)
-    assert sum(ladder["mac_share"].values()) == pytest.approx(1.0, abs=1e-3)
+    # measured: plain 0.96, ladder 0.992 with 93.2% of conv/matmul MACs W8A8 (the rest W8A16), 13 builds
+    assert ladder["mac_share"].get("W8A8", 0) >= 0.70
