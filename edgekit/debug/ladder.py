@@ -8,8 +8,8 @@ On a backend that quantizes once and edits the graph (`backends.onnx.ladder.Onnx
    measured on the first DESCENT_SAMPLES (16) samples as the output noise fraction
    (10^(-SQNR/10) of the primary output) it adds alone at INT8 to the all-int16 model, per MAC
    it would move to W8A8; the most sensitive 1/8, 2/8, ... of them are kept int16 (the rest back
-   to INT8) until one meets the budget, then up to PRUNE_LIMIT (8) kept units are tried at INT8 alone; units that feed no conv/matmul
-   stay int16 (no MAC cost) unless all of them can go back to INT8 at once;
+   to INT8) until one meets the budget, then up to PRUNE_LIMIT (8) kept units are tried at INT8
+   alone; units that feed no conv/matmul stay int16 (no MAC cost) unless all can go back at once;
 3. climb, otherwise: units are scored by the local noise of their own INT8 grid on float
    activations, the SHORTLIST (16) noisiest measured end to end (noise removed alone at int16);
    units go to int16 in rank order in growing batches (1, 2, 4, ...) until the budget holds or
@@ -33,7 +33,7 @@ from edgekit.debug.scoring import Budget, Evaluator, noise_fraction
 SENSITIVITY_SAMPLES = 32
 DESCENT_SAMPLES = 32
 DESCENT_GRID = 8  # the descent tries keeping 1/8, 2/8, ... of the ranked units int16 (a task metric
-# such as top-1 agreement moves by single samples near its limit: not monotonic enough to bisect)  # the descent measures every conv/matmul input: half the samples, twice the units
+# such as top-1 agreement moves by single samples near its limit: not monotonic enough to bisect)
 SHORTLIST = 16
 PRUNE_LIMIT = 8
 STRATEGY = "precision ladder W8A8 -> W8A16 -> float by measured sensitivity, then prune"

@@ -95,11 +95,12 @@ class QdqGraph:
         units = []
         for root, tensors in groups.items():
             writer = self.made.get(root)
-            readers = [u for t in tensors for dq in self.pairs[t][1] for out in dq.output for u in self.users.get(out, [])
-                       if u.op_type not in ("QuantizeLinear",)]
+            readers = [u for t in tensors for dq in self.pairs[t][1] for out in dq.output
+                       for u in self.users.get(out, []) if u.op_type != "QuantizeLinear"]
             low, high = self.range(root)
             units.append(Unit(root, tensors, writer.name if writer is not None else root,
-                              writer.op_type if writer is not None else "input", list(dict.fromkeys(r.name for r in readers)),
+                              writer.op_type if writer is not None else "input",
+                              list(dict.fromkeys(r.name for r in readers)),
                               order.get(writer.name, -1) if writer is not None else -1, low, high,
                               list(dict.fromkeys(r.op_type for r in readers))))
         return sorted(units, key=lambda u: (u.index, u.id))
@@ -155,7 +156,8 @@ class QdqGraph:
         dq.input.append(tensor)
         folded = self.fp32_made.get(tensor)
         writer = self.made.get(tensor)
-        if folded is None or folded.op_type not in ACTIVATIONS or (writer is not None and writer.op_type == folded.op_type):
+        kept = writer is not None and writer.op_type == folded.op_type if folded is not None else False
+        if folded is None or folded.op_type not in ACTIVATIONS or kept:
             dq.op_type = "Identity"
             return
         dq.op_type = folded.op_type
