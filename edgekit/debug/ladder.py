@@ -14,7 +14,8 @@ On a backend that quantizes once and edits the graph (`backends.onnx.ladder.Onnx
    activations, the SHORTLIST (16) noisiest measured end to end (noise removed alone at int16);
    units go to int16 in rank order in growing batches (1, 2, 4, ...) until the budget holds or
    `max_units` (default 4 x max_float_layers) are raised, the smallest prefix is bisected; if
-   int16 is not enough the raised units go on to float in rank order, up to `max_float_layers`
+   int16 is not enough the ranked units go on to float over the closest point so far (the
+   all-int16 model when it came closer), in rank order, up to `max_float_layers`
    (default 10); then up to PRUNE_LIMIT raised units are lowered one rung each when it still holds.
 Every candidate is a recorded Step (its `precisions`); the final model is the met step with the
 fewest conv/matmul MACs off W8A8 (then fewest float, then int16 units); host latency is measured on the baseline
@@ -223,7 +224,7 @@ def _climb(search: _Search, order: list[str], max_units: int, max_float: int) ->
         step = search.try_levels("greedy int16", {u: "int16" for u in order[:size]})
     if step.met and size - last_short > 1:  # bisect the smallest prefix in (last_short, size]
         size = _bisect(search, order, last_short, size)
-    levels = {u: "int16" for u in order[:size]}
+    levels = dict(search.best().precisions)  # the closest point so far (all int16 may beat the prefix)
     met = search.best().met
     for unit in order[:min(size, max_float)] if not met else ():
         if search.out_of_time():
