@@ -41,12 +41,13 @@ def _feeds(count: int, seed: int):
     return [{"x": rng.normal(0, 1, (1, 3, 8, 8)).astype(np.float32)} for _ in range(count)]
 
 
-@pytest.fixture
-def head(tmp_path):
+@pytest.fixture(scope="module")
+def head(tmp_path_factory):
+    """(OnnxLadder of the head, quantized once for the module; Evaluator on 16 held-out inputs)."""
     from edgekit.backends.onnx.ladder import OnnxLadder
     from edgekit.runtime.onnx import OnnxRunner
 
-    path = _head(tmp_path / "head.onnx")
+    path = _head(tmp_path_factory.mktemp("ladder") / "head.onnx")
     ladder = OnnxLadder(path, lambda: iter(_feeds(24, 1)))
     reference = OnnxRunner(path, 1)
     feeds = _feeds(16, 2)
