@@ -1,0 +1,199 @@
+"""PyTorch models in: a `torch.export` archive (.pt2) or an entry point `package.module:function`.
+
+A `.pt2` is checked as an untrusted archive before torch parses it (zip magic, member names,
+declared sizes, CRCs; `torch.export.load` runs no user code). An entry point imports the user's
+module and calls the function, so it needs `--trust-model`; it must return an `nn.Module` and
+every input of its `forward` needs an `--input-shape`. The module is found on PYTHONPATH or in the
+current directory.
+
+In the worker: `torch.export.export` (static shapes) -> `torch.onnx.export(..., dynamo=True)` at
+`ONNX_OPSET` (18, recorded) without the exporter's own graph optimizer, so that edgekit's fusion
+passes do (and report) the BatchNorm folds; then the ONNX source path fixes any dynamic dims.
+The float reference is the PyTorch program itself, not the exported ONNX graph.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import re
+import sys
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import ConversionError, MissingDependencyError, ModelError, UsageError, condense
+from edgekit.model.checks import ModelFile, ZIP_MAGIC, check_magic, check_zip_members, one_line
+
+PT2 = "pt2"
+ENTRY = "torch-entry"
+FORMATS = (PT2, ENTRY)
+ONNX_OPSET = 18  # the dynamo exporter's lowest native opset; onnxruntime >= 1.14, TensorRT >= 8.6
+INSTALL_HINT = "pip install 'edgekit[torch]'"
+_ENTRY_POINT = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+
+
+def is_entry_point(text: str) -> bool:
+    """`package.module:function` (dotted identifiers, one colon, one identifier)."""
+    return bool(_ENTRY_POINT.match(text))
+
+
+def check_entry_point(text: str, trust: bool) -> ModelFile:
+    """An entry point runs the user's code: refused without --trust-model (nothing imported here)."""
+    if not trust:
+        raise ModelError("a Python entry point runs its module's code to build the model; "
+                         "pass --trust-model to run it", text)
+    return ModelFile(Path(text), ENTRY)
+
+
+def check_pt2_archive(path: Path) -> ModelFile:
+    """A torch.export archive: a zip with sane members and a `*/archive_format` marker."""
+    check_magic(path, ZIP_MAGIC, "not a valid .pt2 file (not a zip archive: corrupt or truncated?)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            check_zip_members(path, members, ".pt2")
+            if not any(m.filename.endswith("archive_format") for m in members):
+                raise ModelError("not a torch.export archive (no archive_format member: saved with "
+                                 "torch.export.save?)", path)
+            bad = archive.testzip()
+            if bad is not None:
+                raise ModelError(f"corrupt or truncated .pt2 file (bad CRC in {bad})", path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
+            NotImplementedError) as err:
+        raise ModelError(f"corrupt or truncated .pt2 file ({one_line(err)})", path) from None
+    return ModelFile(path, PT2)
+
+
+def _torch():
+    try:
+        import onnxscript  # noqa: F401  (torch.onnx's dynamo exporter needs it)
+        import torch
+    except ImportError as err:
+        raise MissingDependencyError(f"PyTorch models need torch and onnxscript ({err.name}): {INSTALL_HINT}") from None
+    return torch
+
+
+def _import_entry_point(text: str):
+    """The entry point's function, its module imported (cwd first on sys.path, as `python -m` does)."""
+    module_name, func_name = text.split(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:
+        raise ModelError(f"cannot import module '{module_name}' ({one_line(err)})", text) from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise ModelError(f"module '{module_name}' has no function '{func_name}'", text)
+    return func
+
+
+def load_module(model_file: ModelFile):
+    """The user's model as an eval-mode nn.Module (entry point) or an ExportedProgram (.pt2)."""
+    torch = _torch()
+    if model_file.format == PT2:
+        try:
+            return torch.export.load(str(model_file.path))
+        except Exception as err:
+            raise ModelError(f"cannot load the torch.export archive ({one_line(err)})", model_file.path) from None
+    func = _import_entry_point(str(model_file.path))
+    try:
+        model = func()
+    except Exception as err:
+        raise ModelError(f"the entry point raised {one_line(err)}", model_file.path) from None
+    if not isinstance(model, torch.nn.Module):
+        raise ModelError(f"the entry point returned {type(model).__name__}, not a torch.nn.Module", model_file.path)
+    return model.eval()
+
+
+def _forward_inputs(model) -> list[str]:
+    """Names of forward's positional parameters without defaults (the inputs to shape)."""
+    params = inspect.signature(model.forward).parameters.values()
+    return [p.name for p in params if p.default is p.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _program_inputs(program) -> dict[str, list]:
+    """User inputs of an ExportedProgram: name -> dims (None where the dim is symbolic)."""
+    specs = {s.arg.name for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"}
+    found = {}
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in specs:
+            found[node.name] = [d if isinstance(d, int) else None for d in node.meta["val"].shape]
+    return found
+
+
+def export_program(model, input_shapes: dict):
+    """A static-shape ExportedProgram: an entry point's module exported at the given shapes; a
+    loaded program as it is, unless --input-shape fixes its symbolic dims (then re-exported)."""
+    torch = _torch()
+    if isinstance(model, torch.export.ExportedProgram):
+        declared = _program_inputs(model)
+        unknown = sorted(set(input_shapes) - set(declared))
+        if unknown:
+            raise UsageError(f"--input-shape names {unknown}, but the program's inputs are {sorted(declared)}")
+        if not input_shapes:
+            return model  # dynamic dims are fixed on the ONNX graph, as for any ONNX model
+        shapes = {n: input_shapes.get(n) or [d or 1 for d in dims] for n, dims in declared.items()}
+        model, names = model.module(), list(declared)
+    else:
+        names = _forward_inputs(model)
+        missing = [n for n in names if n not in input_shapes]
+        if missing or not names:
+            raise UsageError("a PyTorch entry point needs --input-shape for each forward() input: "
+                             + ", ".join(f"{n}:1x..." for n in (missing or ["NAME"])))
+        shapes = input_shapes
+    example = tuple(torch.zeros(shapes[n], dtype=torch.float32) for n in names)
+    try:
+        return torch.export.export(model, example)
+    except Exception as err:
+        raise ConversionError(f"torch.export failed: {condense(err)}") from None
+
+
+def export_onnx(program, out_path: Path) -> dict:
+    """ExportedProgram -> ONNX at ONNX_OPSET with torch.onnx's dynamo exporter; the export record."""
+    import contextlib
+    import io
+
+    torch = _torch()
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured):
+            torch.onnx.export(program, (), str(out_path), dynamo=True, opset_version=ONNX_OPSET,
+                              optimize=False, external_data=False)
+    except Exception as err:
+        raise ConversionError(f"torch.onnx export failed: {condense(err)}") from None
+    return {"exporter": f"torch.onnx (dynamo) {torch.__version__}", "opset": ONNX_OPSET}
+
+
+def reference_fn(program, output_names: list[str]):
+    """Runs the PyTorch program on float feeds; its flattened outputs named as the ONNX graph's."""
+    torch = _torch()
+    from torch.utils._pytree import tree_leaves
+
+    module = program.module()
+    names = [n for n in _program_inputs(program)]
+
+    def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            outputs = tree_leaves(module(*(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in names)))
+        return {name: out.detach().numpy() for name, out in zip(output_names, outputs)}
+
+    return run
+
+
+def prepare(model_file: ModelFile, workdir: Path, input_shapes: dict, hint, prepare_onnx):
+    """PreparedSource of a PyTorch model: exported to ONNX, prepared as one, the PyTorch reference.
+
+    prepare_onnx(model_file, input_shapes, hint): the ONNX source's preparation (fixes dynamic dims).
+    """
+    program = export_program(load_module(model_file), input_shapes)
+    onnx_path = workdir / "model.onnx"
+    record = export_onnx(program, onnx_path)
+    source = prepare_onnx(ModelFile(onnx_path, "onnx"), input_shapes, hint)
+    return replace(source, format=model_file.format,
+                   reference=reference_fn(program, [s.name for s in source.outputs]), export=record)
