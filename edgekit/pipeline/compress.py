@@ -34,6 +34,7 @@ from edgekit.fsutil import (
     write_text_atomic,
 )
 from edgekit.model.checks import ModelFile, check_model_path
+from edgekit.sources.pytorch import ENTRY, export_error
 from edgekit.pipeline import cache
 from edgekit.pipeline.fallback_stage import apply_fallback
 from edgekit.pipeline.gates import evaluate_gates, flag_artifacts
@@ -69,8 +70,14 @@ def _keys(refs: list[SampleRef]) -> list[str]:
 
 
 def resolve_targets(recipe: Recipe, model_format: str) -> list[str]:
-    """The recipe's targets, or the model format's natural one; tflite needs a TensorFlow model."""
-    targets = recipe.targets or (["onnx"] if model_format == "onnx" else ["tflite"])
+    """The recipe's targets, or the model format's natural one (onnx for ONNX and PyTorch models,
+    else tflite); tflite needs a TensorFlow model."""
+    from edgekit.sources.pytorch import FORMATS as TORCH_FORMATS, TFLITE_REFUSED
+
+    onnx_like = model_format == "onnx" or model_format in TORCH_FORMATS
+    targets = recipe.targets or (["onnx"] if onnx_like else ["tflite"])
+    if "tflite" in targets and model_format in TORCH_FORMATS:
+        raise UsageError(TFLITE_REFUSED)
     if "tflite" in targets and model_format == "onnx":
         raise UsageError("the tflite target needs a TensorFlow model (SavedModel or .keras); "
                          "use --target onnx or --target tensorrt for ONNX models")
@@ -116,7 +123,7 @@ def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe
     job = CompressJob(model_file, out, recipe, recipe_origin, trust_model, targets, device, inventory,
                       frozenset(preprocess_flags), allow_low_float_accuracy)
     key = None
-    if use_cache and device is None:
+    if use_cache and device is None and model_file.format != ENTRY:  # an entry point's code is not hashed
         on_step("checking the build cache")
         material = {**recipe.model_dump(mode="json"), "trust_model": trust_model,
                     "preprocess_given": sorted(user_origins(recipe.preprocess, job.preprocess_flags).items()),
@@ -190,6 +197,8 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
         data = load_dataset(recipe, source.inputs)
         on_step("running the float reference")
         ref_outputs = [source.reference(f) for f in data.validation_feeds]
+        export = source.export and {**source.export, **export_error(source.onnx_path, data.validation_feeds,
+                                                                    ref_outputs)}
         roles = resolve_roles(ref_outputs, {s.name: s.shape for s in source.inputs}, recipe.outputs)
         float_check = check_float_accuracy(resolution, data.labels, ref_outputs, recipe.calibration.source,
                                            job.allow_low_float_accuracy, roles.primary)
@@ -217,8 +226,8 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
             tools=_tool_versions(),
             recipe={"origin": job.recipe_origin, "name": recipe.name, "targets": ",".join(targets)},
             model=ModelInfo(path=str(job.model_file.path), format=job.model_file.format,
-                            sha256=sha256_tree(job.model_file.path), inputs=_specs(source.inputs),
-                            outputs=_specs(source.outputs), fixed_dims=source.fixed_dims),
+                            sha256=(export or {}).get("source_sha256") or sha256_tree(job.model_file.path), inputs=_specs(source.inputs),
+                            outputs=_specs(source.outputs), fixed_dims=source.fixed_dims, export=export),
             calibration=CalibrationInfo(
                 source=recipe.calibration.source, synthetic=data.synthetic,
                 calibration_samples=len(data.split.calibration),

@@ -27,7 +27,8 @@ class PreparedSource:
     reference: Reference
     fixed_dims: dict[str, dict] = field(default_factory=dict)
     saved_dir: Optional[Path] = None  # TensorFlow sources
-    onnx_path: Optional[Path] = None  # ONNX sources
+    onnx_path: Optional[Path] = None  # ONNX sources (PyTorch sources: their ONNX export)
+    export: Optional[dict] = None  # PyTorch sources: the exporter and opset
 
     @property
     def is_tensorflow(self) -> bool:
@@ -36,13 +37,17 @@ class PreparedSource:
 
 def prepare_source(model_file: ModelFile, workdir: Path, input_shapes: dict, trust: bool,
                    hint=None) -> PreparedSource:
-    """Load, check and fix shapes; the float reference runs TensorFlow or onnxruntime.
+    """Load, check and fix shapes; the float reference runs TensorFlow, onnxruntime or PyTorch.
 
     hint(name, dims, batch_axis) -> shape | None proposes a shape for an input with unknown
     non-batch dims that `input_shapes` does not name (the calibration samples' shape).
     """
     if model_file.format == "onnx":
         return _prepare_onnx(model_file, input_shapes, hint)
+    from edgekit.sources import pytorch
+
+    if model_file.format in pytorch.FORMATS:
+        return pytorch.prepare(model_file, workdir, input_shapes, hint, _prepare_onnx)
     from edgekit.sources.tensorflow import export_fixed_savedmodel, reference_fn
 
     exported = export_fixed_savedmodel(model_file, workdir, input_shapes, trust, hint)

@@ -7,8 +7,9 @@ every input of its `forward` needs an `--input-shape`. The module is found on PY
 current directory.
 
 In the worker: `torch.export.export` (static shapes) -> `torch.onnx.export(..., dynamo=True)` at
-`ONNX_OPSET` (18, recorded) without the exporter's own graph optimizer, so that edgekit's fusion
-passes do (and report) the BatchNorm folds; then the ONNX source path fixes any dynamic dims.
+`ONNX_OPSET` (18, recorded) with constant folding but without the exporter's rewrite rules, so
+that edgekit's fusion passes do (and report) the BatchNorm folds; then the ONNX source path fixes
+any dynamic dims.
 The float reference is the PyTorch program itself, not the exported ONNX graph.
 """
 
@@ -33,6 +34,8 @@ ENTRY = "torch-entry"
 FORMATS = (PT2, ENTRY)
 ONNX_OPSET = 18  # the dynamo exporter's lowest native opset; onnxruntime >= 1.14, TensorRT >= 8.6
 INSTALL_HINT = "pip install 'edgekit[torch]'"
+TFLITE_REFUSED = ("the tflite target needs a TensorFlow model: no PyTorch -> TFLite converter installs beside "
+                  "edgekit's pinned stack (README: PyTorch models); use --target onnx or --target tensorrt")
 _ENTRY_POINT = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
@@ -160,11 +163,15 @@ def export_onnx(program, out_path: Path) -> dict:
     import io
 
     torch = _torch()
+    import onnxscript.optimizer
+
     captured = io.StringIO()
     try:
         with contextlib.redirect_stdout(captured):
-            torch.onnx.export(program, (), str(out_path), dynamo=True, opset_version=ONNX_OPSET,
-                              optimize=False, external_data=False)
+            exported = torch.onnx.export(program, (), dynamo=True, opset_version=ONNX_OPSET, optimize=False)
+            onnxscript.optimizer.fold_constants(exported.model)  # constants only: no BatchNorm fusion
+            onnxscript.optimizer.remove_unused_nodes(exported.model)
+            exported.save(str(out_path), external_data=False)
     except Exception as err:
         raise ConversionError(f"torch.onnx export failed: {condense(err)}") from None
     return {"exporter": f"torch.onnx (dynamo) {torch.__version__}", "opset": ONNX_OPSET}
@@ -186,6 +193,30 @@ def reference_fn(program, output_names: list[str]):
     return run
 
 
+def export_error(onnx_path: Path, feeds: list[dict], references: list[dict]) -> dict:
+    """The export's own error: the exported ONNX graph (FP32, onnxruntime) vs the PyTorch outputs."""
+    from edgekit.runtime.onnx import OnnxRunner
+
+    runner = OnnxRunner(onnx_path)
+    worst_abs, worst_rel = 0.0, 0.0
+    for feed, ref in zip(feeds, references):
+        got = runner.run(feed)
+        for name, want in ref.items():
+            diff = float(np.max(np.abs(got[name].astype(np.float64) - want), initial=0.0))
+            worst_abs = max(worst_abs, diff)
+            worst_rel = max(worst_rel, diff / max(float(np.max(np.abs(want), initial=0.0)), 1e-12))
+    return {"samples": len(feeds), "max_abs_error": worst_abs, "max_relative_error": worst_rel}
+
+
+def _source_digest(model_file: ModelFile) -> dict:
+    """An entry point's module file and its sha256 (the report's model hash), once imported."""
+    from edgekit.fsutil import sha256_file
+
+    module = sys.modules.get(str(model_file.path).split(":")[0])
+    found = getattr(module, "__file__", None)
+    return {"module_file": found, "source_sha256": sha256_file(found)} if found else {}
+
+
 def prepare(model_file: ModelFile, workdir: Path, input_shapes: dict, hint, prepare_onnx):
     """PreparedSource of a PyTorch model: exported to ONNX, prepared as one, the PyTorch reference.
 
@@ -194,6 +225,8 @@ def prepare(model_file: ModelFile, workdir: Path, input_shapes: dict, hint, prep
     program = export_program(load_module(model_file), input_shapes)
     onnx_path = workdir / "model.onnx"
     record = export_onnx(program, onnx_path)
+    if model_file.format == ENTRY:
+        record.update(_source_digest(model_file))
     source = prepare_onnx(ModelFile(onnx_path, "onnx"), input_shapes, hint)
     return replace(source, format=model_file.format,
                    reference=reference_fn(program, [s.name for s in source.outputs]), export=record)
