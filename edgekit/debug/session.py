@@ -72,6 +72,9 @@ def run_debug(model_path: str | Path, out: str | Path, recipe: Recipe, *, target
     if recipe.calibration.source is None:
         raise UsageError("edgekit debug needs calibration data: pass --calibration DIR")
     model_file = check_model_path(model_path, trust_model)
+    if model_file.format in ("pt2", "torch-entry"):
+        raise UsageError("edgekit debug takes no PyTorch model yet: debug the model_fp32.onnx that "
+                         "`edgekit compress` builds from it, with --target onnx", model_path)
     if model_file.format == "onnx" and target == "tflite":
         raise UsageError("an ONNX model can only be debugged with --target onnx", model_path)
     start = time.monotonic()

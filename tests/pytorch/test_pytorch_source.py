@@ -125,3 +125,8 @@ def test_entry_point_syntax():
     assert is_entry_point("pkg.models:build") and is_entry_point("m:f")
     assert not is_entry_point("model.onnx") and not is_entry_point("pkg.mod:") and not is_entry_point("a:b:c")
     assert not is_entry_point("dir/mod:f") and not is_entry_point("1pkg:f")
+
+
+def test_debug_refuses_pytorch_models(torch_digits, edgekit_cli, tmp_path):
+    result = edgekit_cli("debug", torch_digits.pt2, "-c", torch_digits.calibration, "--out", tmp_path / "d", "--quiet")
+    assert result.code == 2 and "debug the model_fp32.onnx" in result.err, result.err
