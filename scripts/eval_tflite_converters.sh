@@ -10,10 +10,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "${PY:-.venv/bin/python}" -m pip freeze --exclude-editable | grep -v '^edgekit' > "$tmp/stack.txt"
 "${PY:-.venv/bin/python}" -m venv "$tmp/venv"
-for spec in "litert-torch" "onnx2tf" "onnx2tf==1.28.8 tf-keras~=2.21.0 onnx-graphsurgeon sng4onnx psutil"; do
+for spec in "litert-torch" "litert-torch==0.10.0" "onnx2tf" "onnx2tf==1.28.8 tf-keras~=2.21.0 onnx-graphsurgeon sng4onnx psutil"; do
   echo "== $spec"
   # shellcheck disable=SC2086
-  "$tmp/venv/bin/pip" install -q --dry-run --report "$tmp/report.json" -c "$tmp/stack.txt" $spec 2>&1 \
+  "$tmp/venv/bin/pip" install --dry-run --report "$tmp/report.json" -c "$tmp/stack.txt" $spec 2>&1 \
     | grep -E "conflict is caused by|depends on|requested|ERROR: Cannot" | head -8
   if [ -s "$tmp/report.json" ]; then
     "$tmp/venv/bin/python" -c 'import json,sys; r=json.load(open(sys.argv[1])); print("resolves:", " ".join(

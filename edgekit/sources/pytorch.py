@@ -6,11 +6,12 @@ module and calls the function, so it needs `--trust-model`; it must return an `n
 every input of its `forward` needs an `--input-shape`. The module is found on PYTHONPATH or in the
 current directory.
 
-In the worker: `torch.export.export` (static shapes) -> `torch.onnx.export(..., dynamo=True)` at
-`ONNX_OPSET` (18, recorded) with constant folding but without the exporter's rewrite rules, so
-that edgekit's fusion passes do (and report) the BatchNorm folds; then the ONNX source path fixes
-any dynamic dims.
-The float reference is the PyTorch program itself, not the exported ONNX graph.
+In the worker: `torch.export.export` (an entry point's module, at its --input-shape; a .pt2 is
+used as saved) -> `torch.onnx.export(..., dynamo=True)` at `ONNX_OPSET` (18, recorded) with
+constant folding but without the exporter's rewrite rules, so that edgekit's fusion passes do (and
+report) the BatchNorm folds; then the ONNX source path fixes any dynamic dims (batch 1,
+--input-shape, or the calibration samples). The float reference is the PyTorch program itself, not
+the exported ONNX graph.
 """
 
 from __future__ import annotations
@@ -131,26 +132,17 @@ def _program_inputs(program) -> dict[str, list]:
 
 
 def export_program(model, input_shapes: dict):
-    """A static-shape ExportedProgram: an entry point's module exported at the given shapes; a
-    loaded program as it is, unless --input-shape fixes its symbolic dims (then re-exported)."""
+    """An ExportedProgram: a loaded .pt2 as saved (its dynamic dims are fixed on the ONNX graph, as
+    for any ONNX model); an entry point's module exported at the --input-shape of each input."""
     torch = _torch()
     if isinstance(model, torch.export.ExportedProgram):
-        declared = _program_inputs(model)
-        unknown = sorted(set(input_shapes) - set(declared))
-        if unknown:
-            raise UsageError(f"--input-shape names {unknown}, but the program's inputs are {sorted(declared)}")
-        if not input_shapes:
-            return model  # dynamic dims are fixed on the ONNX graph, as for any ONNX model
-        shapes = {n: input_shapes.get(n) or [d or 1 for d in dims] for n, dims in declared.items()}
-        model, names = model.module(), list(declared)
-    else:
-        names = _forward_inputs(model)
-        missing = [n for n in names if n not in input_shapes]
-        if missing or not names:
-            raise UsageError("a PyTorch entry point needs --input-shape for each forward() input: "
-                             + ", ".join(f"{n}:1x..." for n in (missing or ["NAME"])))
-        shapes = input_shapes
-    example = tuple(torch.zeros(shapes[n], dtype=torch.float32) for n in names)
+        return model
+    names = _forward_inputs(model)
+    missing = [n for n in names if n not in input_shapes]
+    if missing or not names:
+        raise UsageError("a PyTorch entry point needs --input-shape for each forward() input: "
+                         + ", ".join(f"{n}:1x..." for n in (missing or ["NAME"])))
+    example = tuple(torch.zeros(input_shapes[n], dtype=torch.float32) for n in names)
     try:
         return torch.export.export(model, example)
     except Exception as err:
@@ -177,8 +169,9 @@ def export_onnx(program, out_path: Path) -> dict:
     return {"exporter": f"torch.onnx (dynamo) {torch.__version__}", "opset": ONNX_OPSET}
 
 
-def reference_fn(program, output_names: list[str]):
-    """Runs the PyTorch program on float feeds; its flattened outputs named as the ONNX graph's."""
+def reference_fn(program, output_names: list[str], model_path):
+    """Runs the PyTorch program on float feeds; its flattened outputs named as the ONNX graph's.
+    An input the program rejects (a fixed dim outside its exported range) is a ModelError."""
     torch = _torch()
     from torch.utils._pytree import tree_leaves
 
@@ -186,8 +179,12 @@ def reference_fn(program, output_names: list[str]):
     names = [n for n in _program_inputs(program)]
 
     def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        with torch.no_grad():
-            outputs = tree_leaves(module(*(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in names)))
+        try:
+            with torch.no_grad():
+                outputs = tree_leaves(module(*(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in names)))
+        except Exception as err:
+            shapes = ", ".join(f"{n} {'x'.join(map(str, feeds[n].shape))}" for n in names)
+            raise ModelError(f"the PyTorch program does not run on {shapes} ({one_line(err)})", model_path) from None
         return {name: out.detach().numpy() for name, out in zip(output_names, outputs)}
 
     return run
@@ -229,4 +226,4 @@ def prepare(model_file: ModelFile, workdir: Path, input_shapes: dict, hint, prep
         record.update(_source_digest(model_file))
     source = prepare_onnx(ModelFile(onnx_path, "onnx"), input_shapes, hint)
     return replace(source, format=model_file.format,
-                   reference=reference_fn(program, [s.name for s in source.outputs]), export=record)
+                   reference=reference_fn(program, [s.name for s in source.outputs], model_file.path), export=record)

@@ -16,7 +16,7 @@ HERE = Path(__file__).parent
 @dataclass
 class TorchDigits:
     folder: Path  # digits_net.py + digits_net.pt: the entry point digits_net:build
-    pt2: Path
+    pt2: Path  # exported with a dynamic batch
     calibration: Path  # data.npz: image [n, 1, 1, 8, 8] + labels (training split)
     x_test: np.ndarray  # [n, 1, 8, 8]
     y_test: np.ndarray
@@ -58,7 +58,8 @@ def torch_digits(tmp_path_factory) -> TorchDigits:
         accuracy = float((model(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean())
     assert accuracy > 0.9, accuracy
     pt2 = folder / "digits.pt2"
-    torch.export.save(torch.export.export(model, (torch.zeros(1, 1, 8, 8),)), pt2)
+    batch = torch.export.Dim("batch", min=1, max=64)  # a dynamic batch, which edgekit fixes to 1
+    torch.export.save(torch.export.export(model, (torch.zeros(2, 1, 8, 8),), dynamic_shapes={"image": {0: batch}}), pt2)
     calibration = tmp_path_factory.mktemp("torch_digits_data")
     np.savez(calibration / "data.npz", image=x_train[:, None], labels=y_train.astype(np.int64))
     sys.modules.pop("digits_net", None)

@@ -39,6 +39,7 @@ def _accuracy(path, x, y) -> float:
 def test_pt2_to_int8_onnx_within_a_point_of_pytorch(pt2_build, torch_digits):
     out, report = pt2_build
     assert report["model"]["format"] == "pt2"
+    assert report["model"]["fixed_dims"] == {"image": {"from": "?x1x8x8", "to": "1x1x8x8"}}
     export = report["model"]["export"]
     assert export["opset"] == 18 and export["exporter"].startswith("torch.onnx (dynamo)")
     assert export["max_relative_error"] < 1e-4 and export["samples"] == report["calibration"]["validation_samples"]
