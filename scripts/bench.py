@@ -55,7 +55,6 @@ from bench_children import CHILDREN  # noqa: E402  (the jobs run by `--child`)
 from bench_table import LATENCY_MARGIN, build_rows, paired_ratio, render_markdown, summary  # noqa: E402,F401
 
 
-
 @dataclass(frozen=True)
 class Config:
     """Sizes of one benchmark mode."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import bench_data
 
+
 def _loader(job: dict):
     size, color, scale, offset = tuple(job["size"]), job["color"], job["scale"], job["offset"]
     return lambda path: bench_data.load_image(Path(path), size, color, scale, offset)
