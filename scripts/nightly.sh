@@ -11,6 +11,6 @@ PY=$(scripts/setup.sh)
 "$PY" -m pytest -q -m slow
 CI=${CI:-1} "$PY" -m pytest -q -s -m zoo tests/zoo   # CI set: a missing zoo wheel fails, not skips
 if [ "${1:-}" != "--no-bench" ]; then
-  "$PY" scripts/bench.py --out bench-out/bench.json
-  "$PY" scripts/bench_fallback.py
+  "$PY" -m scripts.bench --out bench-out/bench.json
+  "$PY" scripts/bench/fallback.py
 fi

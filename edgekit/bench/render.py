@@ -13,6 +13,7 @@ from pathlib import Path
 from edgekit.bench import plots
 from edgekit.bench.schema import BenchReport, Row
 from edgekit.fsutil import write_json_atomic, write_text_atomic
+from edgekit.report.page import html_table, image, md_table, page_html
 
 MD_LIMIT = 60_000
 _FACT_KEYS = ("model", "cpu", "soc", "os", "kernel", "jetpack", "governor")
@@ -80,14 +81,6 @@ def _sections(report: BenchReport) -> list[tuple[str, list[str], list[list[str]]
     return [table for table in tables if table[2]]
 
 
-def _md_table(headers, rows) -> list[str]:
-    def clean(cell):
-        return str(cell).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return lines + ["| " + " | ".join(clean(c) for c in row) + " |" for row in rows]
-
-
 def _mode(report: BenchReport) -> str:
     s = report.settings
     mode = f"sustained {s.duration_s:g} s" if s.duration_s else f"{s.runs} runs, {s.warmup} warm-up"
@@ -98,11 +91,11 @@ def markdown(report: BenchReport) -> str:
     lines = [f"## edgekit bench: {report.status.upper().replace('_', ' ')} (exit {report.exit_code})",
              "", f"`{report.build}` · {_mode(report)} · edgekit {report.edgekit_version} · "
              f"{report.created_at}", ""]
-    lines += _md_table(HEADERS, [_row_cells(row) for row in report.rows])
+    lines += md_table(HEADERS, [_row_cells(row) for row in report.rows])
     for title, headers, rows in _sections(report):
-        lines += ["", f"**{title}**", ""] + _md_table(headers, rows)
+        lines += ["", f"**{title}**", ""] + md_table(headers, rows)
     lines += ["", "<details><summary>Devices</summary>", ""]
-    lines += _md_table(["device", "kind", "status", *_FACT_KEYS, "error"],
+    lines += md_table(["device", "kind", "status", *_FACT_KEYS, "error"],
                        [[d.name, d.kind, d.status, *[d.facts.get(k) or "–" for k in _FACT_KEYS],
                          d.error or ""] for d in report.devices])
     lines += ["", "</details>", ""]
@@ -110,17 +103,6 @@ def markdown(report: BenchReport) -> str:
     if len(text) > MD_LIMIT:
         text = text[:MD_LIMIT].rsplit("\n", 1)[0] + "\n\n… (cut; see bench.json)\n"
     return text
-
-
-def _html_table(headers, rows) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-                   for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _img(data: str | None, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">' if data else ""
 
 
 def _facts_cell(key: str, value) -> str:
@@ -134,28 +116,23 @@ def html_page(report: BenchReport) -> str:
              f"(exit {report.exit_code})</h1>",
              f"<p>{html.escape(report.build)} · {html.escape(_mode(report))} · edgekit "
              f"{html.escape(report.edgekit_version)} · {html.escape(report.created_at)}</p>",
-             _html_table(HEADERS, [_row_cells(row) for row in report.rows])]
+             html_table(HEADERS, [_row_cells(row) for row in report.rows])]
     for title, headers, rows in _sections(report):
         parts += [f"<h2>{html.escape(title)}</h2>",
-                  _html_table(headers, [[str(c).replace("**", "") for c in r] for r in rows])]
+                  html_table(headers, [[str(c).replace("**", "") for c in r] for r in rows])]
         if title.startswith("INT8 vs FP32"):
-            parts.append(_img(plots.speedup_bars(report.speedups), "INT8 speed-up per device"))
+            parts.append(image(plots.speedup_bars(report.speedups), "INT8 speed-up per device"))
     for device in report.devices:
         rows = [row for row in report.rows if row.device == device.name]
         parts.append(f"<h2>{html.escape(device.name)} ({html.escape(device.kind)}): "
                      f"{html.escape(device.status)}</h2>")
         facts = [[key, _facts_cell(key, value)] for key, value in device.facts.items()
                  if value not in (None, {}, "")]
-        parts.append(_html_table(["fact", "value"], facts) if facts else "<p>no device facts</p>")
-        parts.append(_img(plots.distribution(device.name, rows), f"latency distribution {device.name}"))
+        parts.append(html_table(["fact", "value"], facts) if facts else "<p>no device facts</p>")
+        parts.append(image(plots.distribution(device.name, rows), f"latency distribution {device.name}"))
         if report.settings.duration_s:
-            parts += [_img(plots.timeline(row), f"latency over time {row.artifact}") for row in rows]
-    style = ("body{font-family:sans-serif;margin:2em;max-width:1300px}"
-             "table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}"
-             "th{background:#f3f3f3}img{display:block;margin:1em 0;max-width:100%}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>edgekit bench</title>"
-            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
+            parts += [image(plots.timeline(row), f"latency over time {row.artifact}") for row in rows]
+    return page_html("edgekit bench", parts)
 
 
 def write_reports(report: BenchReport, out_dir: Path) -> dict[str, Path]:

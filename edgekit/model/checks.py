@@ -5,13 +5,15 @@ of their top-level wire format, so truncated or bit-flipped files fail here inst
 native parser. `.keras` archives are checked for zip bombs (declared sizes), unsafe member names,
 and what would run arbitrary code on load (Lambda layers, custom objects); legacy HDF5 is refused
 too, unless the user trusts the model. `.tflite` is an output format and refused as an input. PyTorch inputs (`.pt2`, entry points) are
-recognized here and checked by `edgekit.sources.pytorch`; pickled `.pt`/`.pth` checkpoints are refused.
+recognized here: a `.pt2` is checked as an archive like `.keras`, an entry point
+(`package.module:function`) needs trust; pickled `.pt`/`.pth` checkpoints are refused.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import zipfile
 from dataclasses import dataclass
@@ -28,6 +30,8 @@ MAX_UNPACKED_BYTES = 16 << 30  # sum of a .keras archive's declared member sizes
 MAX_RATIO = 200  # declared/compressed size of one member beyond which it is a zip bomb
 MAX_SAVEDMODEL_FILES = 100_000
 ZIP_MAGIC = b"PK\x03\x04"
+PT2, ENTRY = "pt2", "torch-entry"  # PyTorch formats: a torch.export archive, package.module:function
+_ENTRY_POINT = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 KERAS_MODULES = ("keras", "tf_keras")
 CODE_CLASSES = ("Lambda", "TFOpLambda", "__lambda__")
@@ -49,11 +53,8 @@ class ModelFile:
 def check_model_path(path: str | Path, trust: bool = False) -> ModelFile:
     """Identify the model format and refuse unsafe or malformed inputs with a one-line error."""
     path = Path(path)
-    if not path.exists():
-        from edgekit.sources import pytorch  # format detection only: imports no framework
-
-        if pytorch.is_entry_point(str(path)):
-            return pytorch.check_entry_point(str(path), trust)
+    if not path.exists() and is_entry_point(str(path)):
+        return check_entry_point(str(path), trust)
     try:
         info = path.stat()
     except OSError as err:
@@ -76,9 +77,7 @@ def check_model_path(path: str | Path, trust: bool = False) -> ModelFile:
         _check_proto(path, ONNX_FIELDS, "ONNX model", required=7)
         return ModelFile(path, "onnx")
     if suffix == ".pt2":
-        from edgekit.sources import pytorch
-
-        return pytorch.check_pt2_archive(path)
+        return check_pt2_archive(path)
     if suffix in (".pt", ".pth"):
         raise ModelError("a pickled PyTorch checkpoint runs code on load and holds no graph: give a "
                          "torch.export archive (.pt2, torch.export.save) or an entry point "
@@ -265,3 +264,35 @@ def find_unsafe_layer(config, depth: int = 0) -> str | None:
         if found:
             return found
     return None
+
+
+def is_entry_point(text: str) -> bool:
+    """`package.module:function` (dotted identifiers, one colon, one identifier)."""
+    return bool(_ENTRY_POINT.match(text))
+
+
+def check_entry_point(text: str, trust: bool) -> ModelFile:
+    """An entry point runs the user's code: refused without --trust-model (nothing imported here)."""
+    if not trust:
+        raise ModelError("a Python entry point runs its module's code to build the model; "
+                         "pass --trust-model to run it", text)
+    return ModelFile(Path(text), ENTRY)
+
+
+def check_pt2_archive(path: Path) -> ModelFile:
+    """A torch.export archive: a zip with sane members and a `*/archive_format` marker."""
+    check_magic(path, ZIP_MAGIC, "not a valid .pt2 file (not a zip archive: corrupt or truncated?)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            check_zip_members(path, members, ".pt2")
+            if not any(m.filename.endswith("archive_format") for m in members):
+                raise ModelError("not a torch.export archive (no archive_format member: saved with "
+                                 "torch.export.save?)", path)
+            bad = archive.testzip()
+            if bad is not None:
+                raise ModelError(f"corrupt or truncated .pt2 file (bad CRC in {bad})", path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
+            NotImplementedError) as err:
+        raise ModelError(f"corrupt or truncated .pt2 file ({one_line(err)})", path) from None
+    return ModelFile(path, PT2)

@@ -1,9 +1,9 @@
 """PyTorch models in: a `torch.export` archive (.pt2) or an entry point `package.module:function`.
 
-A `.pt2` is checked as an untrusted archive before torch parses it (zip magic, member names,
-declared sizes, CRCs; `torch.export.load` runs no user code). An entry point imports the user's
-module and calls the function, so it needs `--trust-model`; it must return an `nn.Module` and
-every input of its `forward` needs an `--input-shape`. The module is found on PYTHONPATH or in the
+`edgekit.model.checks` recognizes both and checks a `.pt2` as an untrusted archive before torch
+parses it (`torch.export.load` runs no user code), and refuses an entry point without
+`--trust-model`. An entry point imports the user's module and calls the function; it must return
+an `nn.Module` and every input of its `forward` needs an `--input-shape`. The module is found on PYTHONPATH or in the
 current directory.
 
 In the worker: `torch.export.export` (an entry point's module, at its --input-shape; a .pt2 is
@@ -19,57 +19,17 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-import re
 import sys
-import zipfile
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from edgekit.errors import ConversionError, MissingDependencyError, ModelError, UsageError, condense
-from edgekit.model.checks import ModelFile, ZIP_MAGIC, check_magic, check_zip_members, one_line
+from edgekit.model.checks import ENTRY, PT2, ModelFile, one_line
 
-PT2 = "pt2"
-ENTRY = "torch-entry"
-FORMATS = (PT2, ENTRY)
 ONNX_OPSET = 18  # the dynamo exporter's lowest native opset; onnxruntime >= 1.14, TensorRT >= 8.6
 INSTALL_HINT = "pip install 'edgekit[torch]'"
-TFLITE_REFUSED = ("the tflite target needs a TensorFlow model: no PyTorch -> TFLite converter installs beside "
-                  "edgekit's pinned stack (README: PyTorch models); use --target onnx or --target tensorrt")
-_ENTRY_POINT = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
-
-
-def is_entry_point(text: str) -> bool:
-    """`package.module:function` (dotted identifiers, one colon, one identifier)."""
-    return bool(_ENTRY_POINT.match(text))
-
-
-def check_entry_point(text: str, trust: bool) -> ModelFile:
-    """An entry point runs the user's code: refused without --trust-model (nothing imported here)."""
-    if not trust:
-        raise ModelError("a Python entry point runs its module's code to build the model; "
-                         "pass --trust-model to run it", text)
-    return ModelFile(Path(text), ENTRY)
-
-
-def check_pt2_archive(path: Path) -> ModelFile:
-    """A torch.export archive: a zip with sane members and a `*/archive_format` marker."""
-    check_magic(path, ZIP_MAGIC, "not a valid .pt2 file (not a zip archive: corrupt or truncated?)")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-            check_zip_members(path, members, ".pt2")
-            if not any(m.filename.endswith("archive_format") for m in members):
-                raise ModelError("not a torch.export archive (no archive_format member: saved with "
-                                 "torch.export.save?)", path)
-            bad = archive.testzip()
-            if bad is not None:
-                raise ModelError(f"corrupt or truncated .pt2 file (bad CRC in {bad})", path)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
-            NotImplementedError) as err:
-        raise ModelError(f"corrupt or truncated .pt2 file ({one_line(err)})", path) from None
-    return ModelFile(path, PT2)
 
 
 def _torch():
@@ -214,16 +174,17 @@ def _source_digest(model_file: ModelFile) -> dict:
     return {"module_file": found, "source_sha256": sha256_file(found)} if found else {}
 
 
-def prepare(model_file: ModelFile, workdir: Path, input_shapes: dict, hint, prepare_onnx):
-    """PreparedSource of a PyTorch model: exported to ONNX, prepared as one, the PyTorch reference.
+def prepare(model_file: ModelFile, workdir: Path, input_shapes: dict, trust: bool, hint=None):
+    """The PreparedSource of a PyTorch model (see `edgekit.sources.prepare`): exported to ONNX and
+    prepared as an ONNX model (dynamic dims fixed), with the PyTorch program as the float reference.
+    `trust` was checked with the model path (an entry point needs it)."""
+    from edgekit.sources.onnx import prepare as prepare_onnx
 
-    prepare_onnx(model_file, input_shapes, hint): the ONNX source's preparation (fixes dynamic dims).
-    """
     program = export_program(load_module(model_file), input_shapes)
     onnx_path = workdir / "model.onnx"
     record = export_onnx(program, onnx_path)
     if model_file.format == ENTRY:
         record.update(_source_digest(model_file))
-    source = prepare_onnx(ModelFile(onnx_path, "onnx"), input_shapes, hint)
+    source = prepare_onnx(ModelFile(onnx_path, "onnx"), workdir, input_shapes, trust, hint)
     return replace(source, format=model_file.format,
                    reference=reference_fn(program, [s.name for s in source.outputs], model_file.path), export=record)
