@@ -121,13 +121,17 @@ def _run(edgekit_cli, model, tmp_path):
 
 
 def test_entry_point_syntax():
-    from edgekit.sources.pytorch import is_entry_point
+    from edgekit.model.checks import is_entry_point
 
     assert is_entry_point("pkg.models:build") and is_entry_point("m:f")
     assert not is_entry_point("model.onnx") and not is_entry_point("pkg.mod:") and not is_entry_point("a:b:c")
     assert not is_entry_point("dir/mod:f") and not is_entry_point("1pkg:f")
 
 
-def test_debug_refuses_pytorch_models(torch_digits, edgekit_cli, tmp_path):
+@pytest.mark.slow
+def test_debug_takes_a_pt2(torch_digits, edgekit_cli, tmp_path):
+    """`edgekit debug` prepares the model through the same source: the exported, fused ONNX graph."""
     result = edgekit_cli("debug", torch_digits.pt2, "-c", torch_digits.calibration, "--out", tmp_path / "d", "--quiet")
-    assert result.code == 2 and "debug the model_fp32.onnx" in result.err, result.err
+    assert result.code == 0, result.err
+    document = json.loads((tmp_path / "d" / "debug.json").read_text())
+    assert document["target"] == "onnx"
