@@ -71,7 +71,8 @@ def build_overrides(opts: dict) -> dict:
 @click.pass_context
 def compress(ctx, model, out, recipe, trust_model, devices, inventory, no_cache, allow_low_float_accuracy,
              explain_preprocessing, as_json, quiet, **opts):
-    """Convert MODEL (SavedModel dir, .keras, .onnx) to validated artifacts with a report."""
+    """Convert MODEL (SavedModel dir, .keras, .onnx, .pt2, package.module:function) to validated
+    artifacts with a report."""
     from edgekit.pipeline.compress import run_compress
     from edgekit.recipe.loader import load_recipe
     from edgekit.report.markdown import render_markdown

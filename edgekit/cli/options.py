@@ -91,7 +91,7 @@ DATA_OPTIONS = [
     click.option("--std", help="Per-channel std, comma-separated."),
     click.option("--color", type=click.Choice(["rgb", "bgr", "grayscale"])),
     click.option("--layout", type=click.Choice(["nhwc", "nchw"])),
-    click.option("--trust-model", is_flag=True, help="Allow Lambda layers / custom objects (runs model code)."),
+    click.option("--trust-model", is_flag=True, help="Allow Lambda layers / custom objects, or run a PyTorch entry point (runs model code)."),
 ]
 
 
