@@ -2,9 +2,9 @@
 
 `edgekit.model.checks` recognizes both and checks a `.pt2` as an untrusted archive before torch
 parses it (`torch.export.load` runs no user code), and refuses an entry point without
-`--trust-model`. An entry point imports the user's module and calls the function; it must return
-an `nn.Module` and every input of its `forward` needs an `--input-shape`. The module is found on PYTHONPATH or in the
-current directory.
+`--trust-model`. An entry point imports the user's module (found on PYTHONPATH or in the current
+directory) and calls the function; it must return an `nn.Module`, and every input of its `forward`
+needs an `--input-shape` (float32 inputs).
 
 In the worker: `torch.export.export` (an entry point's module, at its --input-shape; a .pt2 is
 used as saved) -> `torch.onnx.export(..., dynamo=True)` at `ONNX_OPSET` (18, recorded) with
@@ -136,7 +136,7 @@ def reference_fn(program, output_names: list[str], model_path):
     from torch.utils._pytree import tree_leaves
 
     module = program.module()
-    names = [n for n in _program_inputs(program)]
+    names = list(_program_inputs(program))
 
     def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
@@ -186,5 +186,5 @@ def prepare(model_file: ModelFile, workdir: Path, input_shapes: dict, trust: boo
     if model_file.format == ENTRY:
         record.update(_source_digest(model_file))
     source = prepare_onnx(ModelFile(onnx_path, "onnx"), workdir, input_shapes, trust, hint)
-    return replace(source, format=model_file.format,
-                   reference=reference_fn(program, [s.name for s in source.outputs], model_file.path), export=record)
+    reference = reference_fn(program, [s.name for s in source.outputs], model_file.path)
+    return replace(source, format=model_file.format, reference=reference, export=record)
