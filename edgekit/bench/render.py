@@ -152,13 +152,15 @@ def html_page(report: BenchReport) -> str:
             parts.append(_img(plots.speedup_bars(report.speedups), "INT8 speed-up per device"))
     for device in report.devices:
         rows = [row for row in report.rows if row.device == device.name]
+        emulated = device.facts.get("emulated")
         parts.append(f"<h2>{html.escape(device.name)} ({html.escape(device.kind)}): "
-                     f"{html.escape(device.status)}</h2>")
+                     f"{html.escape(device.status)}"
+                     + (f" · EMULATED ({html.escape(emulated)}): latency is not a device's"
+                        if emulated else "") + "</h2>")
         facts = [[key, _facts_cell(key, value)] for key, value in device.facts.items()
                  if value not in (None, {}, "")]
         parts.append(_html_table(["fact", "value"], facts) if facts else "<p>no device facts</p>")
-        title = device.name + (" (EMULATED: not a device's latency)"
-                               if device.facts.get("emulated") else "")
+        title = device.name + (" (EMULATED: not a device's latency)" if emulated else "")
         parts.append(_img(plots.distribution(title, rows), f"latency distribution {device.name}"))
         if report.settings.duration_s:
             parts += [_img(plots.timeline(row), f"latency over time {row.artifact}") for row in rows]
