@@ -55,7 +55,6 @@ from bench_children import CHILDREN  # noqa: E402  (the jobs run by `--child`)
 from bench_table import LATENCY_MARGIN, build_rows, paired_ratio, render_markdown, summary  # noqa: E402,F401
 
 
-
 @dataclass(frozen=True)
 class Config:
     """Sizes of one benchmark mode."""
@@ -429,8 +428,8 @@ def bench_memory(model: Path, images: list[Path], pre: dict, cfg: Config, work: 
 def bench_onnx(saved_model: Path, files: list[str], heldout: list[np.ndarray], pre: dict, cfg: Config,
                work: Path, env: dict) -> dict:
     """edgekit's ONNX INT8 vs onnxruntime quantize_static defaults, from the same exported model."""
-    from edgekit.onnx.export import export_to_onnx
-    from edgekit.onnx.quantize import model_inputs
+    from edgekit.sources.tf2onnx_export import export_to_onnx
+    from edgekit.backends.onnx.quantize import model_inputs
 
     folder = work / "onnx"
     folder.mkdir()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import bench_data
 
+
 def _loader(job: dict):
     size, color, scale, offset = tuple(job["size"]), job["color"], job["scale"], job["offset"]
     return lambda path: bench_data.load_image(Path(path), size, color, scale, offset)
@@ -40,7 +41,7 @@ def child_raw_tflite(job: dict) -> dict:
 
 def child_onnx_edgekit(job: dict) -> dict:
     """edgekit's ONNX family: fuse + verify + FP32, then QDQ INT8 (build_onnx_artifacts)."""
-    from edgekit.onnx.artifacts import build_onnx_artifacts
+    from edgekit.backends.onnx.artifacts import build_onnx_artifacts
 
     load = _loader(job)
     t = time.perf_counter()

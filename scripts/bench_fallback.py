@@ -109,32 +109,25 @@ def _random_images(out_dir: Path, count: int = 160) -> Path:
 def bench_model(name: str, model_path: Path, recipe, budget, target: str, max_float_layers: int,
                 time_budget_s: float) -> dict:
     """One row: FP32 vs plain INT8 vs fallback INT8 (metrics, float layers, size, p50 latency)."""
-    from edgekit.debug.backend import keras_layer_names
+    from edgekit import backends, sources
+    from edgekit.backends.base import BuildContext
+    from edgekit.calibration.dataset import load_dataset
     from edgekit.debug.fallback import run_fallback
-    from edgekit.debug.onnx_selective import OnnxSelective, float_onnx
     from edgekit.debug.scoring import Evaluator
-    from edgekit.debug.selective import TfliteSelective
     from edgekit.model.checks import check_model_path
-    from edgekit.pipeline.compress import load_dataset
-    from edgekit.stages.tf_export import export_fixed_savedmodel, reference_fn
 
     work = Path(tempfile.mkdtemp(prefix="bench-fallback-"))
-    names = keras_layer_names(model_path)
+    source = sources.prepare(check_model_path(model_path), work, {}, False)
+    data = load_dataset(recipe, source.inputs)
+    reference = source.reference
+    # the same selective builder compress's fallback and `edgekit debug` search with
+    backend = backends.get(target).selective(source, data.calibration_factory(), recipe, BuildContext(work, work))
     if target == "tflite":
-        exported = export_fixed_savedmodel(check_model_path(model_path), work, {})
-        data = load_dataset(recipe, exported.inputs)
-        backend = TfliteSelective(exported.saved_dir, data.calibration_factory(), recipe.int8, names)
-        reference = reference_fn(exported.saved_dir)
-        from edgekit.stages.tflite_build import build_tflite
+        from edgekit.backends.tflite.build import build_tflite
 
-        fp32 = build_tflite(exported.saved_dir, "fp32")
+        fp32 = build_tflite(source.saved_dir, "fp32")
     else:
-        fp32_path = float_onnx(model_path, work)
-        backend = OnnxSelective(fp32_path, None, layer_names=names)
-        data = load_dataset(recipe, backend.input_specs())
-        backend.calibration = data.calibration_factory()
-        reference = backend.reference()
-        fp32 = fp32_path.read_bytes()
+        fp32 = backend.fp32_path.read_bytes()
     evaluator = Evaluator(data.validation_feeds, [reference(f) for f in data.validation_feeds], data.labels,
                           runs=50, warmup_runs=10)
     start = time.perf_counter()

@@ -13,13 +13,12 @@ from __future__ import annotations
 import statistics
 
 from edgekit.bench.schema import GateResult, Row, Speedup, Throttling
-from edgekit.errors import DeviceInconclusive, DeviceToolError, GateFailed, HostKeyRefused
+from edgekit.errors import DEVICE_OUTCOMES, DeviceToolError
 
 TEMP_RISE_C = 10.0  # a rise this large over one run counts as throttling evidence
 SLOWDOWN = 1.15  # last-tenth median this much slower than the first tenth (sustained mode)
 MIN_SAMPLES = 20  # fewer timed runs than this: no throughput trend is judged
-PRECEDENCE = [("gate_failed", GateFailed), ("tool_failed", DeviceToolError),
-              ("host_key_refused", HostKeyRefused), ("inconclusive", DeviceInconclusive)]
+PRECEDENCE = DEVICE_OUTCOMES  # one precedence for bench and `devices --check` (edgekit.errors)
 
 
 def temp_rise(before: dict[str, float], after: dict[str, float]) -> float | None:

@@ -125,9 +125,9 @@ class BenchmarkModelRun:
         result = self.device.run(argv, timeout=timeout, check=False)
         text = result.stdout + "\n" + result.stderr
         if result.returncode != 0:
-            from edgekit.devices.base import last_line
+            from edgekit.errors import condense
 
-            raise DeviceToolError(f"benchmark_model exited {result.returncode}: {last_line(text)}",
+            raise DeviceToolError(f"benchmark_model exited {result.returncode}: {condense(text, last=True)}",
                                   self.device.name)
         parsed = parse_benchmark_model(text)
         latency = LatencySummary(**parsed.latency_fields(threads=threads, warmup_runs=warmup))
@@ -152,8 +152,8 @@ class TrtexecRun:
     def measure(self, artifact: Artifact, remote_model: str, *, runs: int, warmup: int,
                 duration_s: float | None, timeout: float) -> dict:
         """Row fields from one run: host latency summary, GPU compute time, build time."""
-        from edgekit.onnx.tensorrt import last_errors, trtexec_bench_argv
-        from edgekit.onnx.trtexec_log import parse_trtexec_log
+        from edgekit.backends.tensorrt.trtexec import last_errors, trtexec_bench_argv
+        from edgekit.backends.tensorrt.trtexec_log import parse_trtexec_log
 
         plan = artifact.format == "trt-plan"
         argv = trtexec_bench_argv(

@@ -291,12 +291,6 @@ def collect_facts(device: Device, timeout: float) -> DeviceFacts:
     return facts
 
 
-def last_line(text: str) -> str:
-    """The last non-empty line of a tool's output (trimmed to 300 chars), for one-line errors."""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][-300:] if lines else "(no output)"
-
-
 def timeout_error(device: str, what: str, timeout: float) -> DeviceInconclusive:
     """The one wording for a step that ran past its timeout."""
     return DeviceInconclusive(f"{what} timed out after {timeout:g}s", device)

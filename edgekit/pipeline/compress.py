@@ -20,11 +20,12 @@ from typing import Callable, Optional
 import numpy as np
 
 import edgekit
-from edgekit.calibration.sources import CalibrationSource, SampleRef, precheck_calibration
+from edgekit import backends
+from edgekit.calibration.dataset import Dataset, load_dataset
+from edgekit.calibration.sources import SampleRef, precheck_calibration
 from edgekit.calibration.shape_hint import shape_from_calibration
-from edgekit.calibration.split import Split, split_samples
-from edgekit.compare import align_outputs
-from edgekit.errors import CalibrationDataError, GateFailed, OutputError, UsageError
+from edgekit.bench.compare import align_outputs
+from edgekit.errors import GateFailed, OutputError
 from edgekit.fsutil import (
     atomic_output_dir,
     naming_user_paths,
@@ -38,7 +39,7 @@ from edgekit.pipeline import cache
 from edgekit.pipeline.fallback_stage import apply_fallback
 from edgekit.pipeline.gates import evaluate_gates, flag_artifacts
 from edgekit.pipeline.isolate import run_isolated
-from edgekit.preprocessing.contract import embed_contract
+from edgekit.pipeline.embed import embed_contract
 from edgekit.preprocessing.resolve import check_float_accuracy, resolve_preprocessing, user_origins
 from edgekit.recipe.loader import recipe_to_yaml
 from edgekit.recipe.schema import Recipe
@@ -47,62 +48,17 @@ from edgekit.report.markdown import render_markdown
 from edgekit.report.schema import (ArtifactEntry, CalibrationInfo, FusionInfo, ModelInfo, PreprocessingInfo,
                                    Report, TensorInfo)
 from edgekit.runtime.base import TensorSpec
-from edgekit.stages.built import Built
+from edgekit.backends.base import BuildContext, Built
 from edgekit.validate.evaluate import compare, host_latency
 from edgekit.validate.roles import resolve_roles
 
 log = logging.getLogger("edgekit")
-SYNTHETIC_SAMPLES = 32
 DEVICE_SAMPLES = 16
 MANIFEST = "manifest.json"
 
 
-@dataclass
-class Dataset:
-    """Calibration and validation samples (validation feeds are kept: at most a few hundred)."""
-
-    source: Optional[CalibrationSource]
-    split: Split
-    validation_feeds: list[dict[str, np.ndarray]]
-    labels: list[Optional[int]]
-    synthetic: bool
-    notes: list[str] = field(default_factory=list)
-
-    def calibration_factory(self):
-        if self.source is None or not self.split.calibration:
-            return None
-        return lambda: self.source.stream(self.split.calibration)
-
-
 def _specs(tensors: list[TensorSpec]) -> list[TensorInfo]:
     return [TensorInfo(name=t.name, shape=list(t.shape), dtype=t.dtype) for t in tensors]
-
-
-def load_dataset(recipe: Recipe, inputs: list[TensorSpec]) -> Dataset:
-    """Discover, split and validate every selected sample up front (errors name the file)."""
-    cal = recipe.calibration
-    if cal.source is None:
-        if "int8" in recipe.precisions:
-            raise UsageError("INT8 needs calibration data: pass --calibration DIR (or calibration.source)")
-        rng = np.random.default_rng(0)
-        feeds = [{s.name: rng.random(s.shape, dtype=np.float32).astype(s.dtype) for s in inputs}
-                 for _ in range(SYNTHETIC_SAMPLES)]
-        split = Split([], [], "no data: seeded random validation inputs")
-        return Dataset(None, split, feeds, [None] * len(feeds), True)
-    from edgekit.debug.calibration_checks import calibration_warnings
-
-    source = CalibrationSource(cal.source, inputs, recipe.preprocess, cal.labels)
-    split = split_samples(source.refs, cal.validation_fraction, cal.num_samples, cal.max_validation_samples)
-    # One pass loads (and so validates) every calibration sample before any conversion starts, and
-    # measures whether the set looks representative (too few samples, near-constant inputs).
-    notes = calibration_warnings(source.stream(split.calibration))
-    for note in notes:
-        log.warning("%s", note)
-    feeds = list(source.stream(split.validation))
-    if not split.validation or ("int8" in recipe.precisions and not split.calibration):
-        raise CalibrationDataError(f"holds {len(source.refs)} usable sample(s): at least 2 are needed, since "
-                                   "calibration and held-out validation samples never overlap", cal.source)
-    return Dataset(source, split, feeds, [r.label for r in split.validation], False, notes)
 
 
 def _tool_versions() -> dict[str, str]:
@@ -111,15 +67,6 @@ def _tool_versions() -> dict[str, str]:
 
 def _keys(refs: list[SampleRef]) -> list[str]:
     return [r.key for r in refs]
-
-
-def resolve_targets(recipe: Recipe, model_format: str) -> list[str]:
-    """The recipe's targets, or the model format's natural one; tflite needs a TensorFlow model."""
-    targets = recipe.targets or (["onnx"] if model_format == "onnx" else ["tflite"])
-    if "tflite" in targets and model_format == "onnx":
-        raise UsageError("the tflite target needs a TensorFlow model (SavedModel or .keras); "
-                         "use --target onnx or --target tensorrt for ONNX models")
-    return targets
 
 
 @dataclass(frozen=True)
@@ -136,6 +83,7 @@ class CompressJob:
     inventory: Optional[str] = None
     preprocess_flags: frozenset = frozenset()
     allow_low_float_accuracy: bool = False
+    registry: dict = field(default_factory=backends.registrations)  # targets registered at run time too
 
 
 def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe_origin: str,
@@ -152,7 +100,7 @@ def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe
     allow_low_float_accuracy: build even when the float model is not above chance on the labels.
     """
     model_file = check_model_path(model_path, trust_model)
-    targets = resolve_targets(recipe, model_file.format)
+    targets = backends.resolve_targets(list(recipe.targets or []), model_file.format)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError("exists and is not a directory", out)
@@ -203,29 +151,49 @@ def _raise_if_gates_missed(report: Report, out: Path) -> None:
         raise GateFailed("gate missed: " + "; ".join(report.gate_failures), out / "report.json")
 
 
-def _open_device(job: CompressJob):
-    """The device that builds TensorRT engines (only when the tensorrt target is asked for)."""
-    if job.device is None or "tensorrt" not in job.targets:
-        return contextlib.nullcontext(None)
+@contextlib.contextmanager
+def _open_device(job: CompressJob, order: list[str]):
+    """(device, inventory entry) for the targets that build on a device (TensorRT engines); (None, None)
+    when none of `order` does or no device was named."""
+    if job.device is None or not any(backends.get(n).uses_device for n in order):
+        yield None, None
+        return
     from edgekit.devices.inventory import load_inventory, open_device, resolve
 
     inventory, source = load_inventory(job.inventory)
     entry = resolve(inventory, job.device, source)
-    device = open_device(job.device, entry)
-    device.trtexec = entry.trtexec  # where the engine builder finds it (default: PATH)
-    return device
+    with open_device(job.device, entry) as device:
+        yield device, entry
+
+
+def _build_targets(job: CompressJob, source, recipe: Recipe, data: Dataset, validation, stage: Path, work: Path,
+                   on_step) -> tuple[list[Built], dict, list[str], BuildContext]:
+    """Every requested target's artifacts (and the upstream ones they build from), in build order."""
+    built, fusion, notes, results = [], {}, [], {}
+    order = backends.build_order(job.targets)
+    with _open_device(job, order) as (device, entry):
+        for name in order:
+            target = backends.get(name)
+            ctx = BuildContext(stage, work, on_step, device, entry, validation,
+                               results.get(target.upstream), dependency_only=name not in job.targets)
+            results[name] = result = target.build(source, recipe, data.calibration_factory(), ctx)
+            built += result.built
+            notes += result.notes
+            if result.fusion is not None:
+                fusion[name] = result.fusion
+    return built, fusion, notes, BuildContext(stage, work, on_step, validation=validation)
 
 
 def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: None) -> dict:
     """The build itself (runs in the worker): stage, validate, report, publish; returns report JSON."""
-    from edgekit.stages import onnx_target, tflite_target
-    from edgekit.stages.source import prepare_source
+    from edgekit import sources
 
+    backends.restore(job.registry)
     recipe, targets = job.recipe, job.targets
     with (naming_user_paths(job.model_file.path), tempfile.TemporaryDirectory(prefix="edgekit-work-") as work,
           atomic_output_dir(job.out) as stage):
         on_step("loading model")
-        source = prepare_source(job.model_file, Path(work), recipe.input_shapes, job.trust_model,
+        source = sources.prepare(job.model_file, Path(work), recipe.input_shapes, job.trust_model,
                                 functools.partial(shape_from_calibration, recipe))
         on_step("inferring the preprocessing")
         resolution = resolve_preprocessing(recipe, job.preprocess_flags, source, job.model_file.path)
@@ -237,23 +205,13 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
         roles = resolve_roles(ref_outputs, {s.name: s.shape for s in source.inputs}, recipe.outputs)
         float_check = check_float_accuracy(resolution, data.labels, ref_outputs, recipe.calibration.source,
                                            job.allow_low_float_accuracy, roles.primary)
-        built, fusion, notes = [], {}, list(data.notes)
-        if "tflite" in targets:
-            tfl_built, tfl_fusion = tflite_target.build_all(source, recipe, data.calibration_factory(), stage, on_step)
-            built += tfl_built
-            fusion.update(tfl_fusion)
-        if {"onnx", "tensorrt"} & set(targets):
-            with _open_device(job) as device:
-                onnx_built, onnx_fusion, onnx_notes = onnx_target.build_all(
-                    source, recipe, targets, data.calibration_factory(), stage, Path(work), on_step, device,
-                    (data.validation_feeds, ref_outputs, data.labels, roles))
-            built += onnx_built
-            fusion.update(onnx_fusion)
-            notes += onnx_notes
-        apply_fallback(built, source, recipe, data, ref_outputs, job.model_file.path, on_step, roles)
+        validation = (data.validation_feeds, ref_outputs, data.labels, roles)
+        built, fusion, notes, ctx = _build_targets(job, source, recipe, data, validation, stage, Path(work), on_step)
+        notes = data.notes + notes
+        apply_fallback(built, source, recipe, data, ref_outputs, ctx, roles)
         embed_contract(built, resolution, source, recipe, ref_outputs, roles.primary)
         entries = _validate(built, recipe, data, ref_outputs, on_step, roles)
-        for warning in flag_artifacts(entries):
+        for warning in flag_artifacts(entries, lambda target: backends.get(target).baseline):
             log.warning("%s", warning)
             notes.append(warning)
         report = Report(
@@ -281,24 +239,19 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
     return report.model_dump(mode="json")
 
 
-SIZE_BASELINE = {"tflite": "tflite", "onnx": "onnx", "tensorrt": "onnx"}
-
-
 def _validate(built: list[Built], recipe: Recipe, data: Dataset, ref_outputs, on_step, roles) -> list[ArtifactEntry]:
-    from edgekit.runtime import open_runner
-
     v = recipe.validation
     fp32_bytes = {b.target: b.path.stat().st_size for b in built if b.precision == "fp32"}
     entries = []
     for b in built:
         on_step(f"validating {b.name}")
-        runner = open_runner(b.path, v.threads)
+        runner = backends.open_runner(b.path, v.threads)
         outputs = [align_outputs(r, runner.run(f)) for f, r in zip(data.validation_feeds, ref_outputs)]
         accuracy = compare(ref_outputs, outputs, data.labels, roles)
-        latency = host_latency(lambda: open_runner(b.path, v.threads), data.validation_feeds[0],
+        latency = host_latency(lambda: backends.open_runner(b.path, v.threads), data.validation_feeds[0],
                                threads=v.threads, warmup_runs=v.warmup_runs, runs=v.runs)
         size = b.path.stat().st_size
-        baseline = fp32_bytes.get(SIZE_BASELINE[b.target], size)
+        baseline = fp32_bytes.get(backends.get(b.target).baseline, size)
         entry = ArtifactEntry(
             name=b.name, path=b.name, format=b.path.suffix.lstrip("."), target=b.target,
             precision=b.precision, bytes=size, size_ratio=round(size / baseline, 4),

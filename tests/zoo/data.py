@@ -138,7 +138,6 @@ def _resonate(x: np.ndarray, freq: float, rate: int, bandwidth: float = 90.0) ->
     return lfilter([1 - r], [1, -2 * r * np.cos(2 * np.pi * freq / rate), r * r], x)
 
 
-
 def stream_vad(session, audio: np.ndarray, rate: int = 16000) -> tuple[np.ndarray, list[dict]]:
     """Run silero-vad over `audio` the way its OnnxWrapper does (512-sample chunks after 64 samples of
     context, the state fed back); return (speech probability per chunk, the feed of every chunk)."""
