@@ -13,7 +13,8 @@ dpkg-deb, pip and network access once; no root, and nothing outside that directo
 
 `start` runs a loopback OpenSSH server (tests/devices/sshd.py: fresh host key, one client key)
 and prints the `edgekit devices add` line; `stop` ends the sshd whose pid `start` recorded (and
-only it); `status` says what is built and running. Exit 0 ok, 1 failure (one line on stderr).
+only it); `status` says what is built and running. Exit 0 ok, 1 a failed step (one line on
+stderr), 2 usage, 3 `status` of a board that is not running.
 """
 
 from __future__ import annotations

@@ -136,7 +136,7 @@ def _img(data: str | None, alt: str) -> str:
 def _facts_cell(key: str, value) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k} {v}" for k, v in value.items())
-    return str(value)
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def html_page(report: BenchReport) -> str:
