@@ -188,8 +188,12 @@ def add_line(state: dict) -> str:
 
 
 def start() -> dict:
-    """Build if needed, start the sshd (unless running), print the `edgekit devices add` line."""
+    """Build if needed, start the sshd (unless running), print the `edgekit devices add` line.
+    A board serving an older build (the script changed since) is stopped and started anew."""
     state = running()
+    if state is not None and state["build"] != str(build_dir()):
+        stop()
+        state = None
     if state is None:
         if SSHD is None:
             raise BoardError("no OpenSSH server (sshd): run scripts/install_system_deps.sh")
