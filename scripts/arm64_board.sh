@@ -1,6 +1,6 @@
 #!/bin/sh
 # An emulated aarch64 board on loopback ssh: scripts/arm64_board.sh start|stop|status|build
-# (see scripts/arm64_board.py). Uses the repository's venv python when there is one.
+# (see scripts/boards/arm64.py). Uses the repository's venv python when there is one.
 here=$(cd "$(dirname "$0")" && pwd)
 python=${EDGEKIT_PYTHON:-}
 if [ -z "$python" ]; then
@@ -8,4 +8,4 @@ if [ -z "$python" ]; then
     if [ -x "$candidate" ]; then python=$candidate; break; fi
   done
 fi
-exec "$python" "$here/arm64_board.py" "$@"
+cd "$here/.." && exec "$python" -m scripts.boards.arm64 "$@"

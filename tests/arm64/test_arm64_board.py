@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from edgekit.cli import main
-from tests.conftest import DIGITS_DATA, load_script
+from scripts.boards import arm64 as arm64_board
+from tests.conftest import DIGITS_DATA
 
 pytestmark = pytest.mark.arm64
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.arm64
 @pytest.fixture(scope="module")
 def board():
     """The board's state (started here unless it was running; then left running)."""
-    module = load_script("arm64_board")
+    module = arm64_board
     was_running = module.running() is not None
     state = module.start()
     yield state

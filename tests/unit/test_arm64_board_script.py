@@ -1,4 +1,4 @@
-"""scripts/arm64_board.py without building anything: usage, status, and `stop` ending only the
+"""scripts/boards/arm64.py without building anything: usage, status, and `stop` ending only the
 sshd it recorded (a recorded pid that is now another process is left alone)."""
 
 from __future__ import annotations
@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.conftest import load_script
+from scripts.boards import arm64 as board
 
 
 def test_usage_status_and_stop_spares_other_processes(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("EDGEKIT_ARM64_BOARD_DIR", str(tmp_path))
-    board = load_script("arm64_board")
     assert board.main([]) == 2 and board.main(["reboot"]) == 2
     assert "start|stop|status|build" in capsys.readouterr().err
     assert board.main(["status"]) == 3

@@ -11,7 +11,7 @@ of numpy, ai-edge-litert and onnxruntime installed into it, a static qemu-aarch6
 the aarch64 Python under `qemu-aarch64 -L ROOT` with EDGEKIT_EMULATED set. Needs apt-get,
 dpkg-deb, pip and network access once; no root, and nothing outside that directory changes.
 
-`start` runs a loopback OpenSSH server (tests/devices/sshd.py: fresh host key, one client key)
+`start` runs a loopback OpenSSH server (scripts/boards/sshd.py: fresh host key, one client key)
 and prints the `edgekit devices add` line; `stop` ends the sshd whose pid `start` recorded (and
 only it); `status` says what is built and running. Exit 0 ok, 1 a failed step (one line on
 stderr), 2 usage, 3 `status` of a board that is not running.
@@ -30,9 +30,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from tests.devices.sshd import SSHD, SshServer  # noqa: E402  (the tests' loopback sshd, reused)
+from scripts.boards.sshd import SSHD, SshServer  # the loopback sshd the tests run too
+
 
 DEBIAN = "http://deb.debian.org/debian"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -142,7 +141,7 @@ def build(quiet: bool = False) -> Path:
     wrapper = partial / "python"
     final_root, final_qemu, final_site = (out / p.relative_to(partial) for p in (root, qemu, site))
     wrapper.write_text(
-        "#!/bin/sh\n# aarch64 Python 3.11 under qemu-user (scripts/arm64_board.py)\n"
+        "#!/bin/sh\n# aarch64 Python 3.11 under qemu-user (scripts/boards/arm64.py)\n"
         f"EDGEKIT_EMULATED={shlex.quote(emulated)} PYTHONPATH={shlex.quote(str(final_site))} "
         "PYTHONNOUSERSITE=1 PYTHONDONTWRITEBYTECODE=1 QEMU_CPU=${QEMU_CPU:-max} \\\n"
         f"  exec {shlex.quote(str(final_qemu))} -L {shlex.quote(str(final_root))} "
