@@ -16,7 +16,7 @@ from edgekit.fsutil import write_json_atomic, write_text_atomic
 from edgekit.report.page import html_table, image, md_table, page_html
 
 MD_LIMIT = 60_000
-_FACT_KEYS = ("model", "cpu", "soc", "os", "kernel", "jetpack", "governor")
+_FACT_KEYS = ("model", "cpu", "soc", "os", "kernel", "abi", "jetpack", "governor", "emulated")
 HEADERS = ["device", "artifact", "precision", "status", "tool", "p50 ms", "p90 ms", "p99 ms",
            "mean ms", "std ms", "cold start ms", "peak RSS MB", "runs", "note"]
 
@@ -28,6 +28,8 @@ def _ms(value) -> str:
 def _note(row: Row) -> str:
     if row.error:
         return row.error
+    if row.emulated and row.latency is not None:
+        return f"emulated ({row.emulated}): latency not a device's, not gated or compared"
     if row.gpu_compute_ms.get("median") is not None:
         return f"GPU compute p50 {row.gpu_compute_ms['median']:.4g} ms"
     return ""
@@ -37,7 +39,8 @@ def _row_cells(row: Row) -> list[str]:
     lat = row.latency
     throttled = row.throttling.detected if row.throttling else None
     cells = [row.device, row.artifact, row.precision,
-             row.status.upper() if row.status != "ok" else "ok", row.tool or "–"]
+             row.status.upper() if row.status != "ok" else "ok",
+             (row.tool or "–") + (" (emulated)" if row.emulated else "")]
     if lat is None:
         return cells + ["–"] * 8 + [_note(row)]
     return cells + [_ms(lat.p50_ms), _ms(lat.p90_ms), _ms(lat.p99_ms), _ms(lat.mean_ms),
@@ -61,8 +64,12 @@ def _sections(report: BenchReport) -> list[tuple[str, list[str], list[list[str]]
                  "∞" if out.sqnr_db is None else f"{out.sqnr_db:.1f}",
                  "–" if out.top1_agreement is None else f"{out.top1_agreement:.1%}"]
                 for row in report.rows if (a := row.accuracy) for out in a.outputs]
-    not_measured = [[row.device, row.artifact, row.accuracy.error] for row in report.rows
-                    if row.accuracy and row.accuracy.error]
+    cross_isa = [[row.device, row.artifact, a.reference or "–", a.samples or "–", out.name,
+                  _fmt(out.max_abs_error), "∞" if out.sqnr_db is None else f"{out.sqnr_db:.1f}",
+                  "–" if out.top1_agreement is None else f"{out.top1_agreement:.1%}"]
+                 for row in report.rows if (a := row.host_agreement) for out in a.outputs]
+    not_measured = [[row.device, row.artifact, check.error] for row in report.rows
+                    for check in (row.accuracy, row.host_agreement) if check and check.error]
     top_ops = [[row.device, row.artifact, op.node_type, op.name, f"{op.avg_ms:.4g}",
                 _fmt(op.percent, 3)] for row in report.rows for op in row.top_ops]
     gates = [[g.gate, g.device, g.artifact, "–" if g.value is None else f"{g.value:g}",
@@ -73,6 +80,9 @@ def _sections(report: BenchReport) -> list[tuple[str, list[str], list[list[str]]
         (f"On-device accuracy vs the host FP32 run ({Path(s.accuracy_inputs or 'inputs').name})",
          ["device", "artifact", "reference", "samples", "output", "max abs err", "cosine",
           "SQNR dB", "top-1 agree"], accuracy),
+        ("Same artifact, this host vs the device (another ISA's kernels)",
+         ["device", "artifact", "host run", "samples", "output", "max abs diff", "SQNR dB",
+          "top-1 agree"], cross_isa),
         ("Accuracy not measured", ["device", "artifact", "why"], not_measured),
         ("Top ops (benchmark_model op profile, avg ms per run)",
          ["device", "artifact", "op", "name", "avg ms", "%"], top_ops),
@@ -108,7 +118,7 @@ def markdown(report: BenchReport) -> str:
 def _facts_cell(key: str, value) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k} {v}" for k, v in value.items())
-    return str(value)
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def html_page(report: BenchReport) -> str:
@@ -124,12 +134,16 @@ def html_page(report: BenchReport) -> str:
             parts.append(image(plots.speedup_bars(report.speedups), "INT8 speed-up per device"))
     for device in report.devices:
         rows = [row for row in report.rows if row.device == device.name]
+        emulated = device.facts.get("emulated")
         parts.append(f"<h2>{html.escape(device.name)} ({html.escape(device.kind)}): "
-                     f"{html.escape(device.status)}</h2>")
+                     f"{html.escape(device.status)}"
+                     + (f" · EMULATED ({html.escape(emulated)}): latency is not a device's"
+                        if emulated else "") + "</h2>")
         facts = [[key, _facts_cell(key, value)] for key, value in device.facts.items()
                  if value not in (None, {}, "")]
         parts.append(html_table(["fact", "value"], facts) if facts else "<p>no device facts</p>")
-        parts.append(image(plots.distribution(device.name, rows), f"latency distribution {device.name}"))
+        title = device.name + (" (EMULATED: not a device's latency)" if emulated else "")
+        parts.append(image(plots.distribution(title, rows), f"latency distribution {device.name}"))
         if report.settings.duration_s:
             parts += [image(plots.timeline(row), f"latency over time {row.artifact}") for row in rows]
     return page_html("edgekit bench", parts)

@@ -17,13 +17,14 @@ CHECK_TIMEOUT_S = 30.0
 
 def _check(name, entry, accept_new):
     """{'name', 'kind', 'address', 'status', 'error', 'facts'} for one device (never raises EdgekitError)."""
+    from edgekit.devices.base import collect_facts
     from edgekit.devices.inventory import open_device
 
     row = {"name": name, "kind": entry.kind, "address": entry.address, "status": "ok",
            "error": None, "facts": {}}
     try:
         with open_device(name, entry, accept_new) as device:
-            row["facts"] = dataclasses.asdict(device.facts(CHECK_TIMEOUT_S))
+            row["facts"] = dataclasses.asdict(collect_facts(device, CHECK_TIMEOUT_S))
     except EdgekitError as err:
         row["status"], row["error"], row["exit_code"] = device_status(err), str(err), err.exit_code
     return row
