@@ -28,7 +28,7 @@ import numpy as np
 from edgekit.errors import ConversionError, MissingDependencyError, ModelError, UsageError, condense
 from edgekit.model.checks import ENTRY, PT2, ModelFile, one_line
 
-ONNX_OPSET = 18  # the dynamo exporter's lowest native opset; onnxruntime >= 1.14, TensorRT >= 8.6
+ONNX_OPSET = 18  # the dynamo exporter's lowest native opset (onnxruntime >= 1.14; TensorRT 8.6 parses up to 17)
 INSTALL_HINT = "pip install 'edgekit[torch]'"
 
 
