@@ -272,19 +272,15 @@ def ladder_details(backend, evaluator: Evaluator, result: FallbackResult, rankin
             "ranking": [r.to_dict() for r in ranking[:top]], "latency_p50_ms": latency}
 
 
-def run_onnx_ladder(fp32_path, calibration, options, evaluator: Evaluator, budget: Budget, *,
-                    max_float_layers: int = 10, time_budget_s: float = 600.0,
-                    on_step: Callable[[str], None] = lambda s: None) -> tuple[FallbackResult, dict]:
-    """Quantize the float ONNX model once (`options`: quantize_qdq's), run the ladder, and return
-    (its FallbackResult, `ladder_details` with FP32 latency)."""
-    from pathlib import Path
-
-    from edgekit.backends.onnx.ladder import OnnxLadder
-
-    backend = OnnxLadder(fp32_path, calibration, options=options)
+def search_ladder(backend, evaluator: Evaluator, budget: Budget, *, max_float_layers: int = 10,
+                  time_budget_s: float = 600.0,
+                  on_step: Callable[[str], None] = lambda s: None) -> tuple[FallbackResult, dict]:
+    """Run the ladder on `backend` (closed afterwards) and return (its FallbackResult,
+    `ladder_details` with FP32 latency when the backend gives `fp32_model()`)."""
     try:
         result, ranking = run_ladder(backend, evaluator, budget, max_float_layers=max_float_layers,
                                      time_budget_s=time_budget_s, on_step=on_step)
-        return result, ladder_details(backend, evaluator, result, ranking, Path(fp32_path).read_bytes())
+        fp32 = backend.fp32_model() if hasattr(backend, "fp32_model") else None
+        return result, ladder_details(backend, evaluator, result, ranking, fp32)
     finally:
         backend.close()

@@ -2,16 +2,15 @@
 
 Runs only when an accuracy gate is set (max_accuracy_drop, min_agreement, min_sqnr_db,
 min_sequence_match, min_map_iou or min_box_f1) and
-`fallback.enabled` (default on). For each INT8 TFLite artifact the search in
-`edgekit.debug.fallback` keeps the most sensitive layers in float until the budget holds; for each
-ONNX artifact the precision ladder of `edgekit.debug.ladder` raises tensor groups W8A8 -> W8A16 ->
-float (details["fallback"]["ladder"]: per-layer precision map, MAC shares, latency next to plain
-INT8 and FP32). The artifact file is replaced by the chosen model and every step is recorded.
+`fallback.enabled` (default on). For each INT8 artifact whose target can keep layers in float, the search in
+`edgekit.debug.fallback` keeps the most sensitive layers in float until the budget holds; where the
+target's selective builder offers a precision ladder (`ladder()`: ONNX), `edgekit.debug.ladder`
+raises tensor groups W8A8 -> W8A16 -> float instead (details["fallback"]["ladder"]: per-layer
+precision map, MAC shares, latency next to plain INT8 and FP32). The artifact file is replaced by
+the chosen model and every step is recorded in its details.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from edgekit.recipe.schema import Recipe
 
@@ -27,62 +26,52 @@ def budget_of(recipe: Recipe):
     return Budget(*limits)
 
 
-def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, model_path: Path, on_step,
-                   roles=None) -> None:
+def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, ctx, roles=None) -> None:
     """Replace each INT8 artifact that misses the budget by its smallest float-fallback model.
 
-    roles: the outputs' roles (OutputRoles); the budget reads the primary output [default: inferred].
+    Every target that gives a selective builder (`Target.selective`) is searched on the graph its
+    plain INT8 build quantized. ctx: the BuildContext of the run; roles: the outputs' roles
+    (OutputRoles); the budget reads the primary output [default: inferred].
     """
     budget = budget_of(recipe)
     if budget is None or data.calibration_factory() is None:
         return
-    from edgekit.backends.selective import keras_layer_names
-    from edgekit.debug.fallback import run_tflite_fallback
-    from edgekit.debug.ladder import run_onnx_ladder
+    from edgekit import backends
+    from edgekit.backends.base import with_inventory
+    from edgekit.debug.fallback import run_fallback
+    from edgekit.debug.ladder import search_ladder
     from edgekit.debug.scoring import Evaluator
-    from edgekit.backends.onnx.quantize import rebuild_options
 
     fb = recipe.fallback
-    names = keras_layer_names(model_path) if model_path.suffix == ".keras" else ()
-    fp32_onnx = next((b.path for b in built if b.target == "onnx" and b.precision == "fp32"), None)
-    ladder = None
     for artifact in built:
-        if artifact.precision != "int8" or artifact.target not in ("tflite", "onnx"):
+        if artifact.precision != "int8":
             continue
-        on_step(f"float fallback search for {artifact.name}")
-        if artifact.target == "tflite":
-            result = run_tflite_fallback(
-                source.saved_dir, data.calibration_factory(), recipe.int8, data.validation_feeds, ref_outputs,
-                data.labels, budget, layer_names=names, max_float_layers=fb.max_float_layers,
-                time_budget_s=fb.time_budget_s, threads=recipe.validation.threads, on_step=on_step, roles=roles)
-        else:
-            options = rebuild_options(artifact.details["steps"]["quantization"])  # as the plain INT8 build
+        target = backends.get(artifact.target)
+        siblings = [b for b in built if b.target == artifact.target]
+        selective = target.selective(source, data.calibration_factory(), recipe, ctx, siblings)
+        if selective is None:
+            continue
+        ctx.on_step(f"float fallback search for {artifact.name}")
+        ladder = None
+        try:
             evaluator = Evaluator(data.validation_feeds, ref_outputs, data.labels,
                                   threads=recipe.validation.threads, roles=roles)
-            result, ladder = run_onnx_ladder(fp32_onnx, data.calibration_factory(), options, evaluator, budget,
-                                             max_float_layers=fb.max_float_layers, time_budget_s=fb.time_budget_s,
-                                             on_step=on_step)
+            if hasattr(selective, "ladder"):
+                result, ladder = search_ladder(selective.ladder(), evaluator, budget,
+                                               max_float_layers=fb.max_float_layers,
+                                               time_budget_s=fb.time_budget_s, on_step=ctx.on_step)
+            else:
+                result = run_fallback(selective, evaluator, budget, max_float_layers=fb.max_float_layers,
+                                      time_budget_s=fb.time_budget_s, on_step=ctx.on_step)
+        finally:
+            selective.close()
         if result.best.float_nodes or result.best.precisions:
             artifact.path.write_bytes(result.model)
-            _refresh_inventory(artifact)
+            with_inventory(target, artifact)  # float layers changed its ops and MAC shares
         artifact.details["fallback"] = {
             "budget": budget.describe(), "met": result.met, "strategy": result.strategy,
             "stopped": result.stopped, "float_layers": result.float_layers,
             "steps": [step.to_dict() for step in result.steps],
         }
-        if artifact.target == "onnx":
+        if ladder is not None:
             artifact.details["fallback"]["ladder"] = ladder
-
-
-def _refresh_inventory(artifact) -> None:
-    """Op counts, compute dtypes and MAC shares of a replaced artifact (float layers changed them)."""
-    if artifact.target == "tflite":
-        from edgekit.backends.tflite.inspect import compression, compute_dtypes, op_counts, read_ops
-
-        ops = read_ops(artifact.path.read_bytes())
-        artifact.op_counts, artifact.compute_dtypes, artifact.compression = (
-            op_counts(ops), compute_dtypes(ops), compression(ops))
-    else:
-        from edgekit.backends.onnx.inspect import inspect_onnx
-
-        artifact.op_counts, artifact.compute_dtypes, artifact.compression = inspect_onnx(artifact.path)

@@ -51,9 +51,11 @@ def test_fallback_names_full_unique_nodes(tmp_path, edgekit_cli):
     int8 = next(a for a in json.loads((out / "report.json").read_text())["artifacts"] if a["precision"] == "int8")
     steps = int8["details"]["fallback"]["steps"]
     best = int8["details"]["fallback"]["float_layers"]
-    assert best and set(best) <= names, best
+    # the ONNX precision ladder names a tensor group by the node that writes it and the tensor
+    # ('/model.0/conv/Conv -> r0'), or the graph input itself: never a bare short name
+    assert best and {label.split(" -> ")[0] for label in best} <= names | {"x"}, best
     for step in steps:
-        assert step["float_layers"] == step["float_nodes"]  # no Keras names: the node names themselves
+        assert len(step["float_layers"]) == len(step["float_nodes"])
         assert len(set(step["float_layers"])) == len(step["float_layers"])
     assert str(best) in result.err  # the gate error names them too
     assert "'conv'" not in result.err and "'act'" not in result.err

@@ -57,6 +57,9 @@ class OnnxLadder:
         settings = {k: v for k, v in self.settings.items() if k != "nodes_excluded"}
         return {**settings, "tensor_precisions": raised} if raised else settings
 
+    def fp32_model(self) -> bytes:
+        return self.fp32_path.read_bytes()
+
     def runner(self, model: bytes, threads: int | None = None):
         from edgekit.runtime.onnx import OnnxRunner
 
