@@ -35,6 +35,7 @@ from edgekit.fsutil import (
 )
 from edgekit.model.checks import ModelFile, check_model_path
 from edgekit.pipeline import cache
+from edgekit.pipeline.equalization import record_equalization
 from edgekit.pipeline.fallback_stage import apply_fallback
 from edgekit.pipeline.gates import evaluate_gates, flag_artifacts
 from edgekit.pipeline.isolate import run_isolated
@@ -225,8 +226,10 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
     with (naming_user_paths(job.model_file.path), tempfile.TemporaryDirectory(prefix="edgekit-work-") as work,
           atomic_output_dir(job.out) as stage):
         on_step("loading model")
+        int8_wanted = "int8" in recipe.precisions or "tensorrt" in targets
         source = prepare_source(job.model_file, Path(work), recipe.input_shapes, job.trust_model,
-                                functools.partial(shape_from_calibration, recipe))
+                                functools.partial(shape_from_calibration, recipe),
+                                recipe.int8.equalize if int8_wanted else "off")
         on_step("inferring the preprocessing")
         resolution = resolve_preprocessing(recipe, job.preprocess_flags, source, job.model_file.path)
         recipe = recipe.model_copy(update={"preprocess": resolution.preprocess})
@@ -250,6 +253,7 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
             built += onnx_built
             fusion.update(onnx_fusion)
             notes += onnx_notes
+        record_equalization(built, source, recipe.int8.equalize if int8_wanted else "off")
         apply_fallback(built, source, recipe, data, ref_outputs, job.model_file.path, on_step, roles)
         embed_contract(built, resolution, source, recipe, ref_outputs, roles.primary)
         entries = _validate(built, recipe, data, ref_outputs, on_step, roles)

@@ -55,10 +55,13 @@ class Calibration(Strict):
 
 
 class Int8(Strict):
-    """Full-integer quantization options. Default: int8 internals, float inputs/outputs."""
+    """Full-integer quantization options. Default: int8 internals, float inputs/outputs, equalize auto."""
 
     io_dtype: Literal["float32", "int8", "uint8"] = "float32"
     per_channel: bool = True
+    equalize: Literal["auto", "on", "off"] = Field(
+        "auto", description="cross-layer equalization of the float model before INT8: auto = only pairs "
+                            "where one channel's scale is > 8x the median (an outlier channel)")
 
 
 class Validation(Strict):

@@ -69,7 +69,8 @@ def build_all(source: PreparedSource, recipe: Recipe, targets: list[str], calibr
     artifacts = build_onnx_artifacts(
         onnx_in, stage, precisions=precisions, calibration_factory=calibration,
         method=method, per_channel=recipe.int8.per_channel,
-        input_shapes={spec.name: list(spec.shape) for spec in source.inputs})  # as the source fixed them
+        input_shapes={spec.name: list(spec.shape) for spec in source.inputs},  # as the source fixed them
+        equalize=recipe.int8.equalize if "int8" in precisions or "tensorrt" in targets else "off")
     if auto and calibration is not None and "int8" in precisions:
         from edgekit.stages.calibration_method import choose_onnx_method
 

@@ -28,6 +28,7 @@ class PreparedSource:
     fixed_dims: dict[str, dict] = field(default_factory=dict)
     saved_dir: Optional[Path] = None  # TensorFlow sources
     onnx_path: Optional[Path] = None  # ONNX sources
+    equalization: list[dict] = field(default_factory=list)  # pairs equalized in the Keras model
 
     @property
     def is_tensorflow(self) -> bool:
@@ -35,19 +36,22 @@ class PreparedSource:
 
 
 def prepare_source(model_file: ModelFile, workdir: Path, input_shapes: dict, trust: bool,
-                   hint=None) -> PreparedSource:
+                   hint=None, equalize: str = "off") -> PreparedSource:
     """Load, check and fix shapes; the float reference runs TensorFlow or onnxruntime.
 
     hint(name, dims, batch_axis) -> shape | None proposes a shape for an input with unknown
     non-batch dims that `input_shapes` does not name (the calibration samples' shape).
+    equalize: cross-layer equalization of a Keras model before export (auto | on | off, default off;
+    ONNX models are equalized by the ONNX build, after fusion).
     """
     if model_file.format == "onnx":
         return _prepare_onnx(model_file, input_shapes, hint)
     from edgekit.stages.tf_export import export_fixed_savedmodel, reference_fn
 
-    exported = export_fixed_savedmodel(model_file, workdir, input_shapes, trust, hint)
+    exported = export_fixed_savedmodel(model_file, workdir, input_shapes, trust, hint, equalize)
     return PreparedSource(model_file.format, exported.inputs, exported.outputs,
-                          reference_fn(exported.saved_dir), exported.fixed_dims, saved_dir=exported.saved_dir)
+                          reference_fn(exported.saved_dir), exported.fixed_dims, saved_dir=exported.saved_dir,
+                          equalization=exported.equalization)
 
 
 def _prepare_onnx(model_file: ModelFile, input_shapes: dict, hint) -> PreparedSource:
