@@ -81,6 +81,14 @@ def build_all(source: PreparedSource, recipe: Recipe, targets: list[str], calibr
         int8["steps"]["quantization"] = choice.pop("settings")
         int8["steps"]["calibration_method"] = choice
         method = choice["chosen"]
+    if recipe.int8.bias_correction != "off" and calibration is not None and "int8" in precisions:
+        from edgekit.stages.bias_choice import choose_bias_correction
+
+        on_step("correcting INT8 biases")
+        int8 = next(a for a in artifacts if a["precision"] == "int8")
+        int8["steps"]["bias_correction"] = choose_bias_correction(
+            Path(artifacts[0]["path"]), Path(int8["path"]), calibration, *validation,
+            mode=recipe.int8.bias_correction, threads=recipe.validation.threads)
     notes += control_flow_notes(artifacts[0]["steps"]["fusion"], "int8" in precisions or "tensorrt" in targets)
     built = [_built(a["name"], "onnx", a["precision"], Path(a["path"]), {"steps": a["steps"], "opset": a["opset"]})
              for a in artifacts]
