@@ -4,7 +4,7 @@ Each Conv/Gemm of the QDQ model whose bias is a DequantizeLinear of an int32 ini
 matched to the float model's node with the same bias name (onnxruntime keeps it); both nodes'
 outputs (pre-activation: the quantizer drops a Relu after the Conv, the float model keeps it)
 are read on calibration samples, and the mean per-channel shift is added to the int32 bias.
-`rounds` passes (default 2) correct what the previous pass's upstream corrections moved.
+`rounds` passes (default 3) correct what the previous pass's upstream corrections moved.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from onnx import numpy_helper
 
 from edgekit.transforms.bias_correction import ShiftMeter, corrected_int_bias
 
-SAMPLES = 64
-ROUNDS = 2
+SAMPLES = 256
+ROUNDS = 3
 
 
 def _bias_nodes(model: onnx.ModelProto) -> dict[str, tuple]:
@@ -64,7 +64,7 @@ def correct_biases(fp32_path: Path, qdq_path: Path, out_path: Path, calibration,
     "max_shift"} (max_shift: the largest |per-channel mean shift| of the first round, real units).
 
     calibration: a callable returning a fresh iterator of {input name: array}; the first
-    `samples` (default 64) are used.
+    `samples` (default 256) are used.
     """
     fp32, qdq = onnx.load(str(fp32_path)), onnx.load(str(qdq_path))
     targets = _bias_nodes(qdq)

@@ -14,23 +14,38 @@ import numpy as np
 
 class ShiftMeter:
     """Streams (float output, quantized output) batches of one layer; `shift()` is the mean of
-    float - quantized per channel (`axis`, default 1: NCHW and [N, C])."""
+    float - quantized per channel (`axis`, default 1: NCHW and [N, C]).
 
-    def __init__(self, axis: int = 1):
+    Each batch (a calibration sample) contributes its per-channel mean; a channel whose mean
+    shift is within `significance` (default 2) standard errors of 0 over the samples is left at
+    0: correcting noise would only add error.
+    """
+
+    def __init__(self, axis: int = 1, significance: float = 2.0):
         self.axis = axis
+        self.significance = significance
         self.total: np.ndarray | None = None
+        self.squares: np.ndarray | None = None
         self.count = 0
 
     def update(self, reference: np.ndarray, quantized: np.ndarray) -> None:
         diff = np.moveaxis(np.asarray(reference, np.float64) - np.asarray(quantized, np.float64), self.axis, 0)
-        diff = diff.reshape(diff.shape[0], -1)
-        self.total = diff.sum(axis=1) if self.total is None else self.total + diff.sum(axis=1)
-        self.count += diff.shape[1]
+        mean = diff.reshape(diff.shape[0], -1).mean(axis=1)
+        if self.total is None:
+            self.total, self.squares = np.zeros_like(mean), np.zeros_like(mean)
+        self.total += mean
+        self.squares += mean ** 2
+        self.count += 1
 
     def shift(self) -> np.ndarray:
         if self.total is None or self.count == 0:
             raise ValueError("no samples measured")
-        return self.total / self.count
+        mean = self.total / self.count
+        if self.count < 2:
+            return mean
+        variance = np.maximum(self.squares / self.count - mean ** 2, 0) * self.count / (self.count - 1)
+        error = np.sqrt(variance / self.count)
+        return np.where(np.abs(mean) > self.significance * error, mean, 0.0)
 
 
 def corrected_int_bias(bias: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:

@@ -38,8 +38,8 @@ def _sqnr(session, feeds, reference) -> float:
 
 
 def test_bias_correction_recovers_the_mean_shift_of_per_tensor_weights(tmp_path):
-    """A depthwise channel x8 (and its pointwise consumer /8: float unchanged) makes per-tensor
-    weight steps 8x coarser for the other channels; folding the measured shift back gains SQNR."""
+    """A depthwise channel x24 (and its pointwise consumer /24: float unchanged) makes per-tensor
+    weight steps 24x coarser for the other channels; folding the measured shift back gains SQNR."""
     import onnxruntime as ort
 
     from edgekit.onnx.artifacts import prepare_fp32
@@ -47,14 +47,14 @@ def test_bias_correction_recovers_the_mean_shift_of_per_tensor_weights(tmp_path)
     from edgekit.onnx.export import export_to_onnx
     from edgekit.onnx.quantize import quantize_qdq
 
-    _, model = load_script("outlier_models").outlier_cnn(epochs=10)
+    _, model = load_script("outlier_models").outlier_cnn()
     dw, pw = model.get_layer("dw2"), model.get_layer("pw2")
     kernel, bias = dw.get_weights()
-    kernel[:, :, 2, :] *= 8
-    bias[2] *= 8
+    kernel[:, :, 2, :] *= 24
+    bias[2] *= 24
     dw.set_weights([kernel, bias])
     pw_kernel, pw_bias = pw.get_weights()
-    pw_kernel[:, :, 2, :] /= 8
+    pw_kernel[:, :, 2, :] /= 24
     pw.set_weights([pw_kernel, pw_bias])
     with contextlib.redirect_stdout(io.StringIO()):
         model.export(str(tmp_path / "saved"))
@@ -69,4 +69,4 @@ def test_bias_correction_recovers_the_mean_shift_of_per_tensor_weights(tmp_path)
     before = _sqnr(ort.InferenceSession(str(plain)), validation, reference)
     after = _sqnr(ort.InferenceSession(str(corrected)), validation, reference)
     assert record["layers"] == 4 and record["max_shift"] > 0
-    assert after > before + 2.0, (before, after)  # measured: about +4.6 dB
+    assert after > before + 3.0, (before, after)  # measured: 18.5 -> 28.9 dB (the pipeline's split: 21.2 -> 25.4)
