@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgekit.stages.built import Built
+from edgekit.backends.base import Built
 
 
 def record_equalization(built: list[Built], source, mode: str) -> None:

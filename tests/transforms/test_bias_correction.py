@@ -42,10 +42,10 @@ def test_bias_correction_recovers_the_mean_shift_of_per_tensor_weights(tmp_path)
     weight steps 24x coarser for the other channels; folding the measured shift back gains SQNR."""
     import onnxruntime as ort
 
-    from edgekit.onnx.artifacts import prepare_fp32
-    from edgekit.onnx.bias_correction import correct_biases
-    from edgekit.onnx.export import export_to_onnx
-    from edgekit.onnx.quantize import quantize_qdq
+    from edgekit.backends.onnx.artifacts import prepare_fp32
+    from edgekit.backends.onnx.bias_correction import correct_biases
+    from edgekit.sources.tf2onnx_export import export_to_onnx
+    from edgekit.backends.onnx.quantize import quantize_qdq
 
     _, model = load_script("outlier_models").outlier_cnn()
     dw, pw = model.get_layer("dw2"), model.get_layer("pw2")
