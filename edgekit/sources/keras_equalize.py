@@ -3,7 +3,9 @@ so the TFLite and the TF->ONNX paths both start from the equalized float model).
 
 Producers and consumers: Conv2D (groups 1), DepthwiseConv2D, Dense. In between (and as the
 producer's own activation) only positively homogeneous layers: ReLU without a cap or threshold,
-LeakyReLU, linear, max/average pooling (global ones too), zero padding, dropout, identity.
+LeakyReLU, linear, max/average pooling (global ones too), zero padding, dropout, identity, and
+Flatten / Reshape / Permute where the channel stays the fastest-varying index of the last axis
+(a CRNN's [H, W, C] -> [W, H * C] before its per-column dense layer).
 """
 
 from __future__ import annotations
@@ -23,8 +25,19 @@ def _activation_ok(layer) -> bool:
     return activation is None or getattr(activation, "__name__", "") in HOMOGENEOUS_ACTIVATIONS
 
 
-def _passes_through(layer) -> bool:
+def _keeps_channels_last(layer, channels: int) -> bool:
+    """A reshaping layer after which channel i is still every index j of the last axis with j % channels == i."""
     kind = type(layer).__name__
+    if kind == "Permute" and list(layer.dims)[-1] != len(layer.dims):
+        return False
+    shape = getattr(getattr(layer, "output", None), "shape", None)
+    return bool(shape) and shape[-1] is not None and shape[-1] % channels == 0
+
+
+def _passes_through(layer, channels: int) -> bool:
+    kind = type(layer).__name__
+    if kind in ("Flatten", "Reshape", "Permute"):
+        return _keeps_channels_last(layer, channels)
     if kind == "ReLU":
         return layer.max_value is None and float(layer.threshold) == 0.0
     if kind == "Activation":
@@ -65,14 +78,15 @@ def find_pairs(model) -> list[tuple]:
         if axes is None or not _activation_ok(layer) or id(layer) in outputs:
             continue
         current, ok = layer, True
+        channels = layer.kernel.shape[axes[0]]
         users = _only_use(current, layers)
-        while users and len(users) == 1 and _passes_through(users[0]):
+        while users and len(users) == 1 and _passes_through(users[0], channels):
             current = users[0]
             if id(current) in outputs:
                 ok = False
                 break
             users = _only_use(current, layers)
-        if not ok or not users or any(_axes(u) is None for u in users):
+        if not ok or not users or any(_axes(u) is None or u.kernel.shape[_axes(u)[1]] % channels for u in users):
             continue
         bias = f"{layer.name}/bias" if getattr(layer, "use_bias", False) else None
         pair = Pair(f"{layer.name}/kernel", axes[0], bias,

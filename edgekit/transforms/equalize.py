@@ -34,6 +34,8 @@ class Pair:
 
     producer_axis: the output-channel axis of the producer's weight; bias: its bias (or None);
     consumers: (weight name, input-channel axis) for every layer reading the (rescaled) tensor;
+    an input axis of size k * channels (a flattened [H, W, C] read by a dense layer) holds
+    channel i at every index j with j % channels == i;
     label: what the report calls the pair (default: producer name -> consumer names).
     """
 
@@ -48,22 +50,27 @@ class Pair:
         return self.label or f"{self.producer} -> {', '.join(c for c, _ in self.consumers)}"
 
 
-def channel_ranges(weight: np.ndarray, axis: int) -> np.ndarray:
-    """max |w| per index of `axis`."""
+def channel_ranges(weight: np.ndarray, axis: int, channels: int | None = None) -> np.ndarray:
+    """max |w| per index of `axis`, folded modulo `channels` when given (default: no folding)."""
     moved = np.moveaxis(np.abs(np.asarray(weight, np.float64)), axis, 0)
-    return moved.reshape(moved.shape[0], -1).max(axis=1)
+    ranges = moved.reshape(moved.shape[0], -1).max(axis=1)
+    if channels is not None and ranges.size != channels and ranges.size % channels == 0:
+        ranges = ranges.reshape(-1, channels).max(axis=0)
+    return ranges
 
 
 def _scale(weight: np.ndarray, axis: int, factors: np.ndarray) -> np.ndarray:
     shape = [1] * weight.ndim
     shape[axis] = -1
+    if weight.shape[axis] != factors.size:
+        factors = np.tile(factors, weight.shape[axis] // factors.size)
     return (weight * factors.reshape(shape)).astype(weight.dtype)
 
 
 def pair_scales(weights: dict[str, np.ndarray], pair: Pair) -> np.ndarray:
     """s_i = sqrt(r1_i / r2_i), 1 where either side of channel i is (near) zero."""
     r1 = channel_ranges(weights[pair.producer], pair.producer_axis)
-    r2 = np.max([channel_ranges(weights[name], axis) for name, axis in pair.consumers], axis=0)
+    r2 = np.max([channel_ranges(weights[name], axis, r1.size) for name, axis in pair.consumers], axis=0)
     if r1.shape != r2.shape:
         raise ValueError(f"{pair.name}: {r1.size} producer channels vs {r2.size} consumer channels")
     ok = (r1 > MIN_RANGE) & (r2 > MIN_RANGE)

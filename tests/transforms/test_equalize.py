@@ -94,3 +94,22 @@ def test_without_equalization_the_outlier_model_collapses(outlier_keras, tmp_pat
     code, artifacts = _compress(outlier_keras, tmp_path / "off", "onnx", "--recipe", recipe)
     assert artifacts["int8"]["accuracy"]["accuracy_drop_pts"] > 20  # what equalization fixes above
     assert "equalization" not in artifacts["int8"]["details"]
+
+
+def test_a_flattened_consumer_is_scaled_at_every_position_of_a_channel():
+    """[N, k, C] flattened channel-fastest to [N, k * C] (a CRNN's columns before its dense layer)."""
+    rng = np.random.default_rng(2)
+    w1, b1, w2 = rng.normal(size=(8, 4)), rng.normal(size=4), rng.normal(size=(3 * 4, 5))
+    w1[:, 1] *= 300
+    b1[1] *= 300
+    w2[1::4] /= 300
+    weights = {k: v.astype(np.float32) for k, v in {"w1": w1, "b1": b1, "w2": w2}.items()}
+    x = rng.normal(size=(3, 16, 8)).astype(np.float32)  # k = 3 positions of 8 features
+
+    def forward(w):
+        hidden = np.maximum(x @ w["w1"] + w["b1"], 0)  # [16, 3, 4] after the transpose below
+        return hidden.transpose(1, 0, 2).reshape(16, 12) @ w["w2"]
+
+    new, records = equalize(weights, [Pair("w1", 1, "b1", (("w2", 0),))], "auto")
+    np.testing.assert_allclose(forward(new), forward(weights), rtol=1e-4, atol=1e-3)
+    assert records and records[0]["spread_before"] > 100 and records[0]["spread_after"] < 1.1
