@@ -209,7 +209,7 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
             built += onnx_built
             fusion.update(onnx_fusion)
             notes += onnx_notes
-        record_equalization(built, source, recipe.int8.equalize if int8_wanted else "off")
+        notes += record_equalization(built, source, recipe.int8.equalize if int8_wanted else "off")
         apply_fallback(built, source, recipe, data, ref_outputs, job.model_file.path, on_step, roles)
         embed_contract(built, resolution, source, recipe, ref_outputs, roles.primary)
         entries = _validate(built, recipe, data, ref_outputs, on_step, roles)
