@@ -20,7 +20,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_models import HOLDOUT, digits_images  # noqa: E402
 
 
-
 def outlier_cnn(factor: float = 400.0, seed: int = 0, epochs: int = 20):
     """(trained model with the outlier planted, the same model before planting); 8x8x1 input."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -18,7 +18,8 @@ def test_shift_meter_and_int_bias():
     meter.update(ref, ref - np.array([0.5, -1.0, 0.0], np.float32)[None, :, None])
     meter.update(ref, ref - np.array([0.5, -1.0, 0.0], np.float32)[None, :, None])
     np.testing.assert_allclose(meter.shift(), [0.5, -1.0, 0.0])
-    bias = corrected_int_bias(np.array([10, -3, 2**31 - 2], np.int32), np.array([0.25, 0.5, 1.0]), np.array([1.0, -1.0, 9.0]))
+    bias = corrected_int_bias(np.array([10, -3, 2**31 - 2], np.int32), np.array([0.25, 0.5, 1.0]),
+                              np.array([1.0, -1.0, 9.0]))
     assert bias.dtype == np.int32 and list(bias) == [14, -5, 2**31 - 1]  # clipped, not wrapped
     with pytest.raises(ValueError):
         ShiftMeter().shift()
