@@ -61,7 +61,7 @@ class Int8(Strict):
     per_channel: bool = True
     equalize: Literal["auto", "on", "off"] = Field(
         "auto", description="cross-layer equalization of the float model before INT8: auto = only pairs "
-                            "where one channel's scale is > 8x the median (an outlier channel)")
+                            "where a channel's scale is > 2x off the median (measured best)")
     bias_correction: Literal["auto", "on", "off"] = Field(
         "off", description="ONNX: fold the per-channel mean shift INT8 causes (measured on calibration "
                            "samples) into the biases; auto keeps it where the held-out samples score better")

@@ -113,3 +113,13 @@ def test_a_flattened_consumer_is_scaled_at_every_position_of_a_channel():
     new, records = equalize(weights, [Pair("w1", 1, "b1", (("w2", 0),))], "auto")
     np.testing.assert_allclose(forward(new), forward(weights), rtol=1e-4, atol=1e-3)
     assert records and records[0]["spread_before"] > 100 and records[0]["spread_after"] < 1.1
+
+
+def test_the_fallback_tests_hostile_model_needs_no_float_layer_when_equalized(tmp_path):
+    """scripts/bench_fallback.py's planted outlier_up -> outlier_down pair (1x1 convs, nothing between)."""
+    hostile = load_script("bench_fallback").save_hostile(tmp_path / "hostile")
+    code, artifacts = _compress(hostile, tmp_path / "out", "onnx", "--max-accuracy-drop", "1.0", "--color", "grayscale")
+    int8 = artifacts["int8"]
+    assert code == 0 and int8["accuracy"]["accuracy_drop_pts"] <= 1.0
+    assert "fallback" not in int8["details"] or not int8["details"]["fallback"]["float_layers"]
+    assert any("outlier_up" in p["pair"] for p in int8["details"]["equalization"]["pairs"])
