@@ -198,7 +198,8 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
                                            job.allow_low_float_accuracy, roles.primary)
         built, fusion, notes = [], {}, list(data.notes)
         if "tflite" in targets:
-            tfl_built, tfl_fusion = tflite_target.build_all(source, recipe, data.calibration_factory(), stage, on_step)
+            tfl_built, tfl_fusion = tflite_target.build_all(source, recipe, data.calibration_factory(), stage, on_step,
+                                                            (data.validation_feeds, ref_outputs, data.labels, roles))
             built += tfl_built
             fusion.update(tfl_fusion)
         if {"onnx", "tensorrt"} & set(targets):

@@ -63,8 +63,8 @@ class Int8(Strict):
         "auto", description="cross-layer equalization of the float model before INT8: auto = only pairs "
                             "where a channel's scale is > 2x off the median (measured best)")
     bias_correction: Literal["auto", "on", "off"] = Field(
-        "off", description="ONNX: fold the per-channel mean shift INT8 causes (measured on calibration "
-                           "samples) into the biases; auto keeps it where the held-out samples score better")
+        "off", description="fold the per-channel mean shift INT8 causes (measured on calibration samples) "
+                           "into the biases; auto keeps it where the held-out samples score better")
 
 
 class Validation(Strict):
