@@ -115,6 +115,7 @@ def test_a_flattened_consumer_is_scaled_at_every_position_of_a_channel():
     assert records and records[0]["spread_before"] > 100 and records[0]["spread_after"] < 1.1
 
 
+@pytest.mark.slow
 def test_the_fallback_tests_hostile_model_needs_no_float_layer_when_equalized(tmp_path):
     """scripts/bench_fallback.py's planted outlier_up -> outlier_down pair (1x1 convs, nothing between)."""
     hostile = load_script("bench_fallback").save_hostile(tmp_path / "hostile")
