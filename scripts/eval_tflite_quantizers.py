@@ -14,7 +14,7 @@ tests/validate/test_sequence_compress.py, rendered digit strings. Prints SQNR, t
 import os, sys, time, json; os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import numpy as np, tensorflow as tf, keras
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "validate")); sys.path.insert(0, os.path.join(ROOT, "scripts"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "validate")); sys.path.insert(0, os.path.join(ROOT, "scripts", "models"))
 path, kind = sys.argv[1], sys.argv[2]
 model = keras.saving.load_model(path, compile=False)
 if kind == "ctc":

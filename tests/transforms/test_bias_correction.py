@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from edgekit.transforms.bias_correction import ShiftMeter, corrected_int_bias
-from tests.conftest import DIGITS_DATA, load_script
+from scripts.models import outlier
+from tests.conftest import DIGITS_DATA
 
 
 def test_shift_meter_and_int_bias():
@@ -42,7 +43,7 @@ def _sqnr(session, feeds, reference) -> float:
 def planted_dw(tmp_path_factory):
     """SavedModel of the digits CNN with depthwise channel 2 x24 (and its pointwise consumer /24:
     float unchanged): per-tensor weight steps 24x coarser for the other channels."""
-    _, model = load_script("outlier_models").outlier_cnn()
+    _, model = outlier.outlier_cnn()
     dw, pw = model.get_layer("dw2"), model.get_layer("pw2")
     kernel, bias = dw.get_weights()
     kernel[:, :, 2, :] *= 24

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from edgekit.transforms.equalize import Pair, channel_ranges, equalize
-from tests.conftest import DIGITS_DATA, load_script
+from scripts.models import hostile, outlier
+from tests.conftest import DIGITS_DATA
 
 
 def _two_layers(rng, outlier: float):
@@ -60,7 +61,7 @@ def test_auto_leaves_an_ordinary_pair_alone_and_off_changes_nothing():
 @pytest.fixture(scope="module")
 def outlier_keras(tmp_path_factory):
     """The planted-outlier digits CNN (channel x400 before ReLU + MaxPool, depthwise /400)."""
-    return load_script("outlier_models").save_outlier(tmp_path_factory.mktemp("outlier"))
+    return outlier.save_outlier(tmp_path_factory.mktemp("outlier"))
 
 
 def _compress(model, out, target, *extra):
@@ -117,9 +118,9 @@ def test_a_flattened_consumer_is_scaled_at_every_position_of_a_channel():
 
 @pytest.mark.slow
 def test_the_fallback_tests_hostile_model_needs_no_float_layer_when_equalized(tmp_path):
-    """scripts/bench_fallback.py's planted outlier_up -> outlier_down pair (1x1 convs, nothing between)."""
-    hostile = load_script("bench_fallback").save_hostile(tmp_path / "hostile")
-    code, artifacts = _compress(hostile, tmp_path / "out", "onnx", "--max-accuracy-drop", "1.0", "--color", "grayscale")
+    """scripts/models/hostile.py's planted outlier_up -> outlier_down pair (1x1 convs, nothing between)."""
+    model = hostile.save_hostile(tmp_path / "hostile")
+    code, artifacts = _compress(model, tmp_path / "out", "onnx", "--max-accuracy-drop", "1.0", "--color", "grayscale")
     int8 = artifacts["int8"]
     assert code == 0 and int8["accuracy"]["accuracy_drop_pts"] <= 1.0
     assert "fallback" not in int8["details"] or not int8["details"]["fallback"]["float_layers"]

@@ -1,6 +1,6 @@
 """Digits CNN with a planted outlier channel (issue #13, step 2), built and trained here.
 
-    python scripts/outlier_models.py OUT_DIR     # writes OUT_DIR/outlier.keras
+    python -m scripts.models.outlier OUT_DIR     # writes OUT_DIR/outlier.keras
 
 One channel of the uncapped ReLU block (conv1 -> relu1 -> MaxPool) is scaled x`factor` (kernel
 and bias) and the next depthwise kernel's channel divided by `factor`: ReLU and MaxPool commute
@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_models import HOLDOUT, digits_images  # noqa: E402
+from scripts.models.make_models import HOLDOUT, digits_images
 
 
 def outlier_cnn(factor: float = 400.0, seed: int = 0, epochs: int = 20):
