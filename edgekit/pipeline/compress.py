@@ -36,6 +36,7 @@ from edgekit.fsutil import (
 )
 from edgekit.model.checks import ENTRY, ModelFile, check_model_path
 from edgekit.pipeline import cache
+from edgekit.pipeline.equalization import record_equalization
 from edgekit.pipeline.fallback_stage import apply_fallback
 from edgekit.pipeline.gates import evaluate_gates, flag_artifacts
 from edgekit.pipeline.isolate import run_isolated
@@ -193,8 +194,9 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
     with (naming_user_paths(job.model_file.path), tempfile.TemporaryDirectory(prefix="edgekit-work-") as work,
           atomic_output_dir(job.out) as stage):
         on_step("loading model")
+        equalize = recipe.int8.equalize if "int8" in recipe.precisions or "tensorrt" in targets else "off"
         source = sources.prepare(job.model_file, Path(work), recipe.input_shapes, job.trust_model,
-                                functools.partial(shape_from_calibration, recipe))
+                                 functools.partial(shape_from_calibration, recipe), equalize)
         on_step("inferring the preprocessing")
         resolution = resolve_preprocessing(recipe, job.preprocess_flags, source, job.model_file.path)
         recipe = recipe.model_copy(update={"preprocess": resolution.preprocess})
@@ -212,7 +214,7 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
                                            job.allow_low_float_accuracy, roles.primary)
         validation = (data.validation_feeds, ref_outputs, data.labels, roles)
         built, fusion, notes, ctx = _build_targets(job, source, recipe, data, validation, stage, Path(work), on_step)
-        notes = data.notes + notes
+        notes = data.notes + notes + record_equalization(built, source, equalize)
         apply_fallback(built, source, recipe, data, ref_outputs, ctx, roles)
         embed_contract(built, resolution, source, recipe, ref_outputs, roles.primary)
         entries = _validate(built, recipe, data, ref_outputs, on_step, roles)

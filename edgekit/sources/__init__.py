@@ -32,13 +32,16 @@ def forms(model_format: str) -> tuple[str, ...]:
     return _SOURCES[model_format][1] if model_format in _SOURCES else ()
 
 
-def prepare(model_file, workdir, input_shapes: dict, trust: bool, hint=None):
+def prepare(model_file, workdir, input_shapes: dict, trust: bool, hint=None, equalize: str = "off"):
     """The PreparedSource of `model_file` (see edgekit.sources.base).
 
     hint(name, dims, batch_axis) -> shape | None proposes a shape for an input with unknown
     non-batch dims that `input_shapes` does not name (the calibration samples' shape).
+    equalize: cross-layer equalization of a TensorFlow (Keras) model before its export, auto | on |
+    off [default off]; other formats are equalized by the ONNX target after fusion.
     """
     if model_file.format not in _SOURCES:
         raise ModelError(f"no source for model format {model_file.format!r}", model_file.path)
     module, attr = _SOURCES[model_file.format][0].split(":")
-    return getattr(importlib.import_module(module), attr)(model_file, workdir, input_shapes, trust, hint)
+    extra = {"equalize": equalize} if equalize != "off" and "savedmodel" in forms(model_file.format) else {}
+    return getattr(importlib.import_module(module), attr)(model_file, workdir, input_shapes, trust, hint, **extra)

@@ -28,6 +28,7 @@ class PreparedSource:
     saved_dir: Optional[Path] = None   # the fixed SavedModel (TensorFlow sources)
     onnx_path: Optional[Path] = None   # the ONNX model (ONNX sources)
     layer_names: tuple[str, ...] = ()  # source layer names that label nodes in reports (Keras)
+    equalization: tuple[dict, ...] = ()  # pairs cross-layer equalization rescaled in the Keras model
     export: Optional[dict] = None      # PyTorch sources: exporter, opset (onnx_path is their export)
 
     @property

@@ -36,6 +36,7 @@ class ExportedModel:
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     fixed_dims: dict[str, dict] = field(default_factory=dict)
+    equalization: list[dict] = field(default_factory=list)
 
 
 def import_tensorflow():
@@ -134,15 +135,21 @@ def _fixed_specs(specs: dict, input_shapes: dict, origin, tf, hint: ShapeHint = 
 
 def export_fixed_savedmodel(
     model_file: ModelFile, workdir: Path, input_shapes: dict[str, list[int]], trust: bool = False,
-    hint: ShapeHint = None,
+    hint: ShapeHint = None, equalize: str = "off",
 ) -> ExportedModel:
     """Load the model and save `workdir/fixed_savedmodel` with every input shape fixed
-    (hint(name, dims, batch_axis) -> shape proposes shapes for unknown non-batch dims; default none)."""
+    (hint(name, dims, batch_axis) -> shape proposes shapes for unknown non-batch dims; default none;
+    equalize: cross-layer equalization of a Keras model's weights, auto | on | off [default off])."""
     tf = import_tensorflow()
     saved_dir = workdir / "fixed_savedmodel"
+    equalized = []
     try:
         if model_file.format == "keras":
             model = _load_keras(model_file, trust)
+            if equalize != "off":
+                from edgekit.sources.keras_equalize import equalize_keras
+
+                equalized = equalize_keras(model, equalize)
             fixed, fixed_dims = _fixed_specs(_keras_specs(model, tf), input_shapes, model_file.path, tf, hint)
             _save_keras(model, fixed, saved_dir, tf)
         elif model_file.format == "savedmodel":
@@ -160,7 +167,7 @@ def export_fixed_savedmodel(
               for n, s in sorted(signature.structured_input_signature[1].items())]
     outputs = [TensorSpec(n, tuple(s.shape.as_list()), s.dtype.name)
                for n, s in sorted(signature.structured_outputs.items())]
-    return ExportedModel(saved_dir, inputs, outputs, fixed_dims)
+    return ExportedModel(saved_dir, inputs, outputs, fixed_dims, equalized)
 
 
 def _save_signature(loaded, sig, fixed: dict, saved_dir: Path, tf) -> None:
@@ -261,12 +268,14 @@ def keras_layer_names(model_path: str | Path) -> list[str]:
             if isinstance(layer, dict)]
 
 
-def prepare(model_file: ModelFile, workdir: Path, input_shapes: dict, trust: bool, hint: ShapeHint = None):
+def prepare(model_file: ModelFile, workdir: Path, input_shapes: dict, trust: bool, hint: ShapeHint = None,
+            equalize: str = "off"):
     """The PreparedSource of a SavedModel or .keras model: the fixed SavedModel, run by TensorFlow
     for the float reference (see `edgekit.sources.prepare`)."""
     from edgekit.sources.base import PreparedSource
 
-    exported = export_fixed_savedmodel(model_file, workdir, input_shapes, trust, hint)
+    exported = export_fixed_savedmodel(model_file, workdir, input_shapes, trust, hint, equalize)
     return PreparedSource(model_file.format, exported.inputs, exported.outputs, reference_fn(exported.saved_dir),
                           exported.fixed_dims, saved_dir=exported.saved_dir,
-                          layer_names=tuple(keras_layer_names(model_file.path)))
+                          layer_names=tuple(keras_layer_names(model_file.path)),
+                          equalization=tuple(exported.equalization))

@@ -6,12 +6,22 @@ import json
 
 from tests.conftest import DIGITS_DATA
 
+# Cross-layer equalization (int8.equalize, default auto) fixes the planted pair on its own
+# (tests/transforms/test_equalize.py): these tests exercise the fallback search, so it is off.
+NO_EQUALIZATION = "int8:\n  equalize: \"off\"\n"
+
+
+def _recipe(tmp_path):
+    path = tmp_path / "no_equalization.yaml"
+    path.write_text(NO_EQUALIZATION)
+    return path
+
 
 def test_compress_meets_budget_with_planted_layers_in_float(hostile_keras, planted, tmp_path, edgekit_cli):
     out = tmp_path / "fb"
     result = edgekit_cli("compress", hostile_keras, "--int8", "-c", DIGITS_DATA, "--color", "grayscale",
                          "-t", "tflite", "-t", "onnx", "--max-accuracy-drop", "1.0", "--out", out,
-                         "--runs", "3", "--json")
+                         "--runs", "3", "--json", "--recipe", _recipe(tmp_path))
     assert result.code == 0, result.err
     report = json.loads(result.out)
     for artifact in (a for a in report["artifacts"] if a["precision"] == "int8"):
@@ -40,7 +50,7 @@ def test_impossible_budget_exits_10_with_the_best_point(hostile_keras, tmp_path,
     out = tmp_path / "impossible"
     result = edgekit_cli("compress", hostile_keras, "--int8", "-c", DIGITS_DATA, "--color", "grayscale",
                          "--max-accuracy-drop", "1.0", "--max-float-layers", "1", "--out", out, "--runs", "2",
-                         "--quiet")
+                         "--quiet", "--recipe", _recipe(tmp_path))
     assert result.code == 10
     assert "max_accuracy_drop" in result.err
     report = json.loads((out / "report.json").read_text())

@@ -44,10 +44,13 @@ def prepare_fp32(
     calibration_factory: SampleFactory | None,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     verify_samples: int = VERIFY_SAMPLES,
+    equalize: str = "off",
 ) -> tuple[dict, dict]:
-    """Load, upgrade, fix shapes, fuse, verify and save the FP32 model; return (model info, steps).
+    """Load, upgrade, fix shapes, fuse, equalize, verify and save the FP32 model; return (model info, steps).
 
     steps["fusion"]["control_flow_ops"] counts the ops left inside If/Loop/Scan bodies (they stay float).
+    equalize: cross-layer equalization after fusion, auto | on | off [default off]; the pairs it
+    rescaled are in steps["equalization"], and the verification covers it.
     """
     import onnx
 
@@ -67,6 +70,10 @@ def prepare_fp32(
     fused, report = fuse(model, held=held)
     steps = {"opset": opset, "shapes": shapes,
              "fusion": {**report.to_dict(), "control_flow_ops": ops_in_control_flow(fused.graph)}}
+    if equalize != "off":
+        from edgekit.backends.onnx.equalize import equalize_onnx
+
+        steps["equalization"] = equalize_onnx(fused, equalize)
     onnx.save(fused, str(out_path))
     if calibration_factory is not None and verify_samples > 0:
         reader = StreamingReader(calibration_factory, model_inputs(out_path))
@@ -87,11 +94,13 @@ def build_onnx_artifacts(
     symmetric_activations: bool = False,
     nodes_to_exclude: Sequence[str] = (),
     input_shapes: Mapping[str, Sequence[int]] | None = None,
+    equalize: str = "off",
 ) -> list[dict]:
     """Build the ONNX artifacts of `source_onnx_path` into `out_dir` (see the module docstring).
 
     The FP32 (fused) artifact is always produced, first; "int8" needs `calibration_factory`, a
     callable returning a fresh iterator of {input name: array} samples each time it is called.
+    equalize: cross-layer equalization of the FP32 graph every artifact starts from [default off].
     """
     from edgekit.backends.onnx.quantize import convert_fp16, quantize_qdq
 
@@ -104,7 +113,7 @@ def build_onnx_artifacts(
     stem = Path(source_onnx_path).stem
     fp32_path = out_dir / f"{stem}_fp32.onnx"
     info, steps = prepare_fp32(source_onnx_path, fp32_path, calibration_factory=calibration_factory,
-                               input_shapes=input_shapes)  # fmt: skip
+                               input_shapes=input_shapes, equalize=equalize)  # fmt: skip
     artifacts = [_artifact(fp32_path, "fp32", info, steps)]
     if "int8" in precisions:
         path = out_dir / f"{stem}_int8.onnx"

@@ -7,18 +7,13 @@ agreement, then the highest SQNR. TFLite's converter has only min/max calibratio
 
 from __future__ import annotations
 
-import math
 import tempfile
 from pathlib import Path
 
-from edgekit.validate.evaluate import AccuracyReport, compare
+from edgekit.backends.bias_choice import score
+from edgekit.validate.evaluate import compare
 
 CANDIDATES = ("minmax", "entropy", "percentile")
-
-
-def _score(acc: AccuracyReport) -> tuple:
-    sqnr = math.inf if acc.sqnr_db is None else acc.sqnr_db
-    return (acc.accuracy or 0.0, acc.top1_agreement or 0.0, sqnr)
 
 
 def choose_onnx_method(fp32_path: Path, int8_path: Path, calibration, feeds, reference, labels, roles=None, *,
@@ -37,7 +32,7 @@ def choose_onnx_method(fp32_path: Path, int8_path: Path, calibration, feeds, ref
             acc = compare(reference, [runner.run(f) for f in feeds], labels, roles)
             scores[method] = {"accuracy": acc.accuracy, "top1_agreement": acc.top1_agreement,
                               "sqnr_db": acc.sqnr_db}
-            if best is None or _score(acc) > best[0]:
-                best = (_score(acc), method, candidate, settings)
+            if best is None or score(acc) > best[0]:
+                best = (score(acc), method, candidate, settings)
         int8_path.write_bytes(best[2].read_bytes())
     return {"chosen": best[1], "candidates": scores, "settings": best[3]}

@@ -64,7 +64,8 @@ class OnnxTarget:
         artifacts = build_onnx_artifacts(
             onnx_in, ctx.stage, precisions=precisions, calibration_factory=calibration,
             method=method, per_channel=recipe.int8.per_channel,
-            input_shapes={spec.name: list(spec.shape) for spec in source.inputs})  # as the source fixed them
+            input_shapes={spec.name: list(spec.shape) for spec in source.inputs},  # as the source fixed them
+            equalize=recipe.int8.equalize if "int8" in precisions or ctx.dependency_only else "off")
         int8 = next((a for a in artifacts if a["precision"] == "int8"), None)
         if auto and int8 is not None and ctx.validation is not None:
             from edgekit.backends.onnx.calibration_method import choose_onnx_method
@@ -75,6 +76,13 @@ class OnnxTarget:
             int8["steps"]["quantization"] = choice.pop("settings")
             int8["steps"]["calibration_method"] = choice
             method = choice["chosen"]
+        if recipe.int8.bias_correction != "off" and int8 is not None and ctx.validation is not None:
+            from edgekit.backends.onnx.bias_choice import choose_bias_correction
+
+            ctx.on_step("correcting INT8 biases")
+            int8["steps"]["bias_correction"] = choose_bias_correction(
+                Path(artifacts[0]["path"]), Path(int8["path"]), calibration, *ctx.validation,
+                mode=recipe.int8.bias_correction, threads=recipe.validation.threads)
         fusion = artifacts[0]["steps"]["fusion"]
         result.notes += control_flow_notes(fusion, "int8" in precisions or ctx.dependency_only)
         result.built = [with_inventory(self, Built(a["name"], self.name, a["precision"], Path(a["path"]),
@@ -111,7 +119,8 @@ class OnnxTarget:
             ctx.on_step("preparing the fused ONNX graph")
             fp32 = ctx.workdir / "model_fp32.onnx"
             prepare_fp32(source.onnx(ctx.workdir, ctx.on_step), fp32, calibration_factory=calibration,
-                         input_shapes={spec.name: list(spec.shape) for spec in source.inputs})
+                         input_shapes={spec.name: list(spec.shape) for spec in source.inputs},
+                         equalize=recipe.int8.equalize)
         int8 = next((b for b in built if b.precision == "int8"), None)
         if int8 is not None:
             options = rebuild_options(int8.details["steps"]["quantization"])

@@ -31,9 +31,13 @@ class TfliteTarget:
             ctx.on_step(f"building tflite {precision}")
             flatbuffer = build_tflite(source.saved_dir, precision, calibration, recipe.int8)
             name = f"model_{precision}.tflite"
+            details = {"io_dtype": recipe.int8.io_dtype} if precision == "int8" else {}
+            if precision == "int8" and recipe.int8.bias_correction != "off" and ctx.validation is not None:
+                ctx.on_step("correcting INT8 biases")
+                flatbuffer, details["bias_correction"] = _bias_corrected(
+                    (ctx.stage / "model_fp32.tflite").read_bytes(), flatbuffer, calibration, ctx.validation, recipe)
             (ctx.stage / name).write_bytes(flatbuffer)
             ops = read_ops(flatbuffer)
-            details = {"io_dtype": recipe.int8.io_dtype} if precision == "int8" else {}
             result.built.append(Built(name, self.name, precision, ctx.stage / name, details, op_counts(ops),
                                       compute_dtypes(ops), compression(ops)))
             if precision == "fp32":
@@ -66,3 +70,23 @@ class TfliteTarget:
 
 
 TARGET = TfliteTarget()
+
+
+def _bias_corrected(fp32: bytes, int8: bytes, calibration, validation, recipe) -> tuple[bytes, dict]:
+    """The INT8 flatbuffer to keep (corrected when `on`, or `auto` and it validates better) and the record."""
+    import tempfile
+
+    from edgekit.backends.bias_choice import keep_better
+    from edgekit.backends.tflite.bias_correction import correct_biases_tflite
+    from edgekit.runtime.tflite import TfliteRunner
+
+    corrected, record = correct_biases_tflite(fp32, int8, calibration)
+    with tempfile.TemporaryDirectory(prefix="edgekit-bias-") as work:
+        paths = [Path(work) / "plain.tflite", Path(work) / "corrected.tflite"]
+        for path, model in zip(paths, (int8, corrected)):
+            path.write_bytes(model)
+        threads = recipe.validation.threads
+        choice = keep_better(TfliteRunner(str(paths[0]), threads), TfliteRunner(str(paths[1]), threads),
+                             *validation, mode=recipe.int8.bias_correction)
+    kept = corrected if choice["applied"] else int8
+    return kept, {**choice, "layers": record["layers"], "max_shift": record["max_shift"]}

@@ -1,0 +1,116 @@
+"""Empirical bias correction on a real onnxruntime QDQ model where per-tensor weights shift means."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+
+from edgekit.transforms.bias_correction import ShiftMeter, corrected_int_bias
+from scripts.models import outlier
+from tests.conftest import DIGITS_DATA
+
+
+def test_shift_meter_and_int_bias():
+    meter = ShiftMeter(axis=1)
+    ref = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    meter.update(ref, ref - np.array([0.5, -1.0, 0.0], np.float32)[None, :, None])
+    meter.update(ref, ref - np.array([0.5, -1.0, 0.0], np.float32)[None, :, None])
+    np.testing.assert_allclose(meter.shift(), [0.5, -1.0, 0.0])
+    bias = corrected_int_bias(np.array([10, -3, 2**31 - 2], np.int32), np.array([0.25, 0.5, 1.0]),
+                              np.array([1.0, -1.0, 9.0]))
+    assert bias.dtype == np.int32 and list(bias) == [14, -5, 2**31 - 1]  # clipped, not wrapped
+    with pytest.raises(ValueError):
+        ShiftMeter().shift()
+
+
+def _digits(name: str):
+    from PIL import Image
+
+    files = sorted(DIGITS_DATA.glob("*.png"))
+    images = [np.asarray(Image.open(f), np.float32)[None, :, :, None] / 255 for f in files]
+    return [{name: x} for x in images[:300]], [{name: x} for x in images[300:]]
+
+
+def _sqnr(session, feeds, reference) -> float:
+    got = np.concatenate([session.run(None, f)[0] for f in feeds])
+    return float(10 * np.log10(np.sum(reference ** 2) / np.sum((got - reference) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def planted_dw(tmp_path_factory):
+    """SavedModel of the digits CNN with depthwise channel 2 x24 (and its pointwise consumer /24:
+    float unchanged): per-tensor weight steps 24x coarser for the other channels."""
+    _, model = outlier.outlier_cnn()
+    dw, pw = model.get_layer("dw2"), model.get_layer("pw2")
+    kernel, bias = dw.get_weights()
+    kernel[:, :, 2, :] *= 24
+    bias[2] *= 24
+    dw.set_weights([kernel, bias])
+    pw_kernel, pw_bias = pw.get_weights()
+    pw_kernel[:, :, 2, :] /= 24
+    pw.set_weights([pw_kernel, pw_bias])
+    saved = tmp_path_factory.mktemp("planted_dw") / "saved"
+    with contextlib.redirect_stdout(io.StringIO()):
+        model.export(str(saved))
+    return saved
+
+
+def test_bias_correction_recovers_the_mean_shift_of_per_tensor_weights_onnx(planted_dw, tmp_path):
+    import onnxruntime as ort
+
+    from edgekit.backends.onnx.artifacts import prepare_fp32
+    from edgekit.backends.onnx.bias_correction import correct_biases
+    from edgekit.backends.onnx.quantize import quantize_qdq
+    from edgekit.sources.tf2onnx_export import export_to_onnx
+
+    export_to_onnx(planted_dw, tmp_path / "src.onnx")
+    name = ort.InferenceSession(str(tmp_path / "src.onnx")).get_inputs()[0].name
+    calibration, validation = _digits(name)
+    fp32, plain, corrected = tmp_path / "fp32.onnx", tmp_path / "int8.onnx", tmp_path / "corrected.onnx"
+    prepare_fp32(tmp_path / "src.onnx", fp32, calibration_factory=lambda: iter(calibration))
+    quantize_qdq(fp32, plain, lambda: iter(calibration), per_channel=False)
+    record = correct_biases(fp32, plain, corrected, lambda: iter(calibration))
+    reference = np.concatenate([ort.InferenceSession(str(fp32)).run(None, f)[0] for f in validation])
+    before = _sqnr(ort.InferenceSession(str(plain)), validation, reference)
+    after = _sqnr(ort.InferenceSession(str(corrected)), validation, reference)
+    assert record["layers"] == 4 and record["max_shift"] > 0
+    assert after > before + 3.0, (before, after)  # measured: 18.5 -> 28.9 dB (the pipeline's split: 21.2 -> 25.4)
+
+
+def test_bias_correction_recovers_the_mean_shift_of_per_tensor_weights_tflite(planted_dw):
+    import tensorflow as tf
+
+    from edgekit.backends.tflite.bias_correction import correct_biases_tflite
+    from edgekit.runtime.tflite import interpreter_class
+
+    calibration, validation = _digits("image")
+
+    def convert(int8: bool) -> bytes:
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(planted_dw))
+        if int8:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([f["image"]] for f in calibration)
+            converter._experimental_disable_per_channel = True
+        return bytes(converter.convert())
+
+    def outputs(model: bytes) -> np.ndarray:
+        interpreter = interpreter_class()(model_content=model)
+        interpreter.allocate_tensors()
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        result = []
+        for feed in validation:
+            interpreter.set_tensor(inp["index"], feed["image"])
+            interpreter.invoke()
+            result.append(interpreter.get_tensor(out["index"]).copy())
+        return np.concatenate(result)
+
+    fp32, plain = convert(False), convert(True)
+    corrected, record = correct_biases_tflite(fp32, plain, lambda: iter(calibration))
+    reference = outputs(fp32)
+    sqnr = lambda got: float(10 * np.log10(np.sum(reference ** 2) / np.sum((got - reference) ** 2)))  # noqa: E731
+    before, after = sqnr(outputs(plain)), sqnr(outputs(corrected))
+    assert record["layers"] == 4 and record["max_shift"] > 0
+    assert after > before + 3.0, (before, after)  # measured: 18.5 -> 31.9 dB
