@@ -1,18 +1,19 @@
 """The compress pipeline: load -> fix shapes -> calibration split -> build -> validate -> report.
 
-Everything is written into a staging directory that replaces OUT as a whole at the end
-(`edgekit.fsutil.atomic_output_dir`); manifest.json is written last. A missed gate raises
-GateFailed after the complete output is in place.
+The worker writes everything into a staging directory that the calling process creates and,
+once the build is cached, swaps for OUT as a whole (`edgekit.fsutil.atomic_output_dir`, the run's
+commit point); manifest.json is written last. A missed gate raises GateFailed after the complete
+output is in place.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
 import platform
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -31,6 +32,7 @@ from edgekit.fsutil import (
     sha256_file,
     sha256_tree,
     write_json_atomic,
+    work_dir,
     write_text_atomic,
 )
 from edgekit.model.checks import ModelFile, check_model_path
@@ -136,6 +138,8 @@ class CompressJob:
     inventory: Optional[str] = None
     preprocess_flags: frozenset = frozenset()
     allow_low_float_accuracy: bool = False
+    stage: Optional[Path] = None  # where the worker writes (created and published by the caller)
+    work: Optional[Path] = None  # scratch directory (created and removed by the caller)
 
 
 def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe_origin: str,
@@ -170,18 +174,17 @@ def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe
         key = cache.cache_key(model_file.path, material, targets, labels)
         hit = cache.lookup(key)
         if hit is not None:
-            with atomic_output_dir(out) as stage:
+            with atomic_output_dir(out, final=True) as stage:
                 cache.copy_out(hit, stage)
             report = Report.model_validate_json((out / "report.json").read_text())
             _raise_if_gates_missed(report, out)
             return report, True
-    if isolate:
-        document = run_isolated(build_output, job, on_step=on_step)
-    else:
-        document = build_output(job, on_step=on_step)
-    report = Report.model_validate(document)
-    if key is not None:
-        cache.store(key, out)
+    with atomic_output_dir(out, final=True) as stage, work_dir() as work:
+        job = dataclasses.replace(job, stage=stage, work=work)
+        document = run_isolated(build_output, job, on_step=on_step) if isolate else build_output(job, on_step)
+        report = Report.model_validate(document)
+        if key is not None:
+            cache.store(key, stage)
     _raise_if_gates_missed(report, out)
     return report, False
 
@@ -217,13 +220,13 @@ def _open_device(job: CompressJob):
 
 
 def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: None) -> dict:
-    """The build itself (runs in the worker): stage, validate, report, publish; returns report JSON."""
+    """The build itself (runs in the worker): build, validate and report into job.stage, using
+    job.work as scratch; returns the report JSON. Publishing is the caller's."""
     from edgekit.stages import onnx_target, tflite_target
     from edgekit.stages.source import prepare_source
 
-    recipe, targets = job.recipe, job.targets
-    with (naming_user_paths(job.model_file.path), tempfile.TemporaryDirectory(prefix="edgekit-work-") as work,
-          atomic_output_dir(job.out) as stage):
+    recipe, targets, stage, work = job.recipe, job.targets, job.stage, job.work
+    with naming_user_paths(job.model_file.path):
         on_step("loading model")
         source = prepare_source(job.model_file, Path(work), recipe.input_shapes, job.trust_model,
                                 functools.partial(shape_from_calibration, recipe))

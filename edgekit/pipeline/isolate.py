@@ -2,8 +2,9 @@
 
 A segfault or abort in TensorFlow/onnxruntime becomes a one-line ConversionError instead of a
 dead CLI. EdgekitErrors raised in the child are re-raised in the parent as the same class;
-progress steps are forwarded; Ctrl-C/SIGTERM interrupt the child, which cleans up its staging
-directory, and the parent exits 130. The child dies with the parent (Linux PR_SET_PDEATHSIG).
+progress steps are forwarded. The child owns nothing on disk (the parent creates and removes the
+staging and work directories), so on Ctrl-C/SIGTERM the parent interrupts it, kills it after
+STOP_GRACE_SECONDS, and exits 130. The child dies with the parent (Linux PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import signal
 import traceback
 from typing import Callable
 
-from edgekit import errors
+from edgekit import errors, interrupts
 from edgekit.errors import ConversionError, EdgekitError
 
 POLL_SECONDS = 0.2
-CLEANUP_SECONDS = 15
+STOP_GRACE_SECONDS = 3
 _PR_SET_PDEATHSIG = 1
 
 
@@ -35,7 +36,7 @@ def _die_with_parent() -> None:
 
 def _child(conn, func, args, log_level) -> None:
     _die_with_parent()
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    interrupts.restore_in_child()  # inherited: SIGINT ignored (background job) or held (after a commit)
     from edgekit.logs import setup_logging
 
     setup_logging(log_level)
@@ -86,11 +87,11 @@ def run_isolated(func: Callable, *args, on_step: Callable[[str], None] = lambda 
     receiver, sender = ctx.Pipe(duplex=False)
     level = logging.getLogger("edgekit").getEffectiveLevel()
     process = ctx.Process(target=_child, args=(sender, func, args, level), name="edgekit-worker")
-    with _fixed_hash_seed():  # set iteration order inside converters is the same on every run
-        process.start()
-    sender.close()
     outcome = None
     try:
+        with _fixed_hash_seed():  # set iteration order inside converters is the same on every run
+            process.start()
+        sender.close()
         while outcome is None:
             if receiver.poll(POLL_SECONDS):
                 try:
@@ -103,10 +104,10 @@ def run_isolated(func: Callable, *args, on_step: Callable[[str], None] = lambda 
                     outcome = (kind, payload)
             elif not process.is_alive() and not receiver.poll(0):
                 break
+        process.join()
     except KeyboardInterrupt:
         _stop(process)
         raise
-    process.join()
     if outcome is None:
         code = process.exitcode
         how = _signal_name(code) if code is not None and code < 0 else f"exit status {code}"
@@ -123,13 +124,13 @@ def run_isolated(func: Callable, *args, on_step: Callable[[str], None] = lambda 
 
 
 def _stop(process) -> None:
-    """Interrupt the child so it removes its staging directory; kill it if it does not end."""
+    """Interrupt the child (it stops its own children); kill it if it has not ended in the grace time."""
     if process.is_alive():
         try:
             os.kill(process.pid, signal.SIGINT)
         except ProcessLookupError:
             return
-        process.join(CLEANUP_SECONDS)
+        process.join(STOP_GRACE_SECONDS)
     if process.is_alive():
         process.kill()
         process.join()
