@@ -429,8 +429,8 @@ def bench_memory(model: Path, images: list[Path], pre: dict, cfg: Config, work: 
 def bench_onnx(saved_model: Path, files: list[str], heldout: list[np.ndarray], pre: dict, cfg: Config,
                work: Path, env: dict) -> dict:
     """edgekit's ONNX INT8 vs onnxruntime quantize_static defaults, from the same exported model."""
-    from edgekit.onnx.export import export_to_onnx
-    from edgekit.onnx.quantize import model_inputs
+    from edgekit.sources.tf2onnx_export import export_to_onnx
+    from edgekit.backends.onnx.quantize import model_inputs
 
     folder = work / "onnx"
     folder.mkdir()

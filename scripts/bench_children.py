@@ -40,7 +40,7 @@ def child_raw_tflite(job: dict) -> dict:
 
 def child_onnx_edgekit(job: dict) -> dict:
     """edgekit's ONNX family: fuse + verify + FP32, then QDQ INT8 (build_onnx_artifacts)."""
-    from edgekit.onnx.artifacts import build_onnx_artifacts
+    from edgekit.backends.onnx.artifacts import build_onnx_artifacts
 
     load = _loader(job)
     t = time.perf_counter()

@@ -109,14 +109,14 @@ def _random_images(out_dir: Path, count: int = 160) -> Path:
 def bench_model(name: str, model_path: Path, recipe, budget, target: str, max_float_layers: int,
                 time_budget_s: float) -> dict:
     """One row: FP32 vs plain INT8 vs fallback INT8 (metrics, float layers, size, p50 latency)."""
-    from edgekit.debug.backend import keras_layer_names
+    from edgekit.backends.selective import keras_layer_names
     from edgekit.debug.fallback import run_fallback
-    from edgekit.debug.onnx_selective import OnnxSelective, float_onnx
+    from edgekit.backends.onnx.selective import OnnxSelective, float_onnx
     from edgekit.debug.scoring import Evaluator
-    from edgekit.debug.selective import TfliteSelective
+    from edgekit.backends.tflite.selective import TfliteSelective
     from edgekit.model.checks import check_model_path
-    from edgekit.pipeline.compress import load_dataset
-    from edgekit.stages.tf_export import export_fixed_savedmodel, reference_fn
+    from edgekit.calibration.dataset import load_dataset
+    from edgekit.sources.tensorflow import export_fixed_savedmodel, reference_fn
 
     work = Path(tempfile.mkdtemp(prefix="bench-fallback-"))
     names = keras_layer_names(model_path)
@@ -125,7 +125,7 @@ def bench_model(name: str, model_path: Path, recipe, budget, target: str, max_fl
         data = load_dataset(recipe, exported.inputs)
         backend = TfliteSelective(exported.saved_dir, data.calibration_factory(), recipe.int8, names)
         reference = reference_fn(exported.saved_dir)
-        from edgekit.stages.tflite_build import build_tflite
+        from edgekit.backends.tflite.build import build_tflite
 
         fp32 = build_tflite(exported.saved_dir, "fp32")
     else:

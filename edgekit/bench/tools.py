@@ -152,8 +152,8 @@ class TrtexecRun:
     def measure(self, artifact: Artifact, remote_model: str, *, runs: int, warmup: int,
                 duration_s: float | None, timeout: float) -> dict:
         """Row fields from one run: host latency summary, GPU compute time, build time."""
-        from edgekit.onnx.tensorrt import last_errors, trtexec_bench_argv
-        from edgekit.onnx.trtexec_log import parse_trtexec_log
+        from edgekit.backends.tensorrt.trtexec import last_errors, trtexec_bench_argv
+        from edgekit.backends.tensorrt.trtexec_log import parse_trtexec_log
 
         plan = artifact.format == "trt-plan"
         argv = trtexec_bench_argv(

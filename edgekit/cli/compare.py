@@ -29,7 +29,7 @@ def compare(artifacts, data_dir, atol, rtol, recipe, threads, as_json):
 
     PASS when |test - ref| <= atol + rtol * |ref| for every element of every output.
     """
-    from edgekit.compare import compare_artifacts
+    from edgekit.bench.compare import compare_artifacts
     from edgekit.recipe.loader import load_recipe
 
     spec = load_recipe(recipe)[0].compare

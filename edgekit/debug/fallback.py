@@ -197,7 +197,7 @@ def run_tflite_fallback(saved_dir, calibration, int8: Int8 | None, feeds: Sequen
     saved_dir: fixed SavedModel; calibration: factory of feeds; feeds/reference/labels: the
     held-out validation samples and the float reference outputs on them.
     """
-    from edgekit.debug.selective import TfliteSelective
+    from edgekit.backends.tflite.selective import TfliteSelective
 
     backend = TfliteSelective(saved_dir, calibration, int8, layer_names)
     try:

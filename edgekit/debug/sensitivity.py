@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Optional, Sequence
 
-from edgekit.debug.backend import QuantNode
+from edgekit.backends.selective import QuantNode
 from edgekit.debug.scoring import Evaluator, noise_fraction
 
 MODES = ("quant_alone", "float_alone")

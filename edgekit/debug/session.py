@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import edgekit
-from edgekit.debug.calibration_checks import calibration_warnings
+from edgekit.calibration.checks import calibration_warnings
 from edgekit.debug.fallback import raise_if_unmet, run_fallback
 from edgekit.debug.scoring import Budget, Evaluator
 from edgekit.debug.sensitivity import measure_sensitivity
@@ -99,12 +99,12 @@ def run_debug(model_path: str | Path, out: str | Path, recipe: Recipe, *, target
 
 def _setup(model_file, recipe: Recipe, target: str, work: Path, trust_model: bool, on_step):
     """(backend, dataset, float reference fn) for the target."""
-    from edgekit.debug.backend import keras_layer_names
-    from edgekit.pipeline.compress import load_dataset
-    from edgekit.stages.source import PreparedSource
+    from edgekit.backends.selective import keras_layer_names
+    from edgekit.calibration.dataset import load_dataset
+    from edgekit.sources.base import PreparedSource
 
     if target == "onnx":
-        from edgekit.debug.onnx_selective import OnnxSelective, float_onnx
+        from edgekit.backends.onnx.selective import OnnxSelective, float_onnx
 
         fp32 = float_onnx(model_file.path, work)
         method = recipe.calibration.method
@@ -116,8 +116,8 @@ def _setup(model_file, recipe: Recipe, target: str, work: Path, trust_model: boo
         data = load_dataset(recipe, backend.input_specs())
         backend.calibration = data.calibration_factory()
         return backend, data, backend.reference()
-    from edgekit.debug.selective import TfliteSelective
-    from edgekit.stages.tf_export import export_fixed_savedmodel, reference_fn
+    from edgekit.backends.tflite.selective import TfliteSelective
+    from edgekit.sources.tensorflow import export_fixed_savedmodel, reference_fn
 
     exported = export_fixed_savedmodel(model_file, work, recipe.input_shapes, trust_model)
     recipe = _resolved(recipe, PreparedSource(model_file.format, exported.inputs, exported.outputs,
@@ -138,11 +138,11 @@ def _analyse(backend, data, reference, model_path, target, budget, max_float_lay
     int8_acc = evaluator.accuracy(backend, backend.build())
     on_step("per-layer error")
     if target == "tflite":
-        from edgekit.debug.tflite_debugger import tflite_layer_errors
+        from edgekit.backends.tflite.debugger import tflite_layer_errors
 
         errors = tflite_layer_errors(backend, feeds)
     else:
-        from edgekit.debug.onnx_debugger import onnx_layer_errors
+        from edgekit.backends.onnx.debugger import onnx_layer_errors
 
         errors = onnx_layer_errors(backend, feeds)
     remaining = deadline - time.monotonic()

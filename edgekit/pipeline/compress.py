@@ -14,18 +14,18 @@ import functools
 import json
 import logging
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
 import edgekit
-from edgekit.calibration.sources import CalibrationSource, SampleRef, precheck_calibration
+from edgekit.calibration.dataset import Dataset, load_dataset
+from edgekit.calibration.sources import SampleRef, precheck_calibration
 from edgekit.calibration.shape_hint import shape_from_calibration
-from edgekit.calibration.split import Split, split_samples
-from edgekit.compare import align_outputs
-from edgekit.errors import CalibrationDataError, GateFailed, OutputError, UsageError
+from edgekit.bench.compare import align_outputs
+from edgekit.errors import GateFailed, OutputError, UsageError
 from edgekit.fsutil import (
     atomic_output_dir,
     naming_user_paths,
@@ -40,7 +40,7 @@ from edgekit.pipeline import cache
 from edgekit.pipeline.fallback_stage import apply_fallback
 from edgekit.pipeline.gates import evaluate_gates, flag_artifacts
 from edgekit.pipeline.isolate import run_isolated
-from edgekit.preprocessing.contract import embed_contract
+from edgekit.pipeline.embed import embed_contract
 from edgekit.preprocessing.resolve import check_float_accuracy, resolve_preprocessing, user_origins
 from edgekit.recipe.loader import recipe_to_yaml
 from edgekit.recipe.schema import Recipe
@@ -49,62 +49,17 @@ from edgekit.report.markdown import render_markdown
 from edgekit.report.schema import (ArtifactEntry, CalibrationInfo, FusionInfo, ModelInfo, PreprocessingInfo,
                                    Report, TensorInfo)
 from edgekit.runtime.base import TensorSpec
-from edgekit.stages.built import Built
+from edgekit.backends.base import Built
 from edgekit.validate.evaluate import compare, host_latency
 from edgekit.validate.roles import resolve_roles
 
 log = logging.getLogger("edgekit")
-SYNTHETIC_SAMPLES = 32
 DEVICE_SAMPLES = 16
 MANIFEST = "manifest.json"
 
 
-@dataclass
-class Dataset:
-    """Calibration and validation samples (validation feeds are kept: at most a few hundred)."""
-
-    source: Optional[CalibrationSource]
-    split: Split
-    validation_feeds: list[dict[str, np.ndarray]]
-    labels: list[Optional[int]]
-    synthetic: bool
-    notes: list[str] = field(default_factory=list)
-
-    def calibration_factory(self):
-        if self.source is None or not self.split.calibration:
-            return None
-        return lambda: self.source.stream(self.split.calibration)
-
-
 def _specs(tensors: list[TensorSpec]) -> list[TensorInfo]:
     return [TensorInfo(name=t.name, shape=list(t.shape), dtype=t.dtype) for t in tensors]
-
-
-def load_dataset(recipe: Recipe, inputs: list[TensorSpec]) -> Dataset:
-    """Discover, split and validate every selected sample up front (errors name the file)."""
-    cal = recipe.calibration
-    if cal.source is None:
-        if "int8" in recipe.precisions:
-            raise UsageError("INT8 needs calibration data: pass --calibration DIR (or calibration.source)")
-        rng = np.random.default_rng(0)
-        feeds = [{s.name: rng.random(s.shape, dtype=np.float32).astype(s.dtype) for s in inputs}
-                 for _ in range(SYNTHETIC_SAMPLES)]
-        split = Split([], [], "no data: seeded random validation inputs")
-        return Dataset(None, split, feeds, [None] * len(feeds), True)
-    from edgekit.debug.calibration_checks import calibration_warnings
-
-    source = CalibrationSource(cal.source, inputs, recipe.preprocess, cal.labels)
-    split = split_samples(source.refs, cal.validation_fraction, cal.num_samples, cal.max_validation_samples)
-    # One pass loads (and so validates) every calibration sample before any conversion starts, and
-    # measures whether the set looks representative (too few samples, near-constant inputs).
-    notes = calibration_warnings(source.stream(split.calibration))
-    for note in notes:
-        log.warning("%s", note)
-    feeds = list(source.stream(split.validation))
-    if not split.validation or ("int8" in recipe.precisions and not split.calibration):
-        raise CalibrationDataError(f"holds {len(source.refs)} usable sample(s): at least 2 are needed, since "
-                                   "calibration and held-out validation samples never overlap", cal.source)
-    return Dataset(source, split, feeds, [r.label for r in split.validation], False, notes)
 
 
 def _tool_versions() -> dict[str, str]:
@@ -222,8 +177,9 @@ def _open_device(job: CompressJob):
 def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: None) -> dict:
     """The build itself (runs in the worker): build, validate and report into job.stage, using
     job.work as scratch; returns the report JSON. Publishing is the caller's."""
-    from edgekit.stages import onnx_target, tflite_target
-    from edgekit.stages.source import prepare_source
+    from edgekit.backends.onnx import target as onnx_target
+    from edgekit.backends.tflite import target as tflite_target
+    from edgekit.sources.base import prepare_source
 
     recipe, targets, stage, work = job.recipe, job.targets, job.stage, job.work
     with naming_user_paths(job.model_file.path):

@@ -24,7 +24,7 @@ def explain_preprocessing(model_path: str | Path, recipe: Recipe, trust_model: b
 
 def _explain(model_file: ModelFile, recipe: Recipe, trust_model: bool, flags: frozenset,
              on_step: Callable[[str], None]) -> dict:
-    from edgekit.stages.source import prepare_source
+    from edgekit.sources.base import prepare_source
 
     with tempfile.TemporaryDirectory(prefix="edgekit-explain-") as work:
         on_step("loading model")

@@ -34,11 +34,11 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, model
     budget = budget_of(recipe)
     if budget is None or data.calibration_factory() is None:
         return
-    from edgekit.debug.backend import keras_layer_names
+    from edgekit.backends.selective import keras_layer_names
     from edgekit.debug.fallback import run_fallback, run_tflite_fallback
-    from edgekit.debug.onnx_selective import OnnxSelective
+    from edgekit.backends.onnx.selective import OnnxSelective
     from edgekit.debug.scoring import Evaluator
-    from edgekit.onnx.quantize import rebuild_options
+    from edgekit.backends.onnx.quantize import rebuild_options
 
     fb = recipe.fallback
     names = keras_layer_names(model_path) if model_path.suffix == ".keras" else ()
@@ -75,12 +75,12 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, model
 def _refresh_inventory(artifact) -> None:
     """Op counts, compute dtypes and MAC shares of a replaced artifact (float layers changed them)."""
     if artifact.target == "tflite":
-        from edgekit.stages.tflite_inspect import compression, compute_dtypes, op_counts, read_ops
+        from edgekit.backends.tflite.inspect import compression, compute_dtypes, op_counts, read_ops
 
         ops = read_ops(artifact.path.read_bytes())
         artifact.op_counts, artifact.compute_dtypes, artifact.compression = (
             op_counts(ops), compute_dtypes(ops), compression(ops))
     else:
-        from edgekit.onnx.inspect import inspect_onnx
+        from edgekit.backends.onnx.inspect import inspect_onnx
 
         artifact.op_counts, artifact.compute_dtypes, artifact.compression = inspect_onnx(artifact.path)

@@ -17,7 +17,7 @@ class TensorFlowView:
     def __init__(self, saved_dir: Path):
         from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-        from edgekit.stages.tf_export import SIGNATURE, import_tensorflow, load_fixed
+        from edgekit.sources.tensorflow import SIGNATURE, import_tensorflow, load_fixed
 
         self.tf = import_tensorflow()
         frozen = convert_variables_to_constants_v2(load_fixed(saved_dir).signatures[SIGNATURE])

@@ -105,7 +105,7 @@ def _load_onnx(source):
     """The source's ONNX graph, loaded once (None: a TensorFlow source, or unreadable: nothing inferred)."""
     if source.onnx_path is None:
         return None
-    from edgekit.onnx.load import load_onnx
+    from edgekit.sources.onnx_load import load_onnx
 
     try:
         return load_onnx(source.onnx_path)
@@ -132,7 +132,7 @@ METADATA_KEYS = {"scale": float, "offset": float, "mean": list, "std": list, "co
 def _from_metadata(model, found: Inferred) -> None:
     """ONNX metadata_props: edgekit's own `edgekit.preprocess` JSON (what an edgekit artifact carries);
     only the preprocessing keys of well-typed values are taken, anything malformed says nothing."""
-    from edgekit.stages.artifact_metadata import PREPROCESS_KEY
+    from edgekit.preprocessing.contract import PREPROCESS_KEY
 
     try:
         declared = json.loads({p.key: p.value for p in model.metadata_props}.get(PREPROCESS_KEY, "{}"))

@@ -178,7 +178,7 @@ def test_trtexec_failure_is_tool_failed_with_its_error(trt_build, sshd, write_in
 
 def test_trtexec_log_without_summary_is_a_tool_error():
     from edgekit.errors import DeviceToolError
-    from edgekit.onnx.trtexec_log import parse_trtexec_log
+    from edgekit.backends.tensorrt.trtexec_log import parse_trtexec_log
 
     cut = Path(__file__).parents[1] / "onnx" / "data" / "trtexec" / "trt_yolov10_inference_start.log"
     with pytest.raises(DeviceToolError, match="no performance summary"):

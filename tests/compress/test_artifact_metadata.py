@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from edgekit.errors import ModelError
-from edgekit.stages.artifact_metadata import (InputContract, embed_onnx_metadata, embed_tflite_metadata,
-                                              read_onnx_metadata)
+from edgekit.backends.onnx.metadata import embed_onnx_metadata, read_onnx_metadata
+from edgekit.backends.tflite.metadata import embed as embed_tflite_metadata
+from edgekit.preprocessing.contract import InputContract
 
 LABELS = ["cat", "dog", "bird"]
 IMAGENET = InputContract("image", 1 / 255, 0.0, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225], "rgb", "nhwc",
@@ -231,7 +232,7 @@ def test_tflite_without_ai_edge_litert_tools_uses_tensorflows(tflite_models, tmp
 
     path = _copy(tflite_models["int8"], tmp_path)
     before, _ = _run_tflite(path)
-    from edgekit.stages import tflite_metadata
+    from edgekit.backends.tflite import metadata as tflite_metadata
 
     monkeypatch.setitem(sys.modules, "ai_edge_litert.tools", None)  # import fails -> TensorFlow's schema API
     assert tflite_metadata._tflite_tools()[0].__name__ == "tensorflow.lite.tools.flatbuffer_utils"
@@ -243,7 +244,7 @@ def test_tflite_without_ai_edge_litert_tools_uses_tensorflows(tflite_models, tmp
 
 def test_tflite_over_the_flatbuffer_limit_is_refused_untouched(tflite_models, tmp_path, monkeypatch):
     from edgekit.errors import ConversionError
-    from edgekit.stages import tflite_metadata
+    from edgekit.backends.tflite import metadata as tflite_metadata
 
     path = _copy(tflite_models["float"], tmp_path)
     original = path.read_bytes()

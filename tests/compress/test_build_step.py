@@ -148,7 +148,7 @@ def _qdq_params(path: Path) -> list[bytes]:
 def test_onnx_cold_runs_reproducible(digits_models, tmp_path, edgekit_cli):
     """ONNX in -> byte-identical ONNX out. TensorFlow in -> tf2onnx names some folded constants with
     run-dependent counters, so bytes differ; the quantization parameters are identical."""
-    from edgekit.onnx.export import export_to_onnx
+    from edgekit.sources.tf2onnx_export import export_to_onnx
 
     model = tmp_path / "digits.onnx"
     export_to_onnx(digits_models[1], model)

@@ -41,7 +41,7 @@ def test_savedmodel_to_three_targets_in_one_report(all_targets):
 
 
 def test_onnx_model_in_defaults_to_onnx_target(digits_models, tmp_path, edgekit_cli):
-    from edgekit.onnx.export import export_to_onnx
+    from edgekit.sources.tf2onnx_export import export_to_onnx
 
     model = tmp_path / "digits.onnx"
     export_to_onnx(digits_models[1], model)

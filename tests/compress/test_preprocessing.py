@@ -120,7 +120,7 @@ def test_unlabelled_images_warn_once_and_explain_prints_the_origins(built, edgek
 
 def _assert_embedded(path, used):
     """The artifact carries the preprocessing used for calibration (read back with the readers)."""
-    from edgekit.stages.artifact_metadata import read_onnx_metadata
+    from edgekit.backends.onnx.metadata import read_onnx_metadata
 
     if path.suffix == ".onnx":
         declared = read_onnx_metadata(path)

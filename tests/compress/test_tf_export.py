@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edgekit.model.checks import check_model_path
-from edgekit.stages.tf_export import SIGNATURE, export_fixed_savedmodel, load_fixed
+from edgekit.sources.tensorflow import SIGNATURE, export_fixed_savedmodel, load_fixed
 
 
 def _save(tmp_path, with_table: bool):

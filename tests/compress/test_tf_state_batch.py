@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgekit.model.checks import check_model_path
-from edgekit.stages.tf_export import SIGNATURE, export_fixed_savedmodel, load_fixed
+from edgekit.sources.tensorflow import SIGNATURE, export_fixed_savedmodel, load_fixed
 
 
 def test_the_state_batch_on_axis_1_becomes_1(tmp_path):

@@ -53,7 +53,7 @@ def test_fallback_meets_budget_with_the_planted_layers(fallback_run, planted):
         assert step["bytes"] > 0 and step["latency_p50_ms"] > 0
     model = (out / "model_int8_fallback.tflite").read_bytes()
     assert len(model) == fb["final"]["bytes"]
-    from edgekit.stages.tflite_inspect import read_ops
+    from edgekit.backends.tflite.inspect import read_ops
 
     convs = [op for op in read_ops(model) if op.type == "CONV_2D"]
     float_convs = [op for op in convs if op.input_dtypes[0] == "float32"]
@@ -79,14 +79,14 @@ def test_selective_build_matches_the_pipeline_int8_and_keeps_named_nodes_float(h
     import numpy as np
 
     from edgekit.calibration.sources import CalibrationSource
-    from edgekit.debug.backend import keras_layer_names
-    from edgekit.debug.selective import TfliteSelective
+    from edgekit.backends.selective import keras_layer_names
+    from edgekit.backends.tflite.selective import TfliteSelective
     from edgekit.model.checks import check_model_path
     from edgekit.recipe.schema import Preprocess
     from edgekit.runtime.tflite import TfliteRunner
-    from edgekit.stages.tf_export import export_fixed_savedmodel
-    from edgekit.stages.tflite_build import build_tflite
-    from edgekit.stages.tflite_inspect import read_ops
+    from edgekit.sources.tensorflow import export_fixed_savedmodel
+    from edgekit.backends.tflite.build import build_tflite
+    from edgekit.backends.tflite.inspect import read_ops
 
     exported = export_fixed_savedmodel(check_model_path(hostile_keras), tmp_path, {})
     source = CalibrationSource(DIGITS_DATA, exported.inputs, Preprocess(color="grayscale"))

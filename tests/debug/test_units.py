@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekit.debug.calibration_checks import calibration_warnings
-from edgekit.debug.layer_error import ErrorAccumulator
+from edgekit.calibration.checks import calibration_warnings
+from edgekit.validate.layer_error import ErrorAccumulator
 from edgekit.debug.scoring import Budget
 from edgekit.errors import UsageError
 from edgekit.validate.evaluate import AccuracyReport
@@ -74,7 +74,7 @@ class _Backend:
     """Float sets -> model bytes, for run_fallback; the SQNR of each set comes from `score`."""
 
     def __init__(self, names):
-        from edgekit.debug.backend import QuantNode
+        from edgekit.backends.selective import QuantNode
 
         self._nodes = [QuantNode(n, "Conv", f"layer_{n}", i) for i, n in enumerate(names)]
 

@@ -60,7 +60,7 @@ def test_fallback_names_full_unique_nodes(tmp_path, edgekit_cli):
 
 
 def test_shared_keras_labels_get_the_node_name_beside_them():
-    from edgekit.debug.backend import QuantNode, keras_layer, unique_layers
+    from edgekit.backends.selective import QuantNode, keras_layer, unique_layers
 
     assert keras_layer("model_1/conv1_1", ["conv1"]) == "conv1"
     assert keras_layer("/model.2/cv1/conv", ["conv1"]) is None

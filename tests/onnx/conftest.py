@@ -42,7 +42,7 @@ def digits_keras(tmp_path_factory, digits):
 @pytest.fixture(scope="session")
 def digits_onnx(tmp_path_factory, digits_keras):
     """The digits CNN exported with edgekit's tf2onnx export (opset 17, NHWC input)."""
-    from edgekit.onnx.export import export_to_onnx
+    from edgekit.sources.tf2onnx_export import export_to_onnx
 
     path = tmp_path_factory.mktemp("onnx") / "digits.onnx"
     record = export_to_onnx(digits_keras[0], path)

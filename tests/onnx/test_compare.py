@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgekit.cli.compare import compare
-from edgekit.compare import compare_artifacts, fit_layout
+from edgekit.bench.compare import compare_artifacts, fit_layout
 from edgekit.errors import CalibrationDataError, GateFailed
 
 
@@ -18,7 +18,7 @@ from edgekit.errors import CalibrationDataError, GateFailed
 def artifacts(tmp_path_factory, digits, digits_keras, digits_onnx):
     import tensorflow as tf
 
-    from edgekit.onnx.artifacts import build_onnx_artifacts
+    from edgekit.backends.onnx.artifacts import build_onnx_artifacts
 
     out = tmp_path_factory.mktemp("cmp")
     keras_model = tf.keras.models.load_model(digits_keras[0])

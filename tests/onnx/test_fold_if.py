@@ -9,12 +9,12 @@ import onnx
 import pytest
 
 from edgekit.errors import ConversionError
-from edgekit.onnx.artifacts import build_onnx_artifacts
-from edgekit.onnx.fusion.fold_if import held_inputs
-from edgekit.onnx.fusion.runner import fuse
-from edgekit.onnx.fusion.verify import check_equivalent
-from edgekit.onnx.load import fix_input_shapes
-from edgekit.stages.onnx_target import control_flow_notes
+from edgekit.backends.onnx.artifacts import build_onnx_artifacts
+from edgekit.backends.onnx.fusion.fold_if import held_inputs
+from edgekit.backends.onnx.fusion.runner import fuse
+from edgekit.backends.onnx.fusion.verify import check_equivalent
+from edgekit.backends.onnx.shapes import fix_input_shapes
+from edgekit.backends.onnx.target import control_flow_notes
 from tests.onnx.stateful import HIDDEN, SAMPLES, stream, streaming_model
 
 SHAPES = {"input": [1, SAMPLES], "state": [2, 1, HIDDEN], "sr": []}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekit.onnx.fusion.runner import PASSES, fuse
-from edgekit.onnx.fusion.verify import max_relative_error
-from edgekit.onnx.load import fix_input_shapes
+from edgekit.backends.onnx.fusion.runner import PASSES, fuse
+from edgekit.backends.onnx.fusion.verify import max_relative_error
+from edgekit.backends.onnx.shapes import fix_input_shapes
 from tests.onnx.models import conv_bn_model
 
 FEEDS = [{"input": np.random.default_rng(i).normal(size=(1, 1, 8, 8)).astype(np.float32)} for i in range(4)]
@@ -74,7 +74,7 @@ def test_check_equivalent_refuses_a_wrong_rewrite(static_model):
     from onnx import numpy_helper
 
     from edgekit.errors import ConversionError
-    from edgekit.onnx.fusion.verify import check_equivalent
+    from edgekit.backends.onnx.fusion.verify import check_equivalent
 
     fused, _ = fuse(static_model)
     assert check_equivalent(static_model, fused, FEEDS)["tolerance"] == 1e-4

@@ -10,8 +10,8 @@ import numpy as np
 import onnx
 import pytest
 
-from edgekit.onnx.fusion.runner import fuse
-from edgekit.onnx.fusion.verify import max_relative_error
+from edgekit.backends.onnx.fusion.runner import fuse
+from edgekit.backends.onnx.fusion.verify import max_relative_error
 from tests.onnx.tail_models import TAILS, UNITS
 
 
@@ -40,7 +40,7 @@ def fused_tail(request, tmp_path_factory):
 
 @pytest.mark.parametrize("per_channel", [True, False], ids=["per_channel", "per_tensor"])
 def test_fused_tail_quantizes(fused_tail, per_channel, tmp_path):
-    from edgekit.onnx.quantize import quantize_qdq
+    from edgekit.backends.onnx.quantize import quantize_qdq
 
     name, model, path = fused_tail
     out = tmp_path / "int8.onnx"
@@ -55,7 +55,7 @@ def test_fused_tail_quantizes(fused_tail, per_channel, tmp_path):
 
 def test_gemm_bias_is_one_dimensional_after_fusion():
     """The fused Gemm's bias is [N] (onnxruntime's per-channel bias code indexes it per channel)."""
-    from edgekit.onnx.graph import constant_value
+    from edgekit.backends.onnx.graph import constant_value
 
     for name in ("matmul_add_bias_1xn", "matmul_add_bias_1x1", "matmul_add_bias_scalar", "gemm_1xn_bias_bn",
                  "gemm_1xn_bias"):
@@ -71,7 +71,7 @@ def test_gemm_with_a_per_row_bias_is_kept_float_per_channel(bias_shape, tmp_path
     fails on it, so that Gemm is left in float (recorded) instead of failing the build."""
     from onnx import TensorProto, helper, numpy_helper
 
-    from edgekit.onnx.quantize import quantize_qdq
+    from edgekit.backends.onnx.quantize import quantize_qdq
 
     rng = np.random.default_rng(0)
     inits = [numpy_helper.from_array(rng.normal(size=(4, UNITS)).astype(np.float32), "w"),

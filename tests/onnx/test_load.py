@@ -10,7 +10,8 @@ import pytest
 from onnx import helper, numpy_helper
 
 from edgekit.errors import ModelError, UsageError
-from edgekit.onnx.load import default_opset, fix_input_shapes, load_onnx, upgrade_opset
+from edgekit.backends.onnx.shapes import fix_input_shapes
+from edgekit.sources.onnx_load import default_opset, load_onnx, upgrade_opset
 from tests.onnx.models import conv_bn_model
 
 

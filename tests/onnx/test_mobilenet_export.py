@@ -8,14 +8,14 @@ import onnx
 import pytest
 
 from edgekit.errors import CalibrationDataError, ConversionError
-from edgekit.onnx.export import condense_error, export_to_onnx
+from edgekit.sources.tf2onnx_export import condense_error, export_to_onnx
 
 
 @pytest.mark.slow
 def test_mobilenetv3_opset11_dynamic_hw(tmp_path):
     import tensorflow as tf
 
-    from edgekit.onnx.artifacts import build_onnx_artifacts
+    from edgekit.backends.onnx.artifacts import build_onnx_artifacts
 
     model = tf.keras.applications.MobileNetV3Small(weights=None, input_shape=(None, None, 3), classes=10)
     model.save(tmp_path / "mnv3.keras")
@@ -38,7 +38,7 @@ def test_mobilenetv3_opset11_dynamic_hw(tmp_path):
 
 
 def test_calibration_names_must_match(tmp_path):
-    from edgekit.onnx.artifacts import build_onnx_artifacts
+    from edgekit.backends.onnx.artifacts import build_onnx_artifacts
     from tests.onnx.models import conv_bn_model
 
     onnx.save(conv_bn_model(), tmp_path / "m.onnx")

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import pytest
 
-from edgekit.onnx.artifacts import build_onnx_artifacts, build_tensorrt_plan
+from edgekit.backends.onnx.artifacts import build_onnx_artifacts, build_tensorrt_plan
 from edgekit.runtime.onnx import OnnxRunner
 
 

@@ -9,8 +9,8 @@ import onnx
 import onnx.reference
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekit.onnx.exclusions import MAGNITUDE, OUTPUT_CONCAT, VARIANCE, magnitudes, variance_statistics
-from edgekit.onnx.quantize import quantize_qdq
+from edgekit.backends.onnx.exclusions import MAGNITUDE, OUTPUT_CONCAT, VARIANCE, magnitudes, variance_statistics
+from edgekit.backends.onnx.quantize import quantize_qdq
 
 
 def _run(path, x: np.ndarray) -> np.ndarray:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from edgekit.onnx.load import fix_input_shapes
-from edgekit.onnx.quantize import quantize_qdq
+from edgekit.backends.onnx.shapes import fix_input_shapes
+from edgekit.backends.onnx.quantize import quantize_qdq
 from tests.onnx.models import conv_bn_model
 
 

@@ -17,7 +17,8 @@ import pytest
 from edgekit.calibration.shape_hint import batch_axes
 from edgekit.calibration.sources import CalibrationSource
 from edgekit.errors import CalibrationDataError, UsageError
-from edgekit.onnx.load import fix_input_shapes, input_specs
+from edgekit.backends.onnx.shapes import fix_input_shapes
+from edgekit.sources.onnx_load import input_specs
 from edgekit.recipe.schema import Preprocess
 from edgekit.runtime.base import TensorSpec
 from tests.onnx.stateful import HIDDEN, SAMPLES, stream, streaming_model

@@ -14,8 +14,8 @@ import pytest
 
 from edgekit.devices.base import CommandResult
 from edgekit.errors import DeviceToolError
-from edgekit.onnx.tensorrt import build_engine_on_device, calibration_cache_text, trt_version_code
-from edgekit.onnx.trtexec_log import parse_layer_info_json, parse_trtexec_log
+from edgekit.backends.tensorrt.trtexec import build_engine_on_device, calibration_cache_text, trt_version_code
+from edgekit.backends.tensorrt.trtexec_log import parse_layer_info_json, parse_trtexec_log
 
 DATA = Path(__file__).parent / "data" / "trtexec"
 

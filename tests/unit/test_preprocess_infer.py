@@ -16,7 +16,7 @@ from edgekit.preprocessing.infer import infer_from_model
 from edgekit.preprocessing.probe import Candidate, pick
 from edgekit.recipe.schema import Preprocess
 from edgekit.runtime.base import TensorSpec
-from edgekit.stages.source import PreparedSource
+from edgekit.sources.base import PreparedSource
 
 MEAN, STD = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
 

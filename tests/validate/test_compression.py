@@ -6,8 +6,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekit.onnx.inspect import inspect_onnx
-from edgekit.onnx.quantize import quantize_qdq
+from edgekit.backends.onnx.inspect import inspect_onnx
+from edgekit.backends.onnx.quantize import quantize_qdq
 from edgekit.pipeline.gates import flag_artifacts
 from edgekit.report.schema import ArtifactEntry
 from edgekit.validate.latency import summarize_latencies

@@ -1,0 +1,180 @@
+"""Entry points of the ONNX family for the compress pipeline.
+
+`build_onnx_artifacts(source, out_dir, precisions=..., calibration_factory=...)`:
+    load (safe) -> opset upgrade to >= 13 -> fix dynamic input dims and fold shape subgraphs ->
+    fuse (report; an If folds where its condition follows from constants and from inputs every
+    calibration sample holds at one value) -> numerical check of the fusion on calibration
+    samples (1e-4 relative) ->
+    write `<stem>_fp32.onnx`, then per requested precision `<stem>_int8.onnx` (QDQ, onnxruntime)
+    and/or `<stem>_fp16.onnx`. Returns one dict per artifact:
+    {"name", "path", "format": "onnx", "precision", "sha256", "opset", "input_shapes", "steps"}
+    where steps holds the opset record, fixed shapes, fusion report and quantization settings.
+
+`build_tensorrt_plan(fp32_onnx, out_dir, calibration_factory=..., device=None)`:
+    symmetric per-channel INT8 QDQ ONNX for TensorRT, TensorRT calibration cache, the exact
+    trtexec command lines; with a device, the engine is built there and the log parsed, else
+    the result says "built": False and why.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+from edgekit.errors import UsageError
+from edgekit.fsutil import sha256_file
+from edgekit.backends.onnx.quantize import SampleFactory, StreamingReader
+
+PRECISIONS = ("fp32", "int8", "fp16")
+VERIFY_SAMPLES = 8
+
+
+def _artifact(path: Path, precision: str, model_info: dict, steps: dict) -> dict:
+    return {
+        "name": path.name,
+        "path": str(path),
+        "format": "onnx",
+        "precision": precision,
+        "sha256": sha256_file(path),
+        **model_info,
+        "steps": steps,
+    }
+
+
+def prepare_fp32(
+    source: str | Path,
+    out_path: str | Path,
+    *,
+    calibration_factory: SampleFactory | None,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    verify_samples: int = VERIFY_SAMPLES,
+) -> tuple[dict, dict]:
+    """Load, upgrade, fix shapes, fuse, verify and save the FP32 model; return (model info, steps).
+
+    steps["fusion"]["control_flow_ops"] counts the ops left inside If/Loop/Scan bodies (they stay float).
+    """
+    import onnx
+
+    from edgekit.backends.onnx.fusion.fold_if import has_control_flow, held_inputs, ops_in_control_flow
+    from edgekit.backends.onnx.fusion.runner import fuse
+    from edgekit.backends.onnx.fusion.verify import check_equivalent
+    from edgekit.backends.onnx.shapes import fix_input_shapes
+    from edgekit.sources.onnx_load import input_specs, load_onnx, upgrade_opset
+    from edgekit.backends.onnx.quantize import model_inputs
+
+    model = load_onnx(source)
+    model, opset = upgrade_opset(model)
+    model, shapes = fix_input_shapes(model, input_shapes)
+    held = None
+    if calibration_factory is not None and has_control_flow(model.graph):
+        held = held_inputs(model, calibration_factory())
+    fused, report = fuse(model, held=held)
+    steps = {"opset": opset, "shapes": shapes,
+             "fusion": {**report.to_dict(), "control_flow_ops": ops_in_control_flow(fused.graph)}}
+    onnx.save(fused, str(out_path))
+    if calibration_factory is not None and verify_samples > 0:
+        reader = StreamingReader(calibration_factory, model_inputs(out_path))
+        feeds: Iterable = (reader.check(s, i) for i, s in enumerate(itertools.islice(calibration_factory(), verify_samples)))
+        steps["fusion"]["verified"] = {"samples": verify_samples, **check_equivalent(model, fused, feeds)}
+    info = {"opset": opset["to"], "input_shapes": input_specs(fused)}
+    return info, steps
+
+
+def build_onnx_artifacts(
+    source_onnx_path: str | Path,
+    out_dir: str | Path,
+    *,
+    precisions: Sequence[str] = ("int8",),
+    calibration_factory: SampleFactory | None = None,
+    method: str = "minmax",
+    per_channel: bool = True,
+    symmetric_activations: bool = False,
+    nodes_to_exclude: Sequence[str] = (),
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+) -> list[dict]:
+    """Build the ONNX artifacts of `source_onnx_path` into `out_dir` (see the module docstring).
+
+    The FP32 (fused) artifact is always produced, first; "int8" needs `calibration_factory`, a
+    callable returning a fresh iterator of {input name: array} samples each time it is called.
+    """
+    from edgekit.backends.onnx.quantize import convert_fp16, quantize_qdq
+
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown:
+        raise UsageError(f"unknown ONNX precisions {unknown}; choose from {list(PRECISIONS)}")
+    if "int8" in precisions and calibration_factory is None:
+        raise UsageError("INT8 needs calibration data (--calibration)")
+    out_dir = Path(out_dir)
+    stem = Path(source_onnx_path).stem
+    fp32_path = out_dir / f"{stem}_fp32.onnx"
+    info, steps = prepare_fp32(source_onnx_path, fp32_path, calibration_factory=calibration_factory,
+                               input_shapes=input_shapes)  # fmt: skip
+    artifacts = [_artifact(fp32_path, "fp32", info, steps)]
+    if "int8" in precisions:
+        path = out_dir / f"{stem}_int8.onnx"
+        settings = quantize_qdq(fp32_path, path, calibration_factory, method=method, per_channel=per_channel,
+                                symmetric_activations=symmetric_activations,
+                                nodes_to_exclude=nodes_to_exclude)  # fmt: skip
+        artifacts.append(_artifact(path, "int8", info, {"from": fp32_path.name, "quantization": settings}))
+    if "fp16" in precisions:
+        path = out_dir / f"{stem}_fp16.onnx"
+        settings = convert_fp16(fp32_path, path)
+        artifacts.append(_artifact(path, "fp16", info, {"from": fp32_path.name, "conversion": settings}))
+    return artifacts
+
+
+def build_tensorrt_plan(
+    fp32_onnx_path: str | Path,
+    out_dir: str | Path,
+    *,
+    calibration_factory: SampleFactory,
+    method: str = "minmax",
+    nodes_to_exclude: Sequence[str] = (),
+    trt_version: str | None = None,
+    device=None,
+    fp16: bool = True,
+    trtexec: str | None = None,
+) -> dict:
+    """TensorRT artifacts from an FP32 ONNX (use the fp32 artifact of build_onnx_artifacts).
+
+    Writes `<stem>_trt_int8.onnx` (symmetric INT8 activations, per-channel INT8 weights, QDQ) and
+    `<stem>.calib` (TensorRT cache text, header for `trt_version`, default 8.6.2); returns a dict
+    with both, the trtexec command lines, and "engine": the device build result or
+    {"built": False, "reason": ...}.
+    """
+    import onnx
+
+    from edgekit.backends.tensorrt import trtexec as tensorrt
+    from edgekit.backends.onnx.quantize import quantize_qdq
+
+    fp32_onnx_path, out_dir = Path(fp32_onnx_path), Path(out_dir)
+    stem = fp32_onnx_path.stem.removesuffix("_fp32")
+    qdq_path = out_dir / f"{stem}_trt_int8.onnx"
+    calib_path = out_dir / f"{stem}.calib"
+    settings = quantize_qdq(fp32_onnx_path, qdq_path, calibration_factory, method=method, per_channel=True,
+                            symmetric_activations=True, nodes_to_exclude=nodes_to_exclude)  # fmt: skip
+    version = trt_version or tensorrt.DEFAULT_TRT_VERSION
+    tensors = tensorrt.write_calibration_cache(onnx.load(str(qdq_path)), calib_path,
+                                               fp32_model=onnx.load(str(fp32_onnx_path)), version=version)
+    explicit = tensorrt.trtexec_argv(qdq_path.name, f"{stem}.plan", timing_cache="timing.cache",
+                                     layer_info=f"{stem}.layers.json", fp16=fp16)  # fmt: skip
+    implicit = tensorrt.trtexec_argv(fp32_onnx_path.name, f"{stem}.plan", timing_cache="timing.cache",
+                                     fp16=fp16, calib_cache=calib_path.name)  # fmt: skip
+    if device is None:
+        engine = {"built": False, "reason": "no device given (--device NAME); run the trtexec command on the board"}
+    else:
+        engine = tensorrt.build_engine_on_device(device, qdq_path, out_dir, fp16=fp16, trtexec=trtexec)
+    return {
+        "name": qdq_path.name,
+        "path": str(qdq_path),
+        "format": "onnx",
+        "target": "tensorrt",
+        "precision": "int8",
+        "sha256": sha256_file(qdq_path),
+        "quantization": settings,
+        "calibration_cache": {"path": str(calib_path), "tensors": tensors, "header_version": version},
+        "trtexec_command": tensorrt.command_line(explicit),
+        "trtexec_command_implicit_int8": tensorrt.command_line(implicit),
+        "engine": engine,
+    }
