@@ -22,6 +22,7 @@ COMMANDS = {
     "compare": "edgekit.cli.compare:compare",
     "debug": "edgekit.cli.debug:debug",
     "cache": "edgekit.cli.cache:cache",
+    "batch": "edgekit.cli.batch:batch",
 }
 
 SHORT_HELP = {
@@ -32,6 +33,7 @@ SHORT_HELP = {
     "compare": "Compare artifacts' outputs across backends.",
     "debug": "Per-layer INT8 error report.",
     "cache": "Inspect or clear the build cache.",
+    "batch": "Compress and bench a fleet of models x devices (local pool or Ray).",
 }
 
 

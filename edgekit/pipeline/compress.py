@@ -122,11 +122,7 @@ def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe
     key = None
     if use_cache and device is None:
         on_step("checking the build cache")
-        material = {**recipe.model_dump(mode="json"), "trust_model": trust_model,
-                    "preprocess_given": sorted(user_origins(recipe.preprocess, job.preprocess_flags).items()),
-                    "allow_low_float_accuracy": allow_low_float_accuracy}
-        labels = [Path(recipe.calibration.labels)] if recipe.calibration.labels else []
-        key = cache.cache_key(model_file.path, material, targets, labels)
+        key = build_key(job)
         hit = cache.lookup(key)
         if hit is not None:
             with atomic_output_dir(out, final=True) as stage:
@@ -142,6 +138,16 @@ def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe
             cache.store(key, stage)
     _raise_if_gates_missed(report, out)
     return report, False
+
+
+def build_key(job: CompressJob) -> str:
+    """The content hash of a build (edgekit.pipeline.cache.cache_key): same key, same artifacts."""
+    recipe = job.recipe
+    material = {**recipe.model_dump(mode="json"), "trust_model": job.trust_model,
+                "preprocess_given": sorted(user_origins(recipe.preprocess, job.preprocess_flags).items()),
+                "allow_low_float_accuracy": job.allow_low_float_accuracy}
+    labels = [Path(recipe.calibration.labels)] if recipe.calibration.labels else []
+    return cache.cache_key(job.model_file.path, material, job.targets, labels)
 
 
 def _gate_failures(entries: list[ArtifactEntry]) -> list[str]:

@@ -1,0 +1,111 @@
+"""The local executor: a pool of spawned worker processes on this machine (no server).
+
+Workers die with the parent (PR_SET_PDEATHSIG), take Ctrl-C as KeyboardInterrupt, and start with
+PYTHONHASHSEED=0 like the isolated compress worker. Ctrl-C in the caller interrupts every worker
+and kills it after the grace time. A worker that dies (a segfault, a kill) fails the tasks it had
+in flight; each is retried once in a fresh pool, then reported failed with the reason.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import threading
+from typing import Callable, Iterable
+
+from edgekit.errors import condense
+from edgekit.executor.base import Outcome, Task, failure, run_task
+from edgekit.pipeline.isolate import die_with_parent, fixed_hash_seed, stop_process
+
+RETRIES = 1
+
+
+def _init_worker() -> None:
+    from edgekit import interrupts
+
+    die_with_parent()
+    interrupts.restore_in_child()
+
+
+class PoolExecutor:
+    """Run tasks on `jobs` local worker processes [default: os.cpu_count()]."""
+
+    name = "pool"
+
+    def __init__(self, jobs: int | None = None):
+        self.jobs = max(1, jobs or os.cpu_count() or 1)
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    def _fresh_pool(self) -> cf.ProcessPoolExecutor:
+        self._shutdown(kill=True)
+        self._pool = cf.ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_init_worker)
+        return self._pool
+
+    def map(self, tasks: Iterable[Task], on_done: Callable[[Outcome], None] = lambda o: None) -> list[Outcome]:
+        """Tasks that name the same resource (a device) never run at the same time."""
+        tasks = list(tasks)
+        outcomes: dict[int, Outcome] = {}
+        attempts = dict.fromkeys(range(len(tasks)), 0)
+        waiting, running, busy = list(range(len(tasks))), {}, set()
+        try:
+            while waiting or running:
+                for i in [i for i in waiting if not set(tasks[i].resources) & busy]:
+                    if set(tasks[i].resources) & busy:
+                        continue
+                    pool = self._pool or self._fresh_pool()
+                    with fixed_hash_seed():  # workers are spawned on the first submits
+                        running[pool.submit(run_task, tasks[i].func, tasks[i].args)] = i
+                    busy |= set(tasks[i].resources)
+                    waiting.remove(i)
+                done, _ = cf.wait(running, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    i = running.pop(future)
+                    busy -= set(tasks[i].resources)
+                    outcome = self._outcome(tasks[i], future, attempts, i)
+                    if outcome is None:
+                        waiting.append(i)
+                        continue
+                    outcomes[i] = outcome
+                    on_done(outcome)
+        except KeyboardInterrupt:
+            self._shutdown(kill=True)
+            raise
+        return [outcomes[i] for i in range(len(tasks))]
+
+    def _outcome(self, task: Task, future, attempts: dict, i: int) -> Outcome | None:
+        """The task's outcome, or None when its worker died and it gets another try."""
+        try:
+            return Outcome(task, result=future.result())
+        except cf.process.BrokenProcessPool as err:
+            self._pool = None  # broken for good: the next submit starts a fresh one
+            attempts[i] += 1
+            if attempts[i] <= RETRIES:
+                return None
+            return Outcome(task, error=f"the worker process died ({condense(str(err))}); tried "
+                           f"{RETRIES + 1} times", exit_code=1)
+        except Exception as err:  # noqa: BLE001 - reported per task, the others go on
+            return failure(task, err)
+
+    def _shutdown(self, kill: bool) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=not kill, cancel_futures=True)
+        if kill:
+            stoppers = [threading.Thread(target=stop_process, args=(p,)) for p in processes]
+            for t in stoppers:
+                t.start()
+            for t in stoppers:
+                t.join()
+
+    def close(self) -> None:
+        self._shutdown(kill=False)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._shutdown(kill=exc[0] is not None)
