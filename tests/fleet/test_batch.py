@@ -1,0 +1,96 @@
+"""`edgekit batch FLEET.yaml` on the local pool: the fleet report, the cache, a failed entry,
+a bad fleet file, and Ctrl-C at random points (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.fleet.models import write_fleet
+
+
+@pytest.fixture(scope="module")
+def fleet_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fleet")
+    write_fleet(folder, 2, devices=["local"])
+    return folder
+
+
+def test_batch_writes_the_fleet_report_and_reuses_the_cache(fleet_dir, tmp_path, edgekit_cli, monkeypatch):
+    monkeypatch.setenv("EDGEKIT_CACHE_DIR", str(tmp_path / "cache"))
+    fleet = fleet_dir / "fleet.yaml"
+    first = edgekit_cli("batch", fleet, "--out", tmp_path / "out", "--jobs", "2")
+    assert first.code == 0, first.err
+    document = json.loads((tmp_path / "out" / "fleet.json").read_text())
+    assert [m["name"] for m in document["models"]] == ["m0", "m1"]
+    for model in document["models"]:
+        assert model["status"] == "ok" and not model["cached"]
+        assert {a["precision"] for a in model["artifacts"]} == {"fp32", "int8"}
+        assert [r["status"] for r in model["bench"]["local"]["rows"]] == ["ok", "ok"]
+        assert (tmp_path / "out" / "models" / model["name"] / "bench-local" / "bench.json").is_file()
+    md = (tmp_path / "out" / "fleet.md").read_text()
+    assert "| m0 | model_int8.tflite |" in md and "local p50 ms" in md
+    assert '<img alt="accuracy drop vs latency per model"' in (tmp_path / "out" / "fleet.html").read_text()
+    again = edgekit_cli("batch", fleet, "--out", tmp_path / "out", "--json")
+    assert again.code == 0, again.err
+    assert [m["cached"] for m in json.loads(again.out)["models"]] == [True, True]
+    assert "| m0 (from the cache) |" in (tmp_path / "out" / "fleet.md").read_text()
+
+
+def test_a_broken_model_is_refused_before_any_task_runs(fleet_dir, tmp_path, edgekit_cli):
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a zip")
+    fleet = write_fleet(tmp_path, 0, models=[fleet_dir / "models" / "m0.keras", broken])
+    result = edgekit_cli("batch", fleet, "--out", tmp_path / "out", "--jobs", "2")
+    assert result.code == 3, result.err  # before any task: the model is checked up front
+    assert "broken.keras" in result.err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("models: []\n", "models: List should have at least 1 item"),
+    ("models: [{path: a.keras, recipy: x}]\n", "unknown key 'models.0.recipy'"),
+    ("models: [{path: a.keras}, {path: b/a.keras}]\n", "two models are named 'a'"),
+])
+def test_a_bad_fleet_file_is_one_line_exit_5(tmp_path, edgekit_cli, text, message):
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(text)
+    result = edgekit_cli("batch", fleet)
+    assert result.code == 5
+    assert f"{fleet}: " in result.err and message in result.err
+
+
+@pytest.mark.slow
+def test_sigint_at_20_random_points_of_a_batch(fleet_dir, tmp_path):
+    """Each SIGINT (to the process group, as a terminal sends it) during a batch: exit 130 within
+    10 s and the previous fleet output unchanged, or 0 when it came after the commit."""
+    out = tmp_path / "out"
+    env = dict(os.environ, EDGEKIT_CACHE_DIR=str(tmp_path / "cache"))
+    argv = [sys.executable, "-m", "edgekit", "batch", str(fleet_dir / "fleet.yaml"), "--out", str(out),
+            "--jobs", "2", "--no-cache", "--quiet"]
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, env=env, timeout=600)
+    full = time.perf_counter() - start
+    before = (out / "fleet.json").read_bytes()
+    rng = random.Random(14)
+    codes = []
+    for _ in range(20):
+        proc = subprocess.Popen(argv, env=env, start_new_session=True, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, full))
+        sent = time.perf_counter()
+        os.killpg(proc.pid, signal.SIGINT)
+        codes.append(proc.wait(timeout=60))
+        assert time.perf_counter() - sent < 10
+        assert codes[-1] in (0, 130)
+        if codes[-1] == 130:
+            assert (out / "fleet.json").read_bytes() == before
+        before = (out / "fleet.json").read_bytes()
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".edgekit-")]
+    print(f"\nbatch SIGINT at 20 random points: {codes.count(130)} x 130, {codes.count(0)} x 0 (after the commit)")
+    assert codes.count(130) >= 15
