@@ -8,9 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_system_deps.sh
 PY=$(scripts/setup.sh)
+"$PY" -m pip install -q -e ".[ray]" >&2   # the two-node Ray fleet test (tests/fleet/test_ray_fleet.py)
 "$PY" -m pytest -q -m slow
 CI=${CI:-1} "$PY" -m pytest -q -s -m zoo tests/zoo   # CI set: a missing zoo wheel fails, not skips
 if [ "${1:-}" != "--no-bench" ]; then
   "$PY" scripts/bench.py --out bench-out/bench.json
   "$PY" scripts/bench_fallback.py
+  "$PY" scripts/bench_executor.py
 fi
