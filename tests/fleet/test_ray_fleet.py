@@ -19,7 +19,7 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow  # about 2-3 minutes on 2 shared cores (two Ray nodes, 16 builds)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cluster(adb_server):  # noqa: F811 - the adb server's port is in the environment the nodes inherit
     from ray.cluster_utils import Cluster
 
@@ -74,3 +74,19 @@ def test_fleet_on_two_ray_nodes_matches_the_local_pool(cluster, sshd, fake_devic
     ray_files, pool_files = _artifacts(tmp_path / "ray"), _artifacts(tmp_path / "pool")
     assert len(ray_files) == 16
     assert ray_files == pool_files
+
+
+def test_a_killed_ray_worker_is_retried_then_reported_and_the_others_complete(cluster, tmp_path):
+    from edgekit.executor import Task
+    from edgekit.executor.ray import RayExecutor
+    from tests.fleet import pool_tasks
+
+    tasks = [Task("a", "die-once", pool_tasks.die_once, (str(tmp_path / "marker"),)),
+             Task("b", "always-die", pool_tasks.always_die),
+             Task("c", "bad-model", pool_tasks.fail),
+             Task("d", "fine", pool_tasks.stamp, (str(tmp_path), "fine", 0.0))]
+    a, b, c, d = RayExecutor().map(tasks)
+    assert a.result.entry == {"survived": True}  # Ray retried it on a fresh worker
+    assert b.result is None and "Ray worker died" in b.error and b.exit_code == 1
+    assert c.result is None and c.exit_code == 3 and c.error == "m.keras: not a model"
+    assert d.result.entry == {"label": "fine"} and d.result.files == {"out.txt": b"fine"}
