@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 
 from edgekit.errors import condense
 from edgekit.executor.base import Outcome, Task, failure, run_task
-from edgekit.pipeline.isolate import die_with_parent, fixed_hash_seed, stop_process
+from edgekit.procutil import die_with_parent, fixed_hash_seed, stop_process
 
 RETRIES = 1
 
