@@ -2,8 +2,8 @@
 
 Workers die with the parent (PR_SET_PDEATHSIG), take Ctrl-C as KeyboardInterrupt, and start with
 PYTHONHASHSEED=0 like the isolated compress worker. Ctrl-C in the caller interrupts every worker
-and kills it after the grace time. A worker that dies (a segfault, a kill) fails the tasks it had
-in flight; each is retried once in a fresh pool, then reported failed with the reason.
+and kills it after the grace time. A worker that dies (a segfault, a kill) breaks the pool: the tasks
+in flight are retried in a fresh pool, each alone, and one that dies alone is reported failed.
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ from typing import Callable, Iterable
 from edgekit.errors import condense
 from edgekit.executor.base import Outcome, Task, failure, run_task
 from edgekit.procutil import die_with_parent, fixed_hash_seed, stop_process
-
-RETRIES = 1
-
 
 def _init_worker() -> None:
     from edgekit import interrupts
@@ -47,26 +44,28 @@ class PoolExecutor:
         """Tasks that name the same resource (a device) never run at the same time."""
         tasks = list(tasks)
         outcomes: dict[int, Outcome] = {}
-        attempts = dict.fromkeys(range(len(tasks)), 0)
         waiting, running, busy = list(range(len(tasks))), {}, set()
+        suspects: set[int] = set()  # in flight when a worker died: retried alone, one by one
+        alone = None
         try:
             while waiting or running:
-                for i in [i for i in waiting if not set(tasks[i].resources) & busy]:
-                    if set(tasks[i].resources) & busy:
-                        continue
+                for i in self._ready(tasks, waiting, running, busy, suspects):
                     pool = self._pool or self._fresh_pool()
                     with fixed_hash_seed():  # workers are spawned on the first submits
                         running[pool.submit(run_task, tasks[i].func, tasks[i].args)] = i
                     busy |= set(tasks[i].resources)
                     waiting.remove(i)
+                    alone = i if i in suspects else None
                 done, _ = cf.wait(running, timeout=0.2, return_when=cf.FIRST_COMPLETED)
                 for future in done:
                     i = running.pop(future)
                     busy -= set(tasks[i].resources)
-                    outcome = self._outcome(tasks[i], future, attempts, i)
+                    outcome = self._outcome(tasks[i], future, culprit=i == alone)
                     if outcome is None:
+                        suspects.add(i)
                         waiting.append(i)
                         continue
+                    suspects.discard(i)
                     outcomes[i] = outcome
                     on_done(outcome)
         except KeyboardInterrupt:
@@ -74,17 +73,30 @@ class PoolExecutor:
             raise
         return [outcomes[i] for i in range(len(tasks))]
 
-    def _outcome(self, task: Task, future, attempts: dict, i: int) -> Outcome | None:
-        """The task's outcome, or None when its worker died and it gets another try."""
+    @staticmethod
+    def _ready(tasks, waiting, running, busy, suspects) -> list[int]:
+        """What to submit now: after a worker died, each suspect alone; else every waiting task
+        whose resources are free."""
+        if suspects & set(waiting):
+            return [] if running else [min(suspects & set(waiting))]
+        ready, taken = [], set(busy)
+        for i in waiting:
+            if not set(tasks[i].resources) & taken:
+                ready.append(i)
+                taken |= set(tasks[i].resources)
+        return ready
+
+    def _outcome(self, task: Task, future, culprit: bool) -> Outcome | None:
+        """The task's outcome, or None when a worker died while it ran beside others (it is then
+        retried alone; dying alone, it is reported)."""
         try:
             return Outcome(task, result=future.result())
         except cf.process.BrokenProcessPool as err:
             self._pool = None  # broken for good: the next submit starts a fresh one
-            attempts[i] += 1
-            if attempts[i] <= RETRIES:
+            if not culprit:
                 return None
-            return Outcome(task, error=f"the worker process died ({condense(str(err))}); tried "
-                           f"{RETRIES + 1} times", exit_code=1)
+            return Outcome(task, error=f"the worker process died ({condense(str(err))}), also when "
+                           "retried alone", exit_code=1)
         except Exception as err:  # noqa: BLE001 - reported per task, the others go on
             return failure(task, err)
 
