@@ -66,6 +66,15 @@ def test_a_bad_fleet_file_is_one_line_exit_5(tmp_path, edgekit_cli, text, messag
     assert f"{fleet}: " in result.err and message in result.err
 
 
+def test_devices_ray_resources_prints_the_json_for_ray_start(tmp_path, edgekit_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "devices.yaml").write_text("version: 1\ndevices:\n  pixel7: {kind: adb, address: 1A2B}\n")
+    result = edgekit_cli("devices", "ray-resources", "pixel7", "local")
+    assert result.code == 0 and json.loads(result.out) == {"device:pixel7": 1, "device:local": 1}
+    unknown = edgekit_cli("devices", "ray-resources", "orin")
+    assert unknown.code == 2 and "unknown device 'orin'" in unknown.err
+
+
 @pytest.mark.slow
 def test_sigint_at_20_random_points_of_a_batch(fleet_dir, tmp_path):
     """Each SIGINT (to the process group, as a terminal sends it) during a batch: exit 130 within
