@@ -81,48 +81,62 @@ def run_fleet(path: str | Path, out: str | Path, executor: Executor, use_cache: 
     entries = {name: {"name": name, "model": str(job.model_file.path), "key": keys[name], "cached": False,
                       "status": "ok", "bench": {}} for name, job in jobs.items()}
     with atomic_output_dir(out, final=True) as stage:
-        tasks = []
-        for name, job in jobs.items():
-            folder = stage / MODELS / name
-            folder.mkdir(parents=True)
-            hit = cache.lookup(keys[name]) if use_cache else None
-            if hit is not None:
-                cache.copy_out(hit, folder)
-                entries[name]["cached"] = True
-                on_step(f"{name}: from the cache")
-            else:
-                tasks.append(Task(keys[name], f"compress {name}", compress_task, (job,)))
-        for outcome in executor.map(tasks, on_done=lambda o: on_step(f"{o.task.name}: {o.error or 'done'}")):
-            name = outcome.task.name.split(" ", 1)[1]
-            if outcome.result is None:
-                entries[name].update(_failed(outcome))
-                continue
-            _write_files(stage / MODELS / name, outcome.result.files, BUILD)
-            entries[name]["host"] = outcome.result.host
-            cache.store(keys[name], stage / MODELS / name)
-        for name, entry in entries.items():
-            if entry["status"] == "ok":
-                report = json.loads((stage / MODELS / name / "report.json").read_text())
-                entry["artifacts"] = _artifacts(report)
-                entry["gate_failures"] = report["gate_failures"]
-        benches = [Task(hashlib.sha256(f"{keys[name]}:{device}".encode()).hexdigest(), f"bench {name} {device}",
-                        bench_task, (device, devices[device].model_dump(mode="json"),
-                                     _build_files(stage / MODELS / name), fleet.bench.runs, fleet.bench.warmup),
-                        {device_resource(device): 1})
-                   for name in entries if entries[name]["status"] == "ok" for device in devices]
-        for outcome in executor.map(benches, on_done=lambda o: on_step(f"{o.task.name}: {o.error or 'done'}")):
-            _, name, device = outcome.task.name.split(" ", 2)
-            if outcome.result is None:
-                entries[name]["bench"][device] = _failed(outcome)
-                continue
-            _write_files(stage / MODELS / name / f"{BENCH}-{device}", outcome.result.files, BENCH)
-            entries[name]["bench"][device] = {"status": "ok", "host": outcome.result.host,
-                                              "rows": outcome.result.entry["rows"]}
+        _build(stage, jobs, keys, entries, executor, use_cache, on_step)
+        _bench(stage, fleet, devices, keys, entries, executor, on_step)
         document = {"fleet": str(Path(path).absolute()), "executor": executor.name, "devices": fleet.devices,
                     "models": list(entries.values())}
         write_reports(document, stage)
     _raise_for(document, out)
     return document
+
+
+def _build(stage: Path, jobs: dict, keys: dict, entries: dict, executor: Executor, use_cache: bool, on_step) -> None:
+    """Every model's build into stage/models/NAME: from the cache, else a compress task (then cached)."""
+    tasks, built = [], []
+    for name, job in jobs.items():
+        folder = stage / MODELS / name
+        folder.mkdir(parents=True)
+        hit = cache.lookup(keys[name]) if use_cache else None
+        if hit is not None:
+            cache.copy_out(hit, folder)
+            entries[name]["cached"] = True
+            on_step(f"{name}: from the cache")
+        else:
+            tasks.append(Task(keys[name], f"compress {name}", compress_task, (job,)))
+            built.append(name)
+    for name, outcome in zip(built, executor.map(tasks, on_done=_progress(on_step))):
+        if outcome.result is None:
+            entries[name].update(_failed(outcome))
+            continue
+        _write_files(stage / MODELS / name, outcome.result.files, BUILD)
+        entries[name]["host"] = outcome.result.host
+        cache.store(keys[name], stage / MODELS / name)
+    for name, entry in entries.items():
+        if entry["status"] == "ok":
+            report = json.loads((stage / MODELS / name / "report.json").read_text())
+            entry["artifacts"] = _artifacts(report)
+            entry["gate_failures"] = report["gate_failures"]
+
+
+def _bench(stage: Path, fleet: Fleet, devices: dict, keys: dict, entries: dict, executor: Executor, on_step) -> None:
+    """Every built model on every device, into stage/models/NAME/bench-DEVICE (a task each, holding
+    the Ray resource device:NAME)."""
+    pairs = [(name, device) for name in entries if entries[name]["status"] == "ok" for device in devices]
+    tasks = [Task(hashlib.sha256(f"{keys[name]}:{device}".encode()).hexdigest(), f"bench {name} on {device}",
+                  bench_task, (device, devices[device].model_dump(mode="json"), _build_files(stage / MODELS / name),
+                               fleet.bench.runs, fleet.bench.warmup), {device_resource(device): 1})
+             for name, device in pairs]
+    for (name, device), outcome in zip(pairs, executor.map(tasks, on_done=_progress(on_step))):
+        if outcome.result is None:
+            entries[name]["bench"][device] = _failed(outcome)
+            continue
+        _write_files(stage / MODELS / name / f"{BENCH}-{device}", outcome.result.files, BENCH)
+        entries[name]["bench"][device] = {"status": "ok", "host": outcome.result.host,
+                                          "rows": outcome.result.entry["rows"]}
+
+
+def _progress(on_step):
+    return lambda outcome: on_step(f"{outcome.task.name}: {outcome.error or 'done'}")
 
 
 def _artifacts(report: dict) -> list[dict]:
