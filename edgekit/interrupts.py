@@ -29,11 +29,23 @@ def _on_signal(signum, frame):
     raise KeyboardInterrupt
 
 
+def defer() -> None:
+    """Record SIGINT/SIGTERM until install() (the entry point's first step, before the CLI loads:
+    an interrupt while it loads is then exit 130, not a traceback and exit -2)."""
+    _state.update(held=True, pending=False)
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+
+
 def install() -> None:
-    """SIGINT and SIGTERM raise KeyboardInterrupt (even where SIGINT was inherited ignored)."""
+    """SIGINT and SIGTERM raise KeyboardInterrupt (even where SIGINT was inherited ignored); one
+    recorded since defer() is raised now."""
+    pending = _state["pending"]
     _state.update(installed=True, held=False, pending=False)
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    if pending:
+        raise KeyboardInterrupt
 
 
 def reset() -> None:

@@ -99,9 +99,9 @@ def main(argv: list[str] | None = None) -> None:
 
     Ctrl-C and SIGTERM exit 130 (edgekit.interrupts): once the outcome is known they are held, so
     a late one can neither end the process by the signal nor change the exit code."""
-    interrupts.install()
     try:
         try:
+            interrupts.install()
             code, message = _outcome(argv)
         except KeyboardInterrupt:  # one that landed while the outcome was being mapped
             code, message = Interrupted.exit_code, "edgekit: interrupted"

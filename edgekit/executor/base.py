@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Protocol
+from typing import Callable, Iterable, Optional, Protocol
 
 from edgekit.errors import EdgekitError, condense
 

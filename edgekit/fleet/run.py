@@ -85,6 +85,7 @@ def run_fleet(path: str | Path, out: str | Path, executor: Executor, use_cache: 
         _bench(stage, fleet, devices, keys, entries, executor, on_step)
         document = {"fleet": str(Path(path).absolute()), "executor": executor.name, "devices": fleet.devices,
                     "models": list(entries.values())}
+        on_step("writing the fleet report")
         write_reports(document, stage)
     _raise_for(document, out)
     return document
@@ -104,6 +105,7 @@ def _build(stage: Path, jobs: dict, keys: dict, entries: dict, executor: Executo
         else:
             tasks.append(Task(keys[name], f"compress {name}", compress_task, (job,)))
             built.append(name)
+    on_step(f"building {len(tasks)} model(s) on the {executor.name}")
     for name, outcome in zip(built, executor.map(tasks, on_done=_progress(on_step))):
         if outcome.result is None:
             entries[name].update(_failed(outcome))
@@ -126,6 +128,7 @@ def _bench(stage: Path, fleet: Fleet, devices: dict, keys: dict, entries: dict, 
                   bench_task, (device, devices[device].model_dump(mode="json"), _build_files(stage / MODELS / name),
                                fleet.bench.runs, fleet.bench.warmup), {device_resource(device): 1})
              for name, device in pairs]
+    on_step(f"benching {len(tasks)} (model, device) pair(s)")
     for (name, device), outcome in zip(pairs, executor.map(tasks, on_done=_progress(on_step))):
         if outcome.result is None:
             entries[name]["bench"][device] = _failed(outcome)

@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from edgekit.fsutil import sha256_file
-
-STEP_PREFIX = "edgekit: INFO: "
+from tests.signals import interrupt_at, random_point, steps
 
 
 def _files(out: Path) -> dict[str, str]:
@@ -27,30 +24,6 @@ def _files(out: Path) -> dict[str, str]:
 def _argv(model: Path, out: Path, precision: str) -> list[str]:
     return [sys.executable, "-m", "edgekit", "compress", str(model), f"--{precision}", "--out", str(out),
             "--no-cache", "--runs", "2"]
-
-
-def _ignore_sigint():
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # what `cmd &` in a non-interactive shell does
-
-
-def _interrupt_at(argv, env, step: str, delay: float = 0.0, inherit_ignored: bool = False):
-    """Run argv; on the progress line `step` (+ delay s) send SIGINT to its process group, as a
-    terminal's Ctrl-C does. Returns (exit code, seconds from the signal to the exit, stderr)."""
-    proc = subprocess.Popen(argv, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_ignore_sigint if inherit_ignored else None)
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        if line.startswith(STEP_PREFIX) and line[len(STEP_PREFIX):].strip() == step:
-            break
-    else:
-        proc.wait(timeout=60)
-        pytest.fail(f"the run ended (exit {proc.returncode}) before the step '{step}':\n{''.join(lines)}")
-    time.sleep(delay)
-    sent = time.perf_counter()
-    os.killpg(proc.pid, signal.SIGINT)
-    _, rest = proc.communicate(timeout=60)
-    return proc.returncode, time.perf_counter() - sent, "".join(lines) + rest
 
 
 @pytest.fixture
@@ -70,8 +43,8 @@ def test_ctrl_c_exits_130_quickly_and_keeps_previous_output(tiny_keras, tmp_path
     """Also when the run starts with SIGINT ignored, as a background job of a CI shell does:
     Python then installs no Ctrl-C handler, and the run used to finish normally (exit 0)."""
     out, env, before = previous_output
-    code, took, err = _interrupt_at(_argv(tiny_keras, out, "dynamic"), env, "running the float reference",
-                                    inherit_ignored=inherit_ignored)
+    code, took, err = interrupt_at(_argv(tiny_keras, out, "dynamic"), env, "running the float reference",
+                                   inherit_ignored=inherit_ignored)
     assert code == 130, err
     assert took < 10
     assert "edgekit: interrupted" in err
@@ -83,7 +56,7 @@ def test_ctrl_c_at_the_last_step_is_130_and_old_output_or_0_and_new(tiny_keras, 
     """At 'writing report' the worker is about to finish: the run ends either before its commit
     (130, previous output) or after it (0, new output); never by the signal (-2) or a mix."""
     out, env, before = previous_output
-    code, took, err = _interrupt_at(_argv(tiny_keras, out, "dynamic"), env, "writing report")
+    code, took, err = interrupt_at(_argv(tiny_keras, out, "dynamic"), env, "writing report")
     assert took < 10
     if code == 130:
         assert _files(out) == before
@@ -93,28 +66,16 @@ def test_ctrl_c_at_the_last_step_is_130_and_old_output_or_0_and_new(tiny_keras, 
     _no_leftovers(tmp_path)
 
 
-def _steps(argv, env) -> list[tuple[str, float]]:
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
-    steps = [(line[len(STEP_PREFIX):].strip(), time.perf_counter() - start)
-             for line in proc.stderr if line.startswith(STEP_PREFIX)]
-    assert proc.wait(timeout=300) == 0
-    return steps
-
-
 @pytest.mark.slow
 def test_sigint_at_20_random_points_of_a_compress(tiny_keras, tmp_path, previous_output):
     """20 SIGINTs at a random progress line plus a random part of the time to the next one: each
     run exits 130 within 10 s with the previous output, or (after its commit) 0 with the new one."""
     out, env, before = previous_output
-    steps = _steps(_argv(tiny_keras, tmp_path / "timing", "dynamic"), env)
+    points = steps(_argv(tiny_keras, tmp_path / "timing", "dynamic"), env)
     rng = random.Random(14)
     outcomes = {130: 0, 0: 0}
     for _ in range(20):
-        index = rng.randrange(len(steps))
-        gap = (steps[index + 1][1] if index + 1 < len(steps) else steps[index][1] + 1.0) - steps[index][1]
-        code, took, err = _interrupt_at(_argv(tiny_keras, out, "dynamic"), env, steps[index][0],
-                                        rng.uniform(0, gap))
+        code, took, err = interrupt_at(_argv(tiny_keras, out, "dynamic"), env, *random_point(rng, points))
         assert took < 10, err
         assert code in outcomes, err
         outcomes[code] += 1
