@@ -34,11 +34,12 @@ def fixed_hash_seed():
             os.environ["PYTHONHASHSEED"] = saved
 
 
-def stop_process(process) -> None:
-    """Interrupt the child (it stops its own children); kill it if it has not ended in the grace time."""
+def stop_process(process, sig: int = signal.SIGINT) -> None:
+    """Interrupt the child with `sig` [default SIGINT] (it stops its own children); kill it if it
+    has not ended in the grace time."""
     if process.is_alive():
         try:
-            os.kill(process.pid, signal.SIGINT)
+            os.kill(process.pid, sig)
         except ProcessLookupError:
             return
         process.join(STOP_GRACE_SECONDS)

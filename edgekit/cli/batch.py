@@ -31,12 +31,8 @@ def batch(fleet, out, jobs, ray_address, no_cache, as_json, quiet):
 
     setup_logging(quiet)
     out = out or fleet.absolute().parent / f"{fleet.name.split('.')[0] or 'fleet'}-fleet"
-    executor = open_executor(jobs, ray_address)
-    try:
-        with progress(quiet or as_json) as on_step:
-            document = run_fleet(fleet, out, executor, use_cache=not no_cache, on_step=on_step)
-    finally:
-        executor.close()
+    with open_executor(jobs, ray_address) as executor, progress(quiet or as_json) as on_step:
+        document = run_fleet(fleet, out, executor, use_cache=not no_cache, on_step=on_step)
     if as_json:
         emit_json(document)
     elif not quiet:

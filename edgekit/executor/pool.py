@@ -1,8 +1,8 @@
 """The local executor: a pool of spawned worker processes on this machine (no server).
 
-Workers die with the parent (PR_SET_PDEATHSIG), take Ctrl-C as KeyboardInterrupt, and start with
-PYTHONHASHSEED=0 like the isolated compress worker. Ctrl-C in the caller interrupts every worker
-and kills it after the grace time. A worker that dies (a segfault, a kill) breaks the pool: the tasks
+Workers die with the parent (PR_SET_PDEATHSIG) and start with PYTHONHASHSEED=0 like the isolated
+compress worker. They ignore the terminal's Ctrl-C: the caller, interrupted, stops each with
+SIGTERM (a busy one cleans up, an idle one exits) and kills it after the grace time. A worker that dies (a segfault, a kill) breaks the pool: the tasks
 in flight are retried in a fresh pool, each alone, and one that dies alone is reported failed.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import signal
 import threading
 from typing import Callable, Iterable
 
@@ -18,11 +19,28 @@ from edgekit.errors import condense
 from edgekit.executor.base import Outcome, Task, failure, run_task
 from edgekit.procutil import die_with_parent, fixed_hash_seed, stop_process
 
-def _init_worker() -> None:
-    from edgekit import interrupts
+_busy = [False]
 
+
+def _on_sigterm(signum, frame):
+    if _busy[0]:
+        raise KeyboardInterrupt  # run_task removes its scratch directory
+    os._exit(130)  # idle: nothing to clean up, and no traceback from the pool's loop
+
+
+def _init_worker() -> None:
+    """A terminal's Ctrl-C goes to the caller, which stops the workers with SIGTERM."""
     die_with_parent()
-    interrupts.restore_in_child()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _run(func, args):
+    _busy[0] = True
+    try:
+        return run_task(func, args)
+    finally:
+        _busy[0] = False
 
 
 class PoolExecutor:
@@ -52,7 +70,7 @@ class PoolExecutor:
                 for i in self._ready(tasks, waiting, running, busy, suspects):
                     pool = self._pool or self._fresh_pool()
                     with fixed_hash_seed():  # workers are spawned on the first submits
-                        running[pool.submit(run_task, tasks[i].func, tasks[i].args)] = i
+                        running[pool.submit(_run, tasks[i].func, tasks[i].args)] = i
                     busy |= set(tasks[i].resources)
                     waiting.remove(i)
                     alone = i if i in suspects else None
@@ -107,7 +125,7 @@ class PoolExecutor:
         processes = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=not kill, cancel_futures=True)
         if kill:
-            stoppers = [threading.Thread(target=stop_process, args=(p,)) for p in processes]
+            stoppers = [threading.Thread(target=stop_process, args=(p, signal.SIGTERM)) for p in processes]
             for t in stoppers:
                 t.start()
             for t in stoppers:

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow  # about 2-3 minutes on 2 shared cores (two Ray no
 
 
 @pytest.fixture(scope="module")
-def cluster(adb_server):  # noqa: F811 - the adb server's port is in the environment the nodes inherit
+def ray_cluster(adb_server):  # noqa: F811 - the adb server's port is in the environment the nodes inherit
     from ray.cluster_utils import Cluster
 
     from edgekit.executor.ray import device_resource
@@ -30,10 +30,16 @@ def cluster(adb_server):  # noqa: F811 - the adb server's port is in the environ
     phone_node = c.add_node(num_cpus=1, resources={device_resource("phone"): 1}, object_store_memory=80 << 20)
     ray.init(address=c.address, log_to_driver=False)
     try:
-        yield {"board": c.head_node.node_id, "phone": phone_node.node_id}
+        yield c, {"board": c.head_node.node_id, "phone": phone_node.node_id}
     finally:
         ray.shutdown()
         c.shutdown()
+
+
+@pytest.fixture(scope="module")
+def cluster(ray_cluster):
+    """device name -> the node id that holds its resource."""
+    return ray_cluster[1]
 
 
 def _artifacts(folder) -> dict[str, bytes]:
@@ -90,3 +96,41 @@ def test_a_killed_ray_worker_is_retried_then_reported_and_the_others_complete(cl
     assert b.result is None and "Ray worker died" in b.error and b.exit_code == 1
     assert c.result is None and c.exit_code == 3 and c.error == "m.keras: not a model"
     assert d.result.entry == {"label": "fine"} and d.result.files == {"out.txt": b"fine"}
+
+
+DRIVER = """
+import sys
+from edgekit.executor import Task
+from edgekit.executor.ray import RayExecutor
+from tests.fleet import pool_tasks
+try:
+    RayExecutor(sys.argv[1]).map([Task(str(i), str(i), pool_tasks.sleep_forever, (sys.argv[2],)) for i in range(2)])
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_cancels_every_ray_task_within_seconds(ray_cluster, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, ray_cluster[0].address, str(tmp_path)],
+                            env=dict(os.environ, PYTHONPATH=str(root)), cwd=root)
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:  # both tasks run, one per node
+        time.sleep(0.2)
+    workers = [int(p.name) for p in tmp_path.iterdir()]
+    assert len(workers) == 2
+    sent = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    assert time.perf_counter() - sent < 10
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                and "zombie" not in Path(f"/proc/{pid}/status").read_text()]
