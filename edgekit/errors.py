@@ -28,11 +28,16 @@ from pathlib import Path
 _SENTENCE_END = re.compile(r"[.;!?](?=\s)")
 
 
-def condense(text: object, limit: int = 300) -> str:
-    """The first non-empty line of `text` (whitespace collapsed) in at most `limit` characters
-    (default 300; an exception without a message gives its class name): when longer, cut after its last whole sentence that keeps a third of the
-    limit, else at a word boundary with ' …' appended; never mid-word."""
-    line = next((" ".join(ln.split()) for ln in str(text).splitlines() if ln.strip()), "")
+def condense(text: object, limit: int = 300, *, last: bool = False) -> str:
+    """The first (last: the last) non-empty line of `text` (whitespace collapsed) in at most
+    `limit` characters (default 300; an exception without a message gives its class name; no line
+    at all gives "(no output)" with last=True): when longer, cut after its last whole sentence
+    that keeps a third of the limit, else at a word boundary with ' …' appended; never mid-word.
+    The one condenser of library and tool messages into one-line errors."""
+    lines = [" ".join(ln.split()) for ln in str(text).splitlines() if ln.strip()]
+    if last and not lines:
+        return "(no output)"
+    line = (lines[-1] if last else lines[0]) if lines else ""
     if not line and isinstance(text, BaseException):
         return type(text).__name__
     if len(line) <= limit:
@@ -101,6 +106,25 @@ class HostKeyRefused(EdgekitError):
 
 class Interrupted(EdgekitError):
     exit_code = 130
+
+
+# One precedence when several devices fail in one run (`bench`, `devices --check`): a missed gate,
+# then a tool that failed on a device (the artifact is at fault), then a refused host key, then an
+# inconclusive device (unreachable, timed out). Statuses as report rows name them.
+DEVICE_OUTCOMES: tuple[tuple[str, type[EdgekitError]], ...] = (
+    ("gate_failed", GateFailed), ("tool_failed", DeviceToolError),
+    ("host_key_refused", HostKeyRefused), ("inconclusive", DeviceInconclusive))
+
+
+def device_status(err: EdgekitError) -> str:
+    """The report status of a device error (an unknown kind counts as a tool failure)."""
+    return next((status for status, cls in DEVICE_OUTCOMES if isinstance(err, cls)), "tool_failed")
+
+
+def worst_outcome(statuses) -> tuple[str, type[EdgekitError]] | None:
+    """(status, error class) of the worst of `statuses` by DEVICE_OUTCOMES; None when none failed."""
+    present = set(statuses)
+    return next(((status, cls) for status, cls in DEVICE_OUTCOMES if status in present), None)
 
 
 EXIT_CODES: dict[int, str] = {

@@ -75,5 +75,3 @@ def validation_message(err: ValidationError) -> str:
         return f"key '{where}' must be a string"
     message = condense(" ".join(first["msg"].removeprefix("Value error, ").split()), 200)
     return f"{where}: {message}"
-
-

@@ -8,6 +8,6 @@ PY=$(scripts/setup.sh)
 OUT=${1:-demo-out}
 mkdir -p "$OUT"
 echo "== training the digits CNN (sklearn's bundled digits, held-out images excluded)" >&2
-"$PY" scripts/make_models.py digits "$OUT/model" >&2
+"$PY" -m scripts.models.make_models digits "$OUT/model" >&2
 echo "== edgekit compress (INT8 + FP32 TFLite, calibrated on calibration_data/digits)" >&2
 "$PY" -m edgekit compress "$OUT/model/digits_savedmodel" --recipe digits_int8 --out "$OUT/build"

@@ -10,7 +10,9 @@ fi
 stamp=.venv/.edgekit-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip >&2
-  .venv/bin/python -m pip install -q -e ".[all,test]" >&2
+  # [torch]: PyTorch models in; on Linux x86_64 PyPI's torch is the CUDA build (5.5 GiB with its
+  # nvidia-* wheels, ~70-100 s from a local mirror; README: PyTorch models).
+  .venv/bin/python -m pip install -q -e ".[all,torch,test]" >&2
   # Test data only: the real pretrained PaddleOCR ONNX models this wheel ships (tests/onnx/
   # test_paddle_models.py). --no-deps: the files are all we use, not its OpenCV stack.
   .venv/bin/python -m pip install -q --no-deps "rapidocr-onnxruntime==1.4.4" >&2

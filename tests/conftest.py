@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import tempfile
 from dataclasses import dataclass
@@ -13,16 +12,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Tests never read or fill the user's build cache; tests that need a cache set their own.
 os.environ["EDGEKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="edgekit-test-cache-")
-ROOT = Path(__file__).resolve().parent.parent
-DIGITS_DATA = ROOT / "calibration_data" / "digits"
-
-
-def load_script(name: str):
-    """Import scripts/NAME.py as a module (the model builders live there, shared with the demo)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from scripts.models import DIGITS_DATA, ROOT  # noqa: E402,F401  (the builders shared with the demo and benchmarks)
 
 
 @dataclass
@@ -56,7 +46,9 @@ def edgekit_cli(capfd):
 @pytest.fixture(scope="session")
 def digits_models(tmp_path_factory) -> tuple[Path, Path]:
     """(digits.keras, digits_savedmodel/) of the CNN trained on sklearn's digits."""
-    return load_script("make_models").save_digits(tmp_path_factory.mktemp("digits"))
+    from scripts.models import make_models
+
+    return make_models.save_digits(tmp_path_factory.mktemp("digits"))
 
 
 @pytest.fixture(scope="session")

@@ -88,26 +88,3 @@ class TempModelFiles:
 
     def close(self) -> None:
         self._dir.cleanup()
-
-
-def keras_layer_names(model_path: str | Path) -> list[str]:
-    """Layer names from a .keras archive's config.json (read as JSON, nothing executed); [] if
-    the path is not a .keras file or has no readable layer list."""
-    import json
-    import zipfile
-
-    path = Path(model_path)
-    if path.suffix != ".keras" or not path.is_file():
-        return []
-    try:
-        with zipfile.ZipFile(path) as archive:
-            if archive.getinfo("config.json").file_size > 64 << 20:
-                return []
-            config = json.loads(archive.read("config.json"))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return []
-    layers = (config.get("config") or {}).get("layers") if isinstance(config, dict) else None
-    if not isinstance(layers, list):
-        return []
-    return [str(layer.get("config", {}).get("name") or layer.get("name")) for layer in layers
-            if isinstance(layer, dict)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +51,14 @@ class HostReferences:
         self.inputs, self.harness = inputs, harness
         self._dir = Path(tempfile.mkdtemp(prefix="edgekit-reference-"))
         self._done: dict[str, tuple[Path | None, str | None]] = {}
+        self._lock = threading.Lock()  # devices run in threads; each artifact runs here once
 
     def outputs(self, reference: Artifact) -> tuple[Path | None, str | None]:
-        """(outputs .npz, None) or (None, why the host run failed)."""
-        if reference.name not in self._done:
-            self._done[reference.name] = self._run(reference)
-        return self._done[reference.name]
+        """(outputs .npz, None) or (None, why the host run failed); any artifact, run once."""
+        with self._lock:
+            if reference.name not in self._done:
+                self._done[reference.name] = self._run(reference)
+            return self._done[reference.name]
 
     def _run(self, reference: Artifact) -> tuple[Path | None, str | None]:
         from edgekit.devices.base import ProcessTimeout, run_process

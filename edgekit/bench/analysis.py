@@ -13,13 +13,12 @@ from __future__ import annotations
 import statistics
 
 from edgekit.bench.schema import GateResult, Row, Speedup, Throttling
-from edgekit.errors import DeviceInconclusive, DeviceToolError, GateFailed, HostKeyRefused
+from edgekit.errors import DEVICE_OUTCOMES, DeviceToolError
 
 TEMP_RISE_C = 10.0  # a rise this large over one run counts as throttling evidence
 SLOWDOWN = 1.15  # last-tenth median this much slower than the first tenth (sustained mode)
 MIN_SAMPLES = 20  # fewer timed runs than this: no throughput trend is judged
-PRECEDENCE = [("gate_failed", GateFailed), ("tool_failed", DeviceToolError),
-              ("host_key_refused", HostKeyRefused), ("inconclusive", DeviceInconclusive)]
+PRECEDENCE = DEVICE_OUTCOMES  # one precedence for bench and `devices --check` (edgekit.errors)
 
 
 def temp_rise(before: dict[str, float], after: dict[str, float]) -> float | None:
@@ -55,9 +54,10 @@ def _stat(a, b) -> str:
 
 def speedups(rows: list[Row]) -> list[Speedup]:
     """Per device, each INT8 row against an FP32 row measured by the SAME tool (a runtime change
-    is not a precision speed-up), same format first (else flagged same_format False)."""
+    is not a precision speed-up), same format first (else flagged same_format False). Rows from
+    an emulated device have none: an emulator's timing is not the hardware's."""
     out = []
-    measured = [row for row in rows if row.latency is not None]
+    measured = [row for row in rows if row.latency is not None and not row.emulated]
     for row in measured:
         if row.precision != "int8":
             continue
@@ -79,12 +79,13 @@ def speedups(rows: list[Row]) -> list[Speedup]:
 
 def apply_gates(rows: list[Row], ups: list[Speedup], max_latency_ms: float | None,
                 latency_stat: str, min_speedup: float | None) -> list[GateResult]:
-    """Evaluate the gates and mark failing rows gate_failed; returns every evaluation."""
+    """Evaluate the gates and mark failing rows gate_failed; returns every evaluation.
+    Emulated rows are never gated (and have no speed-ups)."""
     results = []
     by_key = {(row.device, row.artifact): row for row in rows}
     if max_latency_ms is not None:
         for row in rows:
-            if row.latency is None:
+            if row.latency is None or row.emulated:
                 continue
             value = getattr(row.latency, latency_stat)
             passed = value is not None and value <= max_latency_ms

@@ -14,7 +14,7 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 
 from edgekit.errors import CalibrationDataError, UsageError, condense
-from edgekit.runtime import open_runner
+from edgekit.backends import open_runner
 from edgekit.validate import metrics
 
 DEFAULT_ATOL = 1e-4

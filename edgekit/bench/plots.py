@@ -1,29 +1,9 @@
-"""Report plots as base64 PNG (matplotlib, Agg backend, imported lazily)."""
+"""Bench plots as PNG data URIs (edgekit.report.plots: matplotlib, Agg backend, imported lazily)."""
 
 from __future__ import annotations
 
-import base64
-import io
-
 from edgekit.bench.schema import Row
-
-
-def _png(fig) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+from edgekit.report.plots import figure_data_uri, pyplot
 
 
 def distribution(device: str, rows: list[Row]) -> str | None:
@@ -33,7 +13,7 @@ def distribution(device: str, rows: list[Row]) -> str | None:
     measured = [row for row in rows if row.latency is not None]
     if not measured:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, axis = plt.subplots(figsize=(8, 0.55 * len(measured) + 1.3), layout="constrained")
     colors = {"int8": "#55a868", "fp32": "#4c72b0", "fp16": "#8172b2"}
     for y, row in enumerate(measured):
@@ -64,7 +44,7 @@ def distribution(device: str, rows: list[Row]) -> str | None:
     axis.tick_params(labelsize=8)
     axis.grid(axis="x", alpha=0.3)
     axis.set_title(f"latency per artifact on {device}", fontsize=10)
-    return _png(fig)
+    return figure_data_uri(fig)
 
 
 def timeline(row: Row) -> str | None:
@@ -73,7 +53,7 @@ def timeline(row: Row) -> str | None:
         return None
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axis = plt.subplots(figsize=(7, 2.4), layout="constrained")
     axis.plot(row.timestamps_s, row.latencies_ms, ".", ms=2, alpha=0.5, color="#4c72b0")
     window = max(1, len(row.latencies_ms) // 50)
@@ -88,14 +68,14 @@ def timeline(row: Row) -> str | None:
     axis.set_ylabel("latency (ms)")
     clipped = f" ({above} runs above {top:.3g} ms not shown)" if above else ""
     axis.set_title(f"{row.artifact} on {row.device}: latency over time{clipped}", fontsize=9)
-    return _png(fig)
+    return figure_data_uri(fig)
 
 
 def speedup_bars(ups) -> str | None:
     """One horizontal bar per (device, INT8 artifact): FP32 latency / INT8 latency, 1x marked."""
     if not ups:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     labels = [f"{u.device}: {u.int8_artifact}" for u in ups]
     values = [u.speedup for u in ups]
     fig, axis = plt.subplots(figsize=(7, 0.45 * len(ups) + 1.0), layout="constrained")
@@ -110,4 +90,4 @@ def speedup_bars(ups) -> str | None:
     axis.set_xlim(0, max(values + [1.0]) * 1.18)
     axis.set_xlabel("INT8 speed-up vs FP32 (higher is faster)")
     axis.tick_params(labelsize=8)
-    return _png(fig)
+    return figure_data_uri(fig)

@@ -13,9 +13,10 @@ from pathlib import Path
 from edgekit.bench import plots
 from edgekit.bench.schema import BenchReport, Row
 from edgekit.fsutil import write_json_atomic, write_text_atomic
+from edgekit.report.page import html_table, image, md_table, page_html
 
 MD_LIMIT = 60_000
-_FACT_KEYS = ("model", "cpu", "soc", "os", "kernel", "jetpack", "governor")
+_FACT_KEYS = ("model", "cpu", "soc", "os", "kernel", "abi", "jetpack", "governor", "emulated")
 HEADERS = ["device", "artifact", "precision", "status", "tool", "p50 ms", "p90 ms", "p99 ms",
            "mean ms", "std ms", "cold start ms", "peak RSS MB", "runs", "note"]
 
@@ -27,6 +28,8 @@ def _ms(value) -> str:
 def _note(row: Row) -> str:
     if row.error:
         return row.error
+    if row.emulated and row.latency is not None:
+        return f"emulated ({row.emulated}): latency not a device's, not gated or compared"
     if row.gpu_compute_ms.get("median") is not None:
         return f"GPU compute p50 {row.gpu_compute_ms['median']:.4g} ms"
     return ""
@@ -36,7 +39,8 @@ def _row_cells(row: Row) -> list[str]:
     lat = row.latency
     throttled = row.throttling.detected if row.throttling else None
     cells = [row.device, row.artifact, row.precision,
-             row.status.upper() if row.status != "ok" else "ok", row.tool or "–"]
+             row.status.upper() if row.status != "ok" else "ok",
+             (row.tool or "–") + (" (emulated)" if row.emulated else "")]
     if lat is None:
         return cells + ["–"] * 8 + [_note(row)]
     return cells + [_ms(lat.p50_ms), _ms(lat.p90_ms), _ms(lat.p99_ms), _ms(lat.mean_ms),
@@ -60,8 +64,12 @@ def _sections(report: BenchReport) -> list[tuple[str, list[str], list[list[str]]
                  "∞" if out.sqnr_db is None else f"{out.sqnr_db:.1f}",
                  "–" if out.top1_agreement is None else f"{out.top1_agreement:.1%}"]
                 for row in report.rows if (a := row.accuracy) for out in a.outputs]
-    not_measured = [[row.device, row.artifact, row.accuracy.error] for row in report.rows
-                    if row.accuracy and row.accuracy.error]
+    cross_isa = [[row.device, row.artifact, a.reference or "–", a.samples or "–", out.name,
+                  _fmt(out.max_abs_error), "∞" if out.sqnr_db is None else f"{out.sqnr_db:.1f}",
+                  "–" if out.top1_agreement is None else f"{out.top1_agreement:.1%}"]
+                 for row in report.rows if (a := row.host_agreement) for out in a.outputs]
+    not_measured = [[row.device, row.artifact, check.error] for row in report.rows
+                    for check in (row.accuracy, row.host_agreement) if check and check.error]
     top_ops = [[row.device, row.artifact, op.node_type, op.name, f"{op.avg_ms:.4g}",
                 _fmt(op.percent, 3)] for row in report.rows for op in row.top_ops]
     gates = [[g.gate, g.device, g.artifact, "–" if g.value is None else f"{g.value:g}",
@@ -72,20 +80,15 @@ def _sections(report: BenchReport) -> list[tuple[str, list[str], list[list[str]]
         (f"On-device accuracy vs the host FP32 run ({Path(s.accuracy_inputs or 'inputs').name})",
          ["device", "artifact", "reference", "samples", "output", "max abs err", "cosine",
           "SQNR dB", "top-1 agree"], accuracy),
+        ("Same artifact, this host vs the device (another ISA's kernels)",
+         ["device", "artifact", "host run", "samples", "output", "max abs diff", "SQNR dB",
+          "top-1 agree"], cross_isa),
         ("Accuracy not measured", ["device", "artifact", "why"], not_measured),
         ("Top ops (benchmark_model op profile, avg ms per run)",
          ["device", "artifact", "op", "name", "avg ms", "%"], top_ops),
         ("Gates", ["gate", "device", "artifact", "value", "limit", "result"], gates),
     ]
     return [table for table in tables if table[2]]
-
-
-def _md_table(headers, rows) -> list[str]:
-    def clean(cell):
-        return str(cell).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return lines + ["| " + " | ".join(clean(c) for c in row) + " |" for row in rows]
 
 
 def _mode(report: BenchReport) -> str:
@@ -98,11 +101,11 @@ def markdown(report: BenchReport) -> str:
     lines = [f"## edgekit bench: {report.status.upper().replace('_', ' ')} (exit {report.exit_code})",
              "", f"`{report.build}` · {_mode(report)} · edgekit {report.edgekit_version} · "
              f"{report.created_at}", ""]
-    lines += _md_table(HEADERS, [_row_cells(row) for row in report.rows])
+    lines += md_table(HEADERS, [_row_cells(row) for row in report.rows])
     for title, headers, rows in _sections(report):
-        lines += ["", f"**{title}**", ""] + _md_table(headers, rows)
+        lines += ["", f"**{title}**", ""] + md_table(headers, rows)
     lines += ["", "<details><summary>Devices</summary>", ""]
-    lines += _md_table(["device", "kind", "status", *_FACT_KEYS, "error"],
+    lines += md_table(["device", "kind", "status", *_FACT_KEYS, "error"],
                        [[d.name, d.kind, d.status, *[d.facts.get(k) or "–" for k in _FACT_KEYS],
                          d.error or ""] for d in report.devices])
     lines += ["", "</details>", ""]
@@ -112,21 +115,10 @@ def markdown(report: BenchReport) -> str:
     return text
 
 
-def _html_table(headers, rows) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-                   for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _img(data: str | None, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">' if data else ""
-
-
 def _facts_cell(key: str, value) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k} {v}" for k, v in value.items())
-    return str(value)
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def html_page(report: BenchReport) -> str:
@@ -134,28 +126,27 @@ def html_page(report: BenchReport) -> str:
              f"(exit {report.exit_code})</h1>",
              f"<p>{html.escape(report.build)} · {html.escape(_mode(report))} · edgekit "
              f"{html.escape(report.edgekit_version)} · {html.escape(report.created_at)}</p>",
-             _html_table(HEADERS, [_row_cells(row) for row in report.rows])]
+             html_table(HEADERS, [_row_cells(row) for row in report.rows])]
     for title, headers, rows in _sections(report):
         parts += [f"<h2>{html.escape(title)}</h2>",
-                  _html_table(headers, [[str(c).replace("**", "") for c in r] for r in rows])]
+                  html_table(headers, [[str(c).replace("**", "") for c in r] for r in rows])]
         if title.startswith("INT8 vs FP32"):
-            parts.append(_img(plots.speedup_bars(report.speedups), "INT8 speed-up per device"))
+            parts.append(image(plots.speedup_bars(report.speedups), "INT8 speed-up per device"))
     for device in report.devices:
         rows = [row for row in report.rows if row.device == device.name]
+        emulated = device.facts.get("emulated")
         parts.append(f"<h2>{html.escape(device.name)} ({html.escape(device.kind)}): "
-                     f"{html.escape(device.status)}</h2>")
+                     f"{html.escape(device.status)}"
+                     + (f" · EMULATED ({html.escape(emulated)}): latency is not a device's"
+                        if emulated else "") + "</h2>")
         facts = [[key, _facts_cell(key, value)] for key, value in device.facts.items()
                  if value not in (None, {}, "")]
-        parts.append(_html_table(["fact", "value"], facts) if facts else "<p>no device facts</p>")
-        parts.append(_img(plots.distribution(device.name, rows), f"latency distribution {device.name}"))
+        parts.append(html_table(["fact", "value"], facts) if facts else "<p>no device facts</p>")
+        title = device.name + (" (EMULATED: not a device's latency)" if emulated else "")
+        parts.append(image(plots.distribution(title, rows), f"latency distribution {device.name}"))
         if report.settings.duration_s:
-            parts += [_img(plots.timeline(row), f"latency over time {row.artifact}") for row in rows]
-    style = ("body{font-family:sans-serif;margin:2em;max-width:1300px}"
-             "table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}"
-             "th{background:#f3f3f3}img{display:block;margin:1em 0;max-width:100%}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>edgekit bench</title>"
-            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
+            parts += [image(plots.timeline(row), f"latency over time {row.artifact}") for row in rows]
+    return page_html("edgekit bench", parts)
 
 
 def write_reports(report: BenchReport, out_dir: Path) -> dict[str, Path]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import platform
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from edgekit.bench.accuracy import HostReferences, compare, harness_error, refer
 from edgekit.bench.artifacts import Artifact
 from edgekit.bench.schema import Accuracy, BenchReport, DeviceInfo, HarnessResult, Row, Settings
 from edgekit.bench.tools import BenchmarkModelRun, PlatformTools, TrtexecRun, choose
-from edgekit.devices.base import Device
+from edgekit.devices.base import Device, DeviceFacts, collect_facts
 from edgekit.errors import DeviceInconclusive, DeviceToolError, EdgekitError, HostKeyRefused
 from edgekit.validate.latency import summarize_latencies
 
@@ -104,16 +105,18 @@ class DeviceBench:
         self.tools = tools or PlatformTools()
         self._pushed: dict[str, str] = {}
         self._benchmark_model: BenchmarkModelRun | None = None
+        self.facts = DeviceFacts()
 
     def run(self, artifacts: list[Artifact]) -> tuple[DeviceInfo, list[Row]]:
         device, rows = self.device, []
         info = DeviceInfo(name=device.name, kind=device.kind, status="ok")
         try:
             with device, tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
-                facts = device.facts(FACTS_TIMEOUT_S)
+                facts = self.facts = collect_facts(device, FACTS_TIMEOUT_S)
                 info.facts = dataclasses.asdict(facts)
                 for artifact in artifacts:
                     rows.append(self._one(artifact, facts.runtimes, Path(tmp)))
+                    rows[-1].emulated = facts.emulated
                     self.tick()
         except EdgekitError as err:
             log.warning("%s: %s", device.name, err)
@@ -205,10 +208,24 @@ class DeviceBench:
                     fields["accuracy"] = compare(reference, ref_outputs, local, options.inputs)
                 except ValueError as err:
                     fields["accuracy"] = Accuracy(reference=reference.name, error=str(err))
+                if self.facts.abi and self.facts.abi != platform.machine():
+                    fields["host_agreement"] = self._host_agreement(artifact, local)
         elif options.references is not None:
             fields["accuracy"] = Accuracy(reference=reference.name if reference else None,
                                           error=accuracy_error)
         return fields
+
+    def _host_agreement(self, artifact: Artifact, device_outputs: Path) -> Accuracy:
+        """This host's outputs of the same artifact vs the device's (another ISA's kernels)."""
+        host_outputs, error = self.options.references.outputs(artifact)
+        label = f"{artifact.name} on the host ({platform.machine()})"
+        if error:
+            return Accuracy(reference=label, error=error)
+        try:
+            agreement = compare(artifact, host_outputs, device_outputs, self.options.inputs)
+        except ValueError as err:
+            return Accuracy(reference=label, error=str(err))
+        return agreement.model_copy(update={"reference": label})
 
     def _harness_fields(self, artifact: Artifact, result: HarnessResult) -> dict:
         summary = summarize_latencies(result.latencies_ms, warmup_runs=result.warmup_runs,

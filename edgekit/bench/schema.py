@@ -127,6 +127,9 @@ class Row(_Strict):
     gpu_compute_ms: dict[str, float] = Field(default_factory=dict)
     build_time_s: Optional[float] = None
     accuracy: Optional[Accuracy] = None
+    host_agreement: Optional[Accuracy] = Field(
+        None, description="the same artifact's outputs on this host vs the device's (other ISA)")
+    emulated: Optional[str] = Field(None, description="latency from an emulator: never gated")
 
     @field_validator("latency", mode="before")
     @classmethod

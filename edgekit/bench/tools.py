@@ -125,9 +125,9 @@ class BenchmarkModelRun:
         result = self.device.run(argv, timeout=timeout, check=False)
         text = result.stdout + "\n" + result.stderr
         if result.returncode != 0:
-            from edgekit.devices.base import last_line
+            from edgekit.errors import condense
 
-            raise DeviceToolError(f"benchmark_model exited {result.returncode}: {last_line(text)}",
+            raise DeviceToolError(f"benchmark_model exited {result.returncode}: {condense(text, last=True)}",
                                   self.device.name)
         parsed = parse_benchmark_model(text)
         latency = LatencySummary(**parsed.latency_fields(threads=threads, warmup_runs=warmup))

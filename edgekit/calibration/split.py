@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from edgekit.calibration.sources import SampleRef
 
 
-
 @dataclass(frozen=True)
 class Split:
     calibration: list[SampleRef]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli.options import (data_options, data_overrides, emit_json, gate_options, gate_overrides, output_options,
-                                 progress, setup_logging)
+from edgekit.cli.options import (TargetName, data_options, data_overrides, emit_json, gate_budget_overrides,
+                                 gate_options, gate_overrides, output_options, progress, setup_logging)
 
 
 def build_overrides(opts: dict) -> dict:
@@ -22,10 +22,9 @@ def build_overrides(opts: dict) -> dict:
                              "warmup_runs": opts["warmup"]}.items() if v is not None}
     if val:
         over["validation"] = val
-    gates = {k: v for k, v in {"max_accuracy_drop": opts["max_accuracy_drop"],
-                               "min_agreement": opts["min_agreement"], "max_size_bytes": opts["max_size"],
-                               "max_latency_ms": opts["max_latency_ms"],
-                               "min_sqnr_db": opts["min_sqnr"]}.items() if v is not None}
+    gates = {**gate_budget_overrides(opts),
+             **{k: v for k, v in {"max_size_bytes": opts["max_size"],
+                                  "max_latency_ms": opts["max_latency_ms"]}.items() if v is not None}}
     extra = gate_overrides(opts)
     gates.update(extra.pop("gates", {}))
     if gates:
@@ -47,8 +46,8 @@ def build_overrides(opts: dict) -> dict:
               help="Output directory [default: MODEL's name + '-edgekit' beside it].")
 @click.option("--recipe", "-r", help="Recipe file or preset name (see `edgekit recipes`).")
 @data_options
-@click.option("--target", "-t", multiple=True, type=click.Choice(["tflite", "onnx", "tensorrt"]),
-              help="Artifact family, repeatable [default: tflite].")
+@click.option("--target", "-t", multiple=True, type=TargetName(),
+              help="Artifact family, repeatable [default: the model format's own: tflite for TensorFlow, onnx for ONNX].")
 @click.option("--threads", type=int, help="Host validation threads [default: 1].")
 @click.option("--runs", type=int, help="Timed host runs [default: 50].")
 @click.option("--warmup", type=int, help="Warm-up host runs [default: 10].")
@@ -72,7 +71,8 @@ def build_overrides(opts: dict) -> dict:
 @click.pass_context
 def compress(ctx, model, out, recipe, trust_model, devices, inventory, no_cache, allow_low_float_accuracy,
              explain_preprocessing, as_json, quiet, **opts):
-    """Convert MODEL (SavedModel dir, .keras, .onnx) to validated artifacts with a report."""
+    """Convert MODEL (SavedModel dir, .keras, .onnx, .pt2, package.module:function) to validated
+    artifacts with a report."""
     from edgekit.pipeline.compress import run_compress
     from edgekit.recipe.loader import load_recipe
     from edgekit.report.markdown import render_markdown

@@ -10,24 +10,23 @@ from pathlib import Path
 
 import click
 
-from edgekit.errors import DeviceInconclusive, DeviceToolError, EdgekitError, HostKeyRefused, UsageError
+from edgekit.errors import EdgekitError, UsageError, device_status, worst_outcome
 
 CHECK_TIMEOUT_S = 30.0
 
 
 def _check(name, entry, accept_new):
     """{'name', 'kind', 'address', 'status', 'error', 'facts'} for one device (never raises EdgekitError)."""
+    from edgekit.devices.base import collect_facts
     from edgekit.devices.inventory import open_device
 
     row = {"name": name, "kind": entry.kind, "address": entry.address, "status": "ok",
            "error": None, "facts": {}}
     try:
         with open_device(name, entry, accept_new) as device:
-            row["facts"] = dataclasses.asdict(device.facts(CHECK_TIMEOUT_S))
+            row["facts"] = dataclasses.asdict(collect_facts(device, CHECK_TIMEOUT_S))
     except EdgekitError as err:
-        row["status"] = ("host_key_refused" if isinstance(err, HostKeyRefused) else
-                         "inconclusive" if isinstance(err, DeviceInconclusive) else "tool_failed")
-        row["error"], row["exit_code"] = str(err), err.exit_code
+        row["status"], row["error"], row["exit_code"] = device_status(err), str(err), err.exit_code
     return row
 
 
@@ -73,12 +72,10 @@ def _list(inventory, check, as_json, accept_new):
     else:
         click.echo(f"inventory: {source or '(none; only local)'}", err=True)
         _print_table(rows, check)
-    worst = max((row.get("exit_code", 0) for row in rows), default=0)
-    if worst:
+    worst = worst_outcome(row["status"] for row in rows)
+    if worst is not None:
         failed = [row for row in rows if row["error"]]
-        error = {HostKeyRefused.exit_code: HostKeyRefused, DeviceToolError.exit_code: DeviceToolError}.get(
-            worst, DeviceInconclusive)
-        raise error(f"{len(failed)} of {len(rows)} devices failed the check: "
+        raise worst[1](f"{len(failed)} of {len(rows)} devices failed the check: "
                     + "; ".join(row["error"] for row in failed))
 
 

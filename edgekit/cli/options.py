@@ -91,7 +91,7 @@ DATA_OPTIONS = [
     click.option("--std", help="Per-channel std, comma-separated."),
     click.option("--color", type=click.Choice(["rgb", "bgr", "grayscale"])),
     click.option("--layout", type=click.Choice(["nhwc", "nchw"])),
-    click.option("--trust-model", is_flag=True, help="Allow Lambda layers / custom objects (runs model code)."),
+    click.option("--trust-model", is_flag=True, help="Allow Lambda layers / custom objects, or run a PyTorch entry point (runs model code)."),
 ]
 
 
@@ -156,3 +156,28 @@ def gate_overrides(opts: dict) -> dict:
     if opts.get("primary_output"):
         over["outputs"] = {opts["primary_output"]: {"primary": True}}
     return over
+
+
+class TargetName(click.ParamType):
+    """A registered target name (edgekit.backends), checked when parsed: targets registered at
+    run time are accepted too."""
+
+    name = "target"
+
+    def get_metavar(self, param, ctx=None):
+        from edgekit import backends
+
+        return "[" + "|".join(backends.names()) + "]"
+
+    def convert(self, value, param, ctx):
+        from edgekit import backends
+
+        if value not in backends.names():
+            self.fail(f"{value!r} is not one of {', '.join(backends.names())}", param, ctx)
+        return value
+
+
+def gate_budget_overrides(opts: dict) -> dict:
+    """Recipe `gates` overrides from the accuracy flags shared by compress and debug."""
+    return _present({"max_accuracy_drop": opts.get("max_accuracy_drop"), "min_agreement": opts.get("min_agreement"),
+                     "min_sqnr_db": opts.get("min_sqnr")})

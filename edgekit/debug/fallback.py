@@ -24,12 +24,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
-import numpy as np
 
 from edgekit.debug.scoring import Budget, Evaluator
 from edgekit.debug.sensitivity import NodeSensitivity, measure_sensitivity
 from edgekit.errors import GateFailed
-from edgekit.recipe.schema import Int8
 
 SENSITIVITY_SAMPLES = 32  # a ranking is relative: a subset of the held-out samples is enough
 
@@ -185,24 +183,3 @@ def raise_if_unmet(result: FallbackResult, where=None) -> None:
     raise GateFailed(f"float fallback could not meet {result.budget.describe()}; best point: "
                      f"{len(best.float_nodes)} float layer(s) {best.float_layers} with {point} "
                      f"({result.stopped})", where)
-
-
-def run_tflite_fallback(saved_dir, calibration, int8: Int8 | None, feeds: Sequence[dict[str, np.ndarray]],
-                        reference: Sequence[dict[str, np.ndarray]], labels: Sequence[Optional[int]],
-                        budget: Budget, *, layer_names: Sequence[str] = (), max_float_layers: int = 10,
-                        time_budget_s: float = 600.0, threads: int = 1,
-                        on_step: Callable[[str], None] = lambda s: None, roles=None) -> FallbackResult:
-    """The pipeline's entry point for TFLite: calibrate once, search, return steps + final bytes.
-
-    saved_dir: fixed SavedModel; calibration: factory of feeds; feeds/reference/labels: the
-    held-out validation samples and the float reference outputs on them.
-    """
-    from edgekit.backends.tflite.selective import TfliteSelective
-
-    backend = TfliteSelective(saved_dir, calibration, int8, layer_names)
-    try:
-        evaluator = Evaluator(feeds, reference, labels, threads=threads, roles=roles)
-        return run_fallback(backend, evaluator, budget, max_float_layers=max_float_layers,
-                            time_budget_s=time_budget_s, on_step=on_step)
-    finally:
-        backend.close()

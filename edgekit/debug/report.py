@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import math
 
+from edgekit.report.page import html_table, image, md_table, page_html
 from edgekit.report.plots import figure_data_uri, pyplot
 
 
@@ -51,12 +52,6 @@ def _step_rows(fallback: dict) -> list[list[str]]:
     return rows
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _summary_lines(doc: dict) -> list[str]:
     int8 = doc["int8"]
     lines = [f"- model: `{doc['model']}` ({doc['target']}), {doc['samples']} held-out samples",
@@ -73,7 +68,7 @@ def render_markdown(doc: dict) -> str:
              "Sensitivity: output noise fraction caused by the layer alone (only it INT8) or removed by "
              "keeping it alone in float. RMSE/scale is in INT8 steps of the tensor's own scale: an "
              "outlier channel inflates the scale and hides its error there, see the channel range ratio.",
-             "", _md_table(RANK_HEADER, _ranked_rows(doc)), ""]
+             "", *md_table(RANK_HEADER, _ranked_rows(doc)), ""]
     if doc.get("calibration_warnings"):
         parts += ["## Calibration warnings", "", *[f"- {w}" for w in doc["calibration_warnings"]], ""]
     fallback = doc.get("fallback")
@@ -82,7 +77,7 @@ def render_markdown(doc: dict) -> str:
         parts += ["## Float fallback", "", f"Budget: {fallback['budget_text']} ({outcome}; {fallback['stopped']}). "
                   f"Strategy: {fallback['strategy']}. Float layers kept: "
                   f"{', '.join(fallback['float_layers']) or '(none)'}.", "",
-                  _md_table(STEP_HEADER, _step_rows(fallback)), ""]
+                  *md_table(STEP_HEADER, _step_rows(fallback)), ""]
     return "\n".join(parts)
 
 
@@ -103,18 +98,12 @@ def _chart(doc: dict) -> str:
     return figure_data_uri(fig)
 
 
-def _html_table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def render_html(doc: dict) -> str:
     """A self-contained HTML page: summary, chart (data URI), tables."""
     summary = "".join(f"<li>{html.escape(line[2:]).replace('`', '')}</li>" for line in _summary_lines(doc))
     sections = [f"<h1>edgekit debug: INT8 error by layer</h1><ul>{summary}</ul>",
-                f'<img alt="error by layer" src="{_chart(doc)}">',
-                "<h2>Layers, most sensitive first</h2>", _html_table(RANK_HEADER, _ranked_rows(doc))]
+                image(_chart(doc), "error by layer"),
+                "<h2>Layers, most sensitive first</h2>", html_table(RANK_HEADER, _ranked_rows(doc))]
     if doc.get("calibration_warnings"):
         items = "".join(f"<li>{html.escape(w)}</li>" for w in doc["calibration_warnings"])
         sections.append(f"<h2>Calibration warnings</h2><ul>{items}</ul>")
@@ -122,8 +111,5 @@ def render_html(doc: dict) -> str:
         fb = doc["fallback"]
         sections += [f"<h2>Float fallback</h2><p>Budget: {html.escape(fb['budget_text'])} "
                      f"({'met' if fb['met'] else 'not met'}; {html.escape(fb['stopped'])}).</p>",
-                     _html_table(STEP_HEADER, _step_rows(fb))]
-    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}img{max-width:100%}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>edgekit debug</title>"
-            f"<style>{style}</style></head><body>{''.join(sections)}</body></html>\n")
+                     html_table(STEP_HEADER, _step_rows(fb))]
+    return page_html("edgekit debug", sections)

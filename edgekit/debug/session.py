@@ -8,6 +8,7 @@ model (model_int8_fallback.tflite / .onnx). A budget that cannot be met raises G
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Callable, Optional
 
 import edgekit
 from edgekit.calibration.checks import calibration_warnings
+from edgekit.calibration.dataset import load_dataset
+from edgekit.calibration.shape_hint import shape_from_calibration
 from edgekit.debug.fallback import raise_if_unmet, run_fallback
 from edgekit.debug.scoring import Budget, Evaluator
 from edgekit.debug.sensitivity import measure_sensitivity
@@ -63,25 +66,38 @@ def _document(model_path, target, backend, int8_acc, errors, ranking, warnings, 
     }
 
 
-def run_debug(model_path: str | Path, out: str | Path, recipe: Recipe, *, target: str = "tflite",
-              budget: Optional[Budget] = None, max_float_layers: int = 10, time_budget_s: float = 600.0,
-              trust_model: bool = False, on_step: Callable[[str], None] = lambda s: None) -> dict:
-    """Analyse `model_path` for `target` (tflite | onnx); write OUT; return the document."""
-    if target not in ("tflite", "onnx"):
-        raise UsageError(f"--target {target}: edgekit debug supports tflite and onnx")
+def run_debug(model_path: str | Path, out: str | Path, recipe: Recipe, *, target: Optional[str] = None,
+              budget: Optional[Budget] = None, trust_model: bool = False,
+              on_step: Callable[[str], None] = lambda s: None) -> dict:
+    """Analyse `model_path` for `target` [default: the model format's own]; write OUT; return the
+    document. The fallback's limits (most float layers, time budget) are the recipe's `fallback:`.
+
+    The model goes through the same source and Target as compress (`Target.selective`), so the
+    nodes named here are the ones compress's fallback keeps in float.
+    """
+    from edgekit import backends, sources
+    from edgekit.backends.base import BuildContext
+
     if recipe.calibration.source is None:
         raise UsageError("edgekit debug needs calibration data: pass --calibration DIR")
     model_file = check_model_path(model_path, trust_model)
-    if model_file.format == "onnx" and target == "tflite":
-        raise UsageError("an ONNX model can only be debugged with --target onnx", model_path)
+    target = backends.resolve_targets([target] if target else [], model_file.format)[0]
     start = time.monotonic()
     with (naming_user_paths(model_file.path), tempfile.TemporaryDirectory(prefix="edgekit-debug-") as work,
           atomic_output_dir(out) as stage):
         on_step("loading model")
-        backend, data, reference = _setup(model_file, recipe, target, Path(work), trust_model, on_step)
+        source = sources.prepare(model_file, Path(work), recipe.input_shapes, trust_model,
+                                 functools.partial(shape_from_calibration, recipe))
+        recipe = _resolved(recipe, source, on_step)
+        on_step("validating calibration data")
+        data = load_dataset(recipe, source.inputs)
+        ctx = BuildContext(stage=stage, workdir=Path(work), on_step=on_step)
+        backend = backends.get(target).selective(source, data.calibration_factory(), recipe, ctx)
+        if backend is None:
+            raise UsageError(f"--target {target}: this target keeps no layer in float, so there is nothing to debug")
         try:
-            document, fallback = _analyse(backend, data, reference, model_file.path, target, budget,
-                                          max_float_layers, start + time_budget_s, on_step)
+            document, fallback = _analyse(backend, data, source.reference, model_file.path, target, budget,
+                                          recipe.fallback, start + recipe.fallback.time_budget_s, on_step)
         finally:
             backend.close()
         on_step("writing report")
@@ -97,54 +113,14 @@ def run_debug(model_path: str | Path, out: str | Path, recipe: Recipe, *, target
     return document
 
 
-def _setup(model_file, recipe: Recipe, target: str, work: Path, trust_model: bool, on_step):
-    """(backend, dataset, float reference fn) for the target."""
-    from edgekit.backends.selective import keras_layer_names
-    from edgekit.calibration.dataset import load_dataset
-    from edgekit.sources.base import PreparedSource
-
-    if target == "onnx":
-        from edgekit.backends.onnx.selective import OnnxSelective, float_onnx
-
-        fp32 = float_onnx(model_file.path, work)
-        method = recipe.calibration.method
-        options = {"method": "minmax" if method == "auto" else method, "per_channel": recipe.int8.per_channel}
-        backend = OnnxSelective(fp32, None, keras_layer_names(model_file.path), options=options)
-        recipe = _resolved(recipe, PreparedSource("onnx", backend.input_specs(), [], backend.reference(),
-                                                  onnx_path=fp32), on_step)
-        on_step("validating calibration data")
-        data = load_dataset(recipe, backend.input_specs())
-        backend.calibration = data.calibration_factory()
-        return backend, data, backend.reference()
-    from edgekit.backends.tflite.selective import TfliteSelective
-    from edgekit.sources.tensorflow import export_fixed_savedmodel, reference_fn
-
-    exported = export_fixed_savedmodel(model_file, work, recipe.input_shapes, trust_model)
-    recipe = _resolved(recipe, PreparedSource(model_file.format, exported.inputs, exported.outputs,
-                                              reference_fn(exported.saved_dir), saved_dir=exported.saved_dir), on_step)
-    on_step("validating calibration data")
-    data = load_dataset(recipe, exported.inputs)
-    on_step("calibrating")
-    backend = TfliteSelective(exported.saved_dir, data.calibration_factory(), recipe.int8,
-                              keras_layer_names(model_file.path))
-    return backend, data, reference_fn(exported.saved_dir)
-
-
-def _analyse(backend, data, reference, model_path, target, budget, max_float_layers, deadline, on_step):
+def _analyse(backend, data, reference, model_path, target, budget, fallback_settings, deadline, on_step):
     feeds = data.validation_feeds
     ref_outputs = [reference(f) for f in feeds]
     evaluator = Evaluator(feeds, ref_outputs, data.labels)
     on_step("validating full INT8")
     int8_acc = evaluator.accuracy(backend, backend.build())
     on_step("per-layer error")
-    if target == "tflite":
-        from edgekit.backends.tflite.debugger import tflite_layer_errors
-
-        errors = tflite_layer_errors(backend, feeds)
-    else:
-        from edgekit.backends.onnx.debugger import onnx_layer_errors
-
-        errors = onnx_layer_errors(backend, feeds)
+    errors = backend.layer_errors(feeds)
     remaining = deadline - time.monotonic()
     ranking, _ = measure_sensitivity(backend, evaluator, deadline=time.monotonic() + remaining / 2,
                                      on_step=on_step)
@@ -153,7 +129,7 @@ def _analyse(backend, data, reference, model_path, target, budget, max_float_lay
     fallback = None
     if budget is not None:
         fallback = run_fallback(backend, evaluator, budget, ranking=ranking, on_step=on_step,
-                                max_float_layers=max_float_layers,
+                                max_float_layers=fallback_settings.max_float_layers,
                                 time_budget_s=max(1.0, deadline - time.monotonic()))
     document = _document(model_path, target, backend, int8_acc, errors, ranking, warnings, fallback, len(feeds))
     return document, fallback

@@ -46,6 +46,8 @@ class DeviceFacts:
     kernel: Optional[str] = None
     jetpack: Optional[str] = None
     cpu_count: Optional[int] = None
+    cpu_features: list[str] = field(default_factory=list)
+    emulated: Optional[str] = None
 
 
 class ProcessTimeout(Exception):
@@ -122,7 +124,21 @@ RUNTIMES_PY = (
     "    except Exception:\n"
     "        continue\n"
     "    print(m + '=' + str(getattr(mod, '__version__', 'unknown')))\n"
+    # the userland the harness runs in, as its python sees it (under qemu-user: the guest's)
+    "import os, platform\n"
+    "print('@@edgekit:python')\n"
+    "print('machine=' + platform.machine())\n"
+    "print('emulated=' + os.environ.get('EDGEKIT_EMULATED', ''))\n"
+    "try:\n"
+    "    info = dict(l.split(':', 1) for l in open('/proc/cpuinfo') if ':' in l)\n"
+    "    info = dict((k.strip(), v.strip()) for k, v in info.items())\n"
+    "    print('features=' + info.get('Features', ''))\n"
+    "    print('cpu=' + (info.get('model name') or info.get('Processor') or ''))\n"
+    "except Exception:\n"
+    "    pass\n"
 )
+ISA_FAMILIES = {"x86_64": "x86", "amd64": "x86", "i386": "x86", "i686": "x86", "aarch64": "arm",
+                "arm64": "arm", "armv7l": "arm", "armv8l": "arm"}
 
 
 def parse_facts(text: str) -> DeviceFacts:
@@ -162,6 +178,16 @@ def parse_facts(text: str) -> DeviceFacts:
     facts.cpu_count = int(count) if count and count.isdigit() else None
     facts.temperatures_c = parse_temperatures(sections.get("thermal", []))
     facts.runtimes = _key_values(sections.get("runtimes", []), "=")
+    python = _key_values(sections.get("python", []), "=")
+    facts.cpu_features = (python.get("features") or cpuinfo.get("Features") or "").split()
+    machine = python.get("machine")
+    if machine and facts.abi and machine != facts.abi:  # a translated userland: python's wins
+        kernel_isa, user_isa = ISA_FAMILIES.get(facts.abi), ISA_FAMILIES.get(machine)
+        if kernel_isa and user_isa and kernel_isa != user_isa:
+            facts.emulated = f"{machine} userland on a {facts.abi} kernel"
+            facts.cpu = f"{python.get('cpu') or machine}, emulated on {facts.cpu or facts.abi}"
+        facts.abi = machine
+    facts.emulated = python.get("emulated") or facts.emulated
     return facts
 
 
@@ -200,6 +226,7 @@ class Device(abc.ABC):
 
     kind: str = "abstract"
     python: Optional[str] = None
+    emulated: Optional[str] = None  # set from the inventory's `emulated: true`
 
     def __init__(self, name: str, workdir: str):
         self.name = name
@@ -257,10 +284,11 @@ class Device(abc.ABC):
                 f"{expected[:16]}… (corrupted copy)", self.name)
 
 
-def last_line(text: str) -> str:
-    """The last non-empty line of a tool's output (trimmed to 300 chars), for one-line errors."""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][-300:] if lines else "(no output)"
+def collect_facts(device: Device, timeout: float) -> DeviceFacts:
+    """`device.facts()`, marked emulated when the device says so or the inventory does."""
+    facts = device.facts(timeout)
+    facts.emulated = facts.emulated or device.emulated
+    return facts
 
 
 def timeout_error(device: str, what: str, timeout: float) -> DeviceInconclusive:

@@ -8,6 +8,9 @@ exists (this host) unless the file defines its own. File format:
     devices:
       orin: {kind: ssh, address: nvidia@orin.local, python: /usr/bin/python3, threads: 4}
       pixel7: {kind: adb, address: 1A2B3C4D, benchmark_model: ~/bin/benchmark_model}
+      arm64: {kind: ssh, address: edgekit-arm64, emulated: true}   # latency never gated
+
+`emulated` is also detected on the device (see devices.base.collect_facts).
 
 Defaults: workdir `/data/local/tmp/edgekit` (adb), `~/.cache/edgekit` (ssh), a temp dir (local);
 python `python3` over ssh, this interpreter locally, none on adb.
@@ -50,6 +53,7 @@ class DeviceEntry(BaseModel):
     ssh_options: list[str] = Field(default_factory=list)
     accept_new_host_key: bool = False
     connect_timeout_s: float = Field(10.0, gt=0, le=300)
+    emulated: bool = Field(False, description="an emulator: latency is reported, never gated")
 
     @field_validator("cpu_affinity")
     @classmethod
@@ -166,6 +170,13 @@ def add_device(path: str | Path, name: str, entry: DeviceEntry, replace: bool = 
 
 def open_device(name: str, entry: DeviceEntry, accept_new_host_key: bool = False) -> Device:
     """The Device subclass for an entry (not yet connected: use it as a context manager)."""
+    device = _device(name, entry, accept_new_host_key)
+    if entry.emulated:
+        device.emulated = "marked emulated in devices.yaml"
+    return device
+
+
+def _device(name: str, entry: DeviceEntry, accept_new_host_key: bool) -> Device:
     if entry.kind == "local":
         from edgekit.devices.local import LocalDevice
 

@@ -14,11 +14,10 @@ from edgekit.devices.base import (
     CommandResult,
     Device,
     ProcessTimeout,
-    last_line,
     run_process,
     timeout_error,
 )
-from edgekit.errors import DeviceInconclusive, DeviceToolError
+from edgekit.errors import DeviceInconclusive, DeviceToolError, condense
 from edgekit.fsutil import sha256_file
 
 
@@ -56,7 +55,7 @@ class LocalDevice(Device):
         result = CommandResult(tuple(argv), code, out, err, seconds)
         if check and code != 0:
             raise DeviceToolError(
-                f"{argv[0]} exited {code}: {last_line(err or out)}", self.name)
+                f"{argv[0]} exited {code}: {condense(err or out, last=True)}", self.name)
         return result
 
     def push(self, local: str, remote: str, timeout: float) -> None:
@@ -72,4 +71,3 @@ class LocalDevice(Device):
             shutil.copyfile(remote, local)
         except OSError as exc:
             raise DeviceToolError(f"cannot pull {remote}: {exc.strerror}", self.name) from None
-

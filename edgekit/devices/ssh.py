@@ -20,11 +20,10 @@ from edgekit.devices.base import (
     CommandResult,
     Device,
     ProcessTimeout,
-    last_line,
     run_process,
     timeout_error,
 )
-from edgekit.errors import DeviceInconclusive, DeviceToolError, HostKeyRefused, UsageError
+from edgekit.errors import DeviceInconclusive, DeviceToolError, HostKeyRefused, UsageError, condense
 from edgekit.fsutil import sha256_file
 
 log = logging.getLogger("edgekit.devices.ssh")
@@ -133,7 +132,7 @@ class SshDevice(Device):
             return HostKeyRefused(
                 f"host key of {self.address} is {state} (server key {fingerprint}); {hint}",
                 self.name)
-        return DeviceInconclusive(f"ssh {self.address}: {last_line(stderr)}", self.name)
+        return DeviceInconclusive(f"ssh {self.address}: {condense(stderr, last=True)}", self.name)
 
     def _probe_fingerprint(self) -> str:
         """The server's key fingerprint from `ssh -v` (the connection stops at the key check)."""
@@ -170,7 +169,7 @@ class SshDevice(Device):
             raise timeout_error(self.name, f"{argv[0]} on {self.address}", timeout)
         result = CommandResult(tuple(argv), code, out, err, seconds)
         if check and code != 0:
-            raise DeviceToolError(f"{argv[0]} exited {code}: {last_line(err or out)}", self.name)
+            raise DeviceToolError(f"{argv[0]} exited {code}: {condense(err or out, last=True)}", self.name)
         return result
 
     def _scp(self, src: str, dst: str, timeout: float, what: str) -> None:
@@ -181,7 +180,7 @@ class SshDevice(Device):
         if code == 255 or "host key verification failed" in lowered or any(
                 marker in lowered for marker in _TRANSPORT_ERRORS):
             raise self._transport_failure(err)
-        raise DeviceToolError(f"{what} failed: {last_line(err)}", self.name)
+        raise DeviceToolError(f"{what} failed: {condense(err, last=True)}", self.name)
 
     def push(self, local: str, remote: str, timeout: float) -> None:
         self._scp(local, self._remote_path(remote), timeout, f"push {local}")

@@ -1,5 +1,5 @@
 """fleet.json, fleet.md and fleet.html: a model x device table (size, accuracy drop, p50 latency)
-and a plot of accuracy drop against latency per model (report.plots helpers, report.html style)."""
+and a plot of accuracy drop against latency per model (report.page and report.plots helpers)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edgekit.fsutil import write_json_atomic, write_text_atomic
 from edgekit.report.outputs import num
+from edgekit.report.page import html_table, image, md_table, page_html
 
 
 def _p50(model: dict, device: str, artifact: str):
@@ -25,15 +26,9 @@ def _drop(artifact: dict):
     return None if agreement is None else round(100 * (1 - agreement), 3)
 
 
-def markdown(document: dict) -> str:
-    devices = document["devices"]
-    lines = ["# edgekit fleet", "", f"Executor: {document['executor']}. Accuracy drop in points (top-1 "
-             "disagreement with float where there are no labels); latency p50 in ms per device "
-             "(host when no device is listed).", ""]
-    columns = devices or ["host"]
-    lines += ["| model | artifact | KiB | accuracy drop | " + " | ".join(f"{d} p50 ms" for d in columns) + " |",
-              "|" + "---|" * (4 + len(columns))]
-    notes = []
+def _rows(document: dict) -> tuple[list[list], list[str]]:
+    """Table rows (model, artifact, KiB, drop, p50 per device) and notes on failed entries."""
+    devices, rows, notes = document["devices"], [], []
     for model in document["models"]:
         if model["status"] != "ok":
             notes.append(f"- **{model['name']}** failed: {model['error']}")
@@ -41,10 +36,24 @@ def markdown(document: dict) -> str:
         source = " (from the cache)" if model["cached"] else ""
         for a in model["artifacts"]:
             cells = [num(_p50(model, d, a["name"])) for d in devices] if devices else [num(a["host_p50_ms"])]
-            lines.append(f"| {model['name']}{source} | {a['name']} | {num(a['bytes'] / 1024, 1)} | "
-                         f"{num(_drop(a))} | " + " | ".join(cells) + " |")
+            rows.append([f"{model['name']}{source}", a["name"], num(a["bytes"] / 1024, 1), num(_drop(a)), *cells])
         notes += [f"- **{model['name']}** on {d}: {b['error']}" for d, b in model["bench"].items()
                   if b["status"] != "ok"]
+    return rows, notes
+
+
+def _headers(document: dict) -> list[str]:
+    return ["model", "artifact", "KiB", "accuracy drop"] + [f"{d} p50 ms" for d in document["devices"] or ["host"]]
+
+
+INTRO = ("Accuracy drop in points (top-1 disagreement with float where there are no labels); latency "
+         "p50 in ms per device (host when no device is listed).")
+
+
+def markdown(document: dict) -> str:
+    rows, notes = _rows(document)
+    lines = ["# edgekit fleet", "", f"Executor: {document['executor']}. {INTRO}", "",
+             *md_table(_headers(document), rows)]
     return "\n".join(lines + ([""] + notes if notes else []) + [""])
 
 
@@ -76,16 +85,12 @@ def _plot(document: dict) -> str | None:
 
 
 def html_page(document: dict) -> str:
-    import markdown as md
-
-    from edgekit.report.html import STYLE
-
-    body = md.markdown(html.escape(markdown(document), quote=False), extensions=["tables"])
-    plot = _plot(document)
-    image = f'<img alt="accuracy drop vs latency per model" src="{plot}">' if plot else ""
-    head, _, rest = body.partition("</h1>")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>edgekit fleet</title><style>{STYLE}"
-            f"</style></head><body>{head}</h1>{image}{rest}</body></html>\n")
+    rows, notes = _rows(document)
+    parts = ["<h1>edgekit fleet</h1>", f"<p>Executor: {html.escape(document['executor'])}. {INTRO}</p>",
+             image(_plot(document), "accuracy drop vs latency per model"), html_table(_headers(document), rows)]
+    if notes:  # failed entries: the notes' error lines come from untrusted files
+        parts.append("<ul>" + "".join(f"<li>{html.escape(n[2:])}</li>" for n in notes) + "</ul>")
+    return page_html("edgekit fleet", parts)
 
 
 def write_reports(document: dict, out: Path) -> None:

@@ -26,8 +26,9 @@ MODELS = "models"
 
 def _jobs(fleet: Fleet, out: Path) -> dict:
     """name -> CompressJob, every model and recipe checked before any task starts."""
+    from edgekit import backends
     from edgekit.model.checks import check_model_path
-    from edgekit.pipeline.compress import CompressJob, resolve_targets
+    from edgekit.pipeline.compress import CompressJob
     from edgekit.recipe.loader import load_recipe
 
     jobs = {}
@@ -35,7 +36,7 @@ def _jobs(fleet: Fleet, out: Path) -> dict:
         overrides = {"calibration": {"source": model.calibration}} if model.calibration else None
         recipe, origin = load_recipe(model.recipe, overrides)
         model_file = check_model_path(model.path, model.trust_model)
-        targets = resolve_targets(recipe, model_file.format)
+        targets = backends.resolve_targets(list(recipe.targets or []), model_file.format)
         jobs[model.label] = CompressJob(model_file, out / MODELS / model.label, recipe, origin, model.trust_model,
                                         targets)
     return jobs

@@ -4,13 +4,16 @@ Every model file gets a size and magic check; protobuf files (saved_model.pb, .o
 of their top-level wire format, so truncated or bit-flipped files fail here instead of inside a
 native parser. `.keras` archives are checked for zip bombs (declared sizes), unsafe member names,
 and what would run arbitrary code on load (Lambda layers, custom objects); legacy HDF5 is refused
-too, unless the user trusts the model. `.tflite` is an output format and refused as an input.
+too, unless the user trusts the model. `.tflite` is an output format and refused as an input. PyTorch inputs (`.pt2`, entry points) are
+recognized here: a `.pt2` is checked as an archive like `.keras`, an entry point
+(`package.module:function`) needs trust; pickled `.pt`/`.pth` checkpoints are refused.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import zipfile
 from dataclasses import dataclass
@@ -27,6 +30,8 @@ MAX_UNPACKED_BYTES = 16 << 30  # sum of a .keras archive's declared member sizes
 MAX_RATIO = 200  # declared/compressed size of one member beyond which it is a zip bomb
 MAX_SAVEDMODEL_FILES = 100_000
 ZIP_MAGIC = b"PK\x03\x04"
+PT2, ENTRY = "pt2", "torch-entry"  # PyTorch formats: a torch.export archive, package.module:function
+_ENTRY_POINT = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 KERAS_MODULES = ("keras", "tf_keras")
 CODE_CLASSES = ("Lambda", "TFOpLambda", "__lambda__")
@@ -38,7 +43,8 @@ ONNX_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25:
 
 @dataclass(frozen=True)
 class ModelFile:
-    """A model path that passed the checks, and its format: savedmodel | keras | onnx."""
+    """A model path that passed the checks, and its format: savedmodel | keras | onnx | pt2 |
+    torch-entry (path is then the entry point's text, package.module:function)."""
 
     path: Path
     format: str
@@ -47,6 +53,8 @@ class ModelFile:
 def check_model_path(path: str | Path, trust: bool = False) -> ModelFile:
     """Identify the model format and refuse unsafe or malformed inputs with a one-line error."""
     path = Path(path)
+    if not path.exists() and is_entry_point(str(path)):
+        return check_entry_point(str(path), trust)
     try:
         info = path.stat()
     except OSError as err:
@@ -63,15 +71,22 @@ def check_model_path(path: str | Path, trust: bool = False) -> ModelFile:
     if suffix in (".h5", ".hdf5"):
         if not trust:
             raise ModelError("legacy HDF5 Keras models can run code on load; pass --trust-model", path)
-        _check_magic(path, HDF5_MAGIC, "not an HDF5 file (bad magic)")
+        check_magic(path, HDF5_MAGIC, "not an HDF5 file (bad magic)")
         return ModelFile(path, "keras")
     if suffix == ".onnx":
         _check_proto(path, ONNX_FIELDS, "ONNX model", required=7)
         return ModelFile(path, "onnx")
+    if suffix == ".pt2":
+        return check_pt2_archive(path)
+    if suffix in (".pt", ".pth"):
+        raise ModelError("a pickled PyTorch checkpoint runs code on load and holds no graph: give a "
+                         "torch.export archive (.pt2, torch.export.save) or an entry point "
+                         "package.module:function with --trust-model", path)
     if suffix == ".tflite":
         raise ModelError("a .tflite file is an output of edgekit, not an input: give the source model "
-                         "(a SavedModel dir, .keras or .onnx)", path)
-    raise ModelError("unsupported model format (expected a SavedModel dir, .keras or .onnx)", path)
+                         "(a SavedModel dir, .keras, .onnx, .pt2 or package.module:function)", path)
+    raise ModelError("unsupported model format (expected a SavedModel dir, .keras, .onnx, .pt2 or "
+                     "package.module:function)", path)
 
 
 def _check_regular_file(path: Path, info: os.stat_result, limit: int) -> None:
@@ -83,7 +98,7 @@ def _check_regular_file(path: Path, info: os.stat_result, limit: int) -> None:
         raise ModelError(f"file is {info.st_size} bytes, over the {limit}-byte limit", path)
 
 
-def _check_magic(path: Path, magic: bytes, problem: str) -> None:
+def check_magic(path: Path, magic: bytes, problem: str) -> None:
     with open(path, "rb") as handle:
         if handle.read(len(magic)) != magic:
             raise ModelError(problem, path)
@@ -170,11 +185,11 @@ def _wire_fields(handle: BinaryIO, size: int) -> Iterator[tuple[int, int]]:
 
 
 def _check_keras_archive(path: Path, trust: bool) -> None:
-    _check_magic(path, ZIP_MAGIC, "not a valid .keras file (not a zip archive: corrupt or truncated?)")
+    check_magic(path, ZIP_MAGIC, "not a valid .keras file (not a zip archive: corrupt or truncated?)")
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
-            _check_members(path, members)
+            check_zip_members(path, members, ".keras")
             names = {m.filename for m in members}
             if "config.json" not in names:
                 raise ModelError("not a valid .keras file (no config.json inside)", path)
@@ -190,7 +205,7 @@ def _check_keras_archive(path: Path, trust: bool) -> None:
             config = json.loads(archive.read("config.json"))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, RecursionError,
             NotImplementedError) as err:
-        raise ModelError(f"corrupt or truncated .keras file ({_one_line(err)})", path) from None
+        raise ModelError(f"corrupt or truncated .keras file ({one_line(err)})", path) from None
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
         raise ModelError("not a valid .keras file (config.json is not a model config)", path)
     if not trust:
@@ -199,26 +214,27 @@ def _check_keras_archive(path: Path, trust: bool) -> None:
             raise ModelError(f"{problem}; refused (pass --trust-model to load it anyway)", path)
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
     text = condense(" ".join(str(err).split()), 100)
     return f"{err.__class__.__name__}: {text}" if text else err.__class__.__name__
 
 
-def _check_members(path: Path, members: list[zipfile.ZipInfo]) -> None:
-    """Refuse zip bombs (declared sizes and ratios), too many members and escaping names."""
+def check_zip_members(path: Path, members: list[zipfile.ZipInfo], kind: str) -> None:
+    """Refuse zip bombs (declared sizes and ratios), too many members and escaping names; `kind`
+    names the archive in the message (".keras", ".pt2")."""
     if len(members) > MAX_ARCHIVE_MEMBERS:
-        raise ModelError(f".keras archive has more than {MAX_ARCHIVE_MEMBERS} members", path)
+        raise ModelError(f"{kind} archive has more than {MAX_ARCHIVE_MEMBERS} members", path)
     total = 0
     for member in members:
         name = PurePosixPath(member.filename.replace("\\", "/"))
         if name.is_absolute() or ".." in name.parts:
-            raise ModelError(f".keras archive member '{member.filename[:80]!r}' escapes the archive (refused)", path)
+            raise ModelError(f"{kind} archive member '{member.filename[:80]!r}' escapes the archive (refused)", path)
         total += member.file_size
         if member.file_size > (1 << 20) and member.file_size > MAX_RATIO * max(member.compress_size, 1):
-            raise ModelError(f".keras archive member '{member.filename[:80]}' is a zip bomb "
+            raise ModelError(f"{kind} archive member '{member.filename[:80]}' is a zip bomb "
                              f"({member.file_size} bytes from {member.compress_size})", path)
     if total > MAX_UNPACKED_BYTES:
-        raise ModelError(f".keras archive unpacks to {total} bytes, over the {MAX_UNPACKED_BYTES}-byte limit", path)
+        raise ModelError(f"{kind} archive unpacks to {total} bytes, over the {MAX_UNPACKED_BYTES}-byte limit", path)
 
 
 def _is_keras_module(module: str) -> bool:
@@ -248,3 +264,35 @@ def find_unsafe_layer(config, depth: int = 0) -> str | None:
         if found:
             return found
     return None
+
+
+def is_entry_point(text: str) -> bool:
+    """`package.module:function` (dotted identifiers, one colon, one identifier)."""
+    return bool(_ENTRY_POINT.match(text))
+
+
+def check_entry_point(text: str, trust: bool) -> ModelFile:
+    """An entry point runs the user's code: refused without --trust-model (nothing imported here)."""
+    if not trust:
+        raise ModelError("a Python entry point runs its module's code to build the model; "
+                         "pass --trust-model to run it", text)
+    return ModelFile(Path(text), ENTRY)
+
+
+def check_pt2_archive(path: Path) -> ModelFile:
+    """A torch.export archive: a zip with sane members and a `*/archive_format` marker."""
+    check_magic(path, ZIP_MAGIC, "not a valid .pt2 file (not a zip archive: corrupt or truncated?)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            check_zip_members(path, members, ".pt2")
+            if not any(m.filename.endswith("archive_format") for m in members):
+                raise ModelError("not a torch.export archive (no archive_format member: saved with "
+                                 "torch.export.save?)", path)
+            bad = archive.testzip()
+            if bad is not None:
+                raise ModelError(f"corrupt or truncated .pt2 file (bad CRC in {bad})", path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
+            NotImplementedError) as err:
+        raise ModelError(f"corrupt or truncated .pt2 file ({one_line(err)})", path) from None
+    return ModelFile(path, PT2)

@@ -26,7 +26,7 @@ from edgekit.fsutil import atomic_output_dir, sha256_file, sha256_tree
 COMPLETE = ".complete"
 DEFAULT_MAX_BYTES = 2 << 30
 BACKENDS = ("tensorflow-cpu", "tensorflow", "ai-edge-litert", "tflite-runtime", "onnx", "onnxruntime",
-            "tf2onnx", "numpy")
+            "tf2onnx", "numpy", "torch", "onnxscript")
 DATA_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".npy", ".npz", ".csv"}
 
 

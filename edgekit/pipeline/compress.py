@@ -14,18 +14,19 @@ import functools
 import json
 import logging
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
 import edgekit
+from edgekit import backends
 from edgekit.calibration.dataset import Dataset, load_dataset
 from edgekit.calibration.sources import SampleRef, precheck_calibration
 from edgekit.calibration.shape_hint import shape_from_calibration
 from edgekit.bench.compare import align_outputs
-from edgekit.errors import GateFailed, OutputError, UsageError
+from edgekit.errors import GateFailed, OutputError
 from edgekit.fsutil import (
     atomic_output_dir,
     naming_user_paths,
@@ -35,7 +36,7 @@ from edgekit.fsutil import (
     work_dir,
     write_text_atomic,
 )
-from edgekit.model.checks import ModelFile, check_model_path
+from edgekit.model.checks import ENTRY, ModelFile, check_model_path
 from edgekit.pipeline import cache
 from edgekit.pipeline.fallback_stage import apply_fallback
 from edgekit.pipeline.gates import evaluate_gates, flag_artifacts
@@ -49,7 +50,7 @@ from edgekit.report.markdown import render_markdown
 from edgekit.report.schema import (ArtifactEntry, CalibrationInfo, FusionInfo, ModelInfo, PreprocessingInfo,
                                    Report, TensorInfo)
 from edgekit.runtime.base import TensorSpec
-from edgekit.backends.base import Built
+from edgekit.backends.base import BuildContext, Built
 from edgekit.validate.evaluate import compare, host_latency
 from edgekit.validate.roles import resolve_roles
 
@@ -70,15 +71,6 @@ def _keys(refs: list[SampleRef]) -> list[str]:
     return [r.key for r in refs]
 
 
-def resolve_targets(recipe: Recipe, model_format: str) -> list[str]:
-    """The recipe's targets, or the model format's natural one; tflite needs a TensorFlow model."""
-    targets = recipe.targets or (["onnx"] if model_format == "onnx" else ["tflite"])
-    if "tflite" in targets and model_format == "onnx":
-        raise UsageError("the tflite target needs a TensorFlow model (SavedModel or .keras); "
-                         "use --target onnx or --target tensorrt for ONNX models")
-    return targets
-
-
 @dataclass(frozen=True)
 class CompressJob:
     """Everything the build needs, picklable: it crosses into the worker process."""
@@ -93,6 +85,7 @@ class CompressJob:
     inventory: Optional[str] = None
     preprocess_flags: frozenset = frozenset()
     allow_low_float_accuracy: bool = False
+    registry: dict = field(default_factory=backends.registrations)  # targets registered at run time too
     stage: Optional[Path] = None  # where the worker writes (created and published by the caller)
     work: Optional[Path] = None  # scratch directory (created and removed by the caller)
 
@@ -111,7 +104,7 @@ def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe
     allow_low_float_accuracy: build even when the float model is not above chance on the labels.
     """
     model_file = check_model_path(model_path, trust_model)
-    targets = resolve_targets(recipe, model_file.format)
+    targets = backends.resolve_targets(list(recipe.targets or []), model_file.format)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError("exists and is not a directory", out)
@@ -120,7 +113,7 @@ def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe
     job = CompressJob(model_file, out, recipe, recipe_origin, trust_model, targets, device, inventory,
                       frozenset(preprocess_flags), allow_low_float_accuracy)
     key = None
-    if use_cache and device is None:
+    if use_cache and device is None and model_file.format != ENTRY:  # an entry point's code is not hashed
         on_step("checking the build cache")
         key = build_key(job)
         hit = cache.lookup(key)
@@ -167,30 +160,49 @@ def _raise_if_gates_missed(report: Report, out: Path) -> None:
         raise GateFailed("gate missed: " + "; ".join(report.gate_failures), out / "report.json")
 
 
-def _open_device(job: CompressJob):
-    """The device that builds TensorRT engines (only when the tensorrt target is asked for)."""
-    if job.device is None or "tensorrt" not in job.targets:
-        return contextlib.nullcontext(None)
+@contextlib.contextmanager
+def _open_device(job: CompressJob, order: list[str]):
+    """(device, inventory entry) for the targets that build on a device (TensorRT engines); (None, None)
+    when none of `order` does or no device was named."""
+    if job.device is None or not any(backends.get(n).uses_device for n in order):
+        yield None, None
+        return
     from edgekit.devices.inventory import load_inventory, open_device, resolve
 
     inventory, source = load_inventory(job.inventory)
     entry = resolve(inventory, job.device, source)
-    device = open_device(job.device, entry)
-    device.trtexec = entry.trtexec  # where the engine builder finds it (default: PATH)
-    return device
+    with open_device(job.device, entry) as device:
+        yield device, entry
+
+
+def _build_targets(job: CompressJob, source, recipe: Recipe, data: Dataset, validation, stage: Path, work: Path,
+                   on_step) -> tuple[list[Built], dict, list[str], BuildContext]:
+    """Every requested target's artifacts (and the upstream ones they build from), in build order."""
+    built, fusion, notes, results = [], {}, [], {}
+    order = backends.build_order(job.targets)
+    with _open_device(job, order) as (device, entry):
+        for name in order:
+            target = backends.get(name)
+            ctx = BuildContext(stage, work, on_step, device, entry, validation,
+                               results.get(target.upstream), dependency_only=name not in job.targets)
+            results[name] = result = target.build(source, recipe, data.calibration_factory(), ctx)
+            built += result.built
+            notes += result.notes
+            if result.fusion is not None:
+                fusion[name] = result.fusion
+    return built, fusion, notes, BuildContext(stage, work, on_step, validation=validation)
 
 
 def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: None) -> dict:
     """The build itself (runs in the worker): build, validate and report into job.stage, using
     job.work as scratch; returns the report JSON. Publishing is the caller's."""
-    from edgekit.backends.onnx import target as onnx_target
-    from edgekit.backends.tflite import target as tflite_target
-    from edgekit.sources.base import prepare_source
+    from edgekit import sources
 
+    backends.restore(job.registry)
     recipe, targets, stage, work = job.recipe, job.targets, job.stage, job.work
     with naming_user_paths(job.model_file.path):
         on_step("loading model")
-        source = prepare_source(job.model_file, Path(work), recipe.input_shapes, job.trust_model,
+        source = sources.prepare(job.model_file, Path(work), recipe.input_shapes, job.trust_model,
                                 functools.partial(shape_from_calibration, recipe))
         on_step("inferring the preprocessing")
         resolution = resolve_preprocessing(recipe, job.preprocess_flags, source, job.model_file.path)
@@ -199,26 +211,21 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
         data = load_dataset(recipe, source.inputs)
         on_step("running the float reference")
         ref_outputs = [source.reference(f) for f in data.validation_feeds]
+        export = None
+        if source.export is not None:  # PyTorch: the export's own error, ONNX FP32 vs PyTorch
+            from edgekit.sources.pytorch import export_error
+
+            export = {**source.export, **export_error(source.onnx_path, data.validation_feeds, ref_outputs)}
         roles = resolve_roles(ref_outputs, {s.name: s.shape for s in source.inputs}, recipe.outputs)
         float_check = check_float_accuracy(resolution, data.labels, ref_outputs, recipe.calibration.source,
                                            job.allow_low_float_accuracy, roles.primary)
-        built, fusion, notes = [], {}, list(data.notes)
-        if "tflite" in targets:
-            tfl_built, tfl_fusion = tflite_target.build_all(source, recipe, data.calibration_factory(), stage, on_step)
-            built += tfl_built
-            fusion.update(tfl_fusion)
-        if {"onnx", "tensorrt"} & set(targets):
-            with _open_device(job) as device:
-                onnx_built, onnx_fusion, onnx_notes = onnx_target.build_all(
-                    source, recipe, targets, data.calibration_factory(), stage, Path(work), on_step, device,
-                    (data.validation_feeds, ref_outputs, data.labels, roles))
-            built += onnx_built
-            fusion.update(onnx_fusion)
-            notes += onnx_notes
-        apply_fallback(built, source, recipe, data, ref_outputs, job.model_file.path, on_step, roles)
+        validation = (data.validation_feeds, ref_outputs, data.labels, roles)
+        built, fusion, notes, ctx = _build_targets(job, source, recipe, data, validation, stage, Path(work), on_step)
+        notes = data.notes + notes
+        apply_fallback(built, source, recipe, data, ref_outputs, ctx, roles)
         embed_contract(built, resolution, source, recipe, ref_outputs, roles.primary)
         entries = _validate(built, recipe, data, ref_outputs, on_step, roles)
-        for warning in flag_artifacts(entries):
+        for warning in flag_artifacts(entries, lambda target: backends.get(target).baseline):
             log.warning("%s", warning)
             notes.append(warning)
         report = Report(
@@ -226,8 +233,9 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
             tools=_tool_versions(),
             recipe={"origin": job.recipe_origin, "name": recipe.name, "targets": ",".join(targets)},
             model=ModelInfo(path=str(job.model_file.path), format=job.model_file.format,
-                            sha256=sha256_tree(job.model_file.path), inputs=_specs(source.inputs),
-                            outputs=_specs(source.outputs), fixed_dims=source.fixed_dims),
+                            sha256=(export or {}).get("source_sha256") or sha256_tree(job.model_file.path),
+                            inputs=_specs(source.inputs), outputs=_specs(source.outputs),
+                            fixed_dims=source.fixed_dims, export=export),
             calibration=CalibrationInfo(
                 source=recipe.calibration.source, synthetic=data.synthetic,
                 calibration_samples=len(data.split.calibration),
@@ -246,24 +254,19 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
     return report.model_dump(mode="json")
 
 
-SIZE_BASELINE = {"tflite": "tflite", "onnx": "onnx", "tensorrt": "onnx"}
-
-
 def _validate(built: list[Built], recipe: Recipe, data: Dataset, ref_outputs, on_step, roles) -> list[ArtifactEntry]:
-    from edgekit.runtime import open_runner
-
     v = recipe.validation
     fp32_bytes = {b.target: b.path.stat().st_size for b in built if b.precision == "fp32"}
     entries = []
     for b in built:
         on_step(f"validating {b.name}")
-        runner = open_runner(b.path, v.threads)
+        runner = backends.open_runner(b.path, v.threads)
         outputs = [align_outputs(r, runner.run(f)) for f, r in zip(data.validation_feeds, ref_outputs)]
         accuracy = compare(ref_outputs, outputs, data.labels, roles)
-        latency = host_latency(lambda: open_runner(b.path, v.threads), data.validation_feeds[0],
+        latency = host_latency(lambda: backends.open_runner(b.path, v.threads), data.validation_feeds[0],
                                threads=v.threads, warmup_runs=v.warmup_runs, runs=v.runs)
         size = b.path.stat().st_size
-        baseline = fp32_bytes.get(SIZE_BASELINE[b.target], size)
+        baseline = fp32_bytes.get(backends.get(b.target).baseline, size)
         entry = ArtifactEntry(
             name=b.name, path=b.name, format=b.path.suffix.lstrip("."), target=b.target,
             precision=b.precision, bytes=size, size_ratio=round(size / baseline, 4),

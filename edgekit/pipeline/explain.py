@@ -24,11 +24,11 @@ def explain_preprocessing(model_path: str | Path, recipe: Recipe, trust_model: b
 
 def _explain(model_file: ModelFile, recipe: Recipe, trust_model: bool, flags: frozenset,
              on_step: Callable[[str], None]) -> dict:
-    from edgekit.sources.base import prepare_source
+    from edgekit import sources
 
     with tempfile.TemporaryDirectory(prefix="edgekit-explain-") as work:
         on_step("loading model")
-        source = prepare_source(model_file, Path(work), recipe.input_shapes, trust_model,
+        source = sources.prepare(model_file, Path(work), recipe.input_shapes, trust_model,
                                 functools.partial(shape_from_calibration, recipe))
         on_step("inferring the preprocessing")
         return resolve_preprocessing(recipe, flags, source, model_file.path).info()

@@ -90,14 +90,15 @@ def collapse_guard(entry: ArtifactEntry) -> GateResult:
                       detail=f"{what} {value:g} < floor {limit:g}{also} (the artifact collapsed)")
 
 
-def flag_artifacts(entries: list[ArtifactEntry]) -> list[str]:
+def flag_artifacts(entries: list[ArtifactEntry], baseline=lambda target: target) -> list[str]:
     """Set each entry's flags (INT8 that quantized almost nothing, INT8 slower than FP32 on the
-    host) and return one warning line per flag."""
+    host) and return one warning line per flag. baseline(target): the target whose fp32 artifact
+    a target is compared with [default: itself]."""
     fp32 = {e.target: e for e in entries if e.precision == "fp32"}
     notes = []
     for e in entries:
         found = compression.flags(e.precision, e.compression or None)
-        ref = fp32.get("onnx" if e.target == "tensorrt" else e.target)
+        ref = fp32.get(baseline(e.target))
         if e.precision == "int8" and ref and ref.latency and e.latency and \
                 e.latency.p50_ms > SLOWER_MARGIN * ref.latency.p50_ms:
             found.append(("int8_slower_than_fp32", f"INT8 host p50 {e.latency.p50_ms:.3f} ms is above FP32's "

@@ -159,4 +159,3 @@ def _origin_text(origins: dict[str, str]) -> str:
         if name in PROBED:
             by_origin.setdefault(origin, []).append(name)
     return "; ".join(f"{o}: {', '.join(names)}" for o, names in sorted(by_origin.items()))
-

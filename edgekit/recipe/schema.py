@@ -5,12 +5,14 @@ Defaults live here and nowhere else; the resolved recipe is saved beside the art
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 Precision = Literal["fp32", "fp16", "dynamic", "int8"]
-Target = Literal["tflite", "onnx", "tensorrt"]
+# A registered target name (edgekit.backends: tflite, onnx, tensorrt, or one registered at run time);
+# the pipeline refuses an unknown one with the list of known names.
+Target = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 
 
 class Strict(BaseModel):

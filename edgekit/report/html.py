@@ -10,6 +10,8 @@ import numpy as np
 
 from edgekit.report.markdown import render_markdown
 from edgekit.report.outputs import boxes_figure
+from edgekit.report.page import STYLE as PAGE_STYLE
+from edgekit.report.page import image, page_html
 from edgekit.report.plots import figure_data_uri, pyplot
 from edgekit.report.schema import Report
 
@@ -35,12 +37,8 @@ def _plots(report: Report) -> list[str]:
     return uris
 
 
-STYLE = (
-    "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1250px;color:#222}"
-    "table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;"
-    "padding:4px 8px}th{background:#f0f3f6}td:nth-child(n+3){text-align:right}img{max-width:100%}"
-    "code{background:#f6f8fa;padding:1px 4px}"
-)
+# Numbers right-aligned: the compress report's tables are mostly metrics after two name columns.
+STYLE = PAGE_STYLE + "td:nth-child(n+3){text-align:right}"
 
 
 def render_html(report: Report, sample: Optional[dict[str, np.ndarray]] = None) -> str:
@@ -52,12 +50,7 @@ def render_html(report: Report, sample: Optional[dict[str, np.ndarray]] = None) 
 
     # Escape first: model paths and layer names come from untrusted files.
     body = markdown.markdown(html.escape(render_markdown(report), quote=False), extensions=["tables"])
-    images = "".join(f'<img alt="size, latency and SQNR per artifact" src="{uri}">' for uri in _plots(report))
-    boxes = boxes_figure(report, sample)
-    if boxes:
-        images += f'<img alt="detections on the first validation image, float vs each build" src="{boxes}">'
+    images = "".join(image(uri, "size, latency and SQNR per artifact") for uri in _plots(report))
+    images += image(boxes_figure(report, sample), "detections on the first validation image, float vs each build")
     head, _, rest = body.partition("</h1>")
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>edgekit report</title>"
-        f"<style>{STYLE}</style></head><body>{head}</h1>{images}{rest}</body></html>\n"
-    )
+    return page_html("edgekit report", [head, "</h1>", images, rest], STYLE)

@@ -12,6 +12,15 @@ def _kib(n: int) -> str:
     return f"{n / 1024:.1f} KiB" if n < 1 << 20 else f"{n / (1 << 20):.2f} MiB"
 
 
+def _export_line(export: dict | None) -> list[str]:
+    """PyTorch models: the export's own error (exported ONNX FP32 vs PyTorch), before any artifact."""
+    if not export:
+        return []
+    return [f"Export: {export['exporter']}, opset {export['opset']}; ONNX FP32 vs PyTorch on "
+            f"{export['samples']} held-out samples: max abs error {export['max_abs_error']:.3g} "
+            f"(relative {export['max_relative_error']:.3g}).", ""]
+
+
 def render_markdown(report: Report) -> str:
     """The primary output, a summary table per artifact, the per-output table, what runs quantized,
     decoded sequences, then calibration, fusions and gates."""
@@ -19,6 +28,7 @@ def render_markdown(report: Report) -> str:
     lines = [
         f"# edgekit report: `{m.path}`",
         "",
+        *_export_line(m.export),
         f"{m.format} · inputs "
         + ", ".join(f"`{t.name}` {'x'.join(map(str, t.shape)) or 'scalar'} {t.dtype}" for t in m.inputs)
         + f" · recipe {report.recipe.get('origin', '')}",

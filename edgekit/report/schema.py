@@ -29,6 +29,8 @@ class ModelInfo(Strict):
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     fixed_dims: dict[str, dict[str, str]] = Field(default_factory=dict)
+    export: Optional[dict] = Field(None, description="PyTorch models: exporter, opset, and the exported "
+                                   "ONNX graph's error vs the PyTorch outputs on the held-out samples")
 
 
 class CalibrationInfo(Strict):

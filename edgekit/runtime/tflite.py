@@ -25,18 +25,6 @@ def interpreter_class():
     return Interpreter
 
 
-def runtime_version() -> str:
-    """'ai-edge-litert X' or 'tflite-runtime X' of the runtime interpreter_class() uses."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    for dist in ("ai-edge-litert", "tflite-runtime"):
-        try:
-            return f"{dist} {version(dist)}"
-        except PackageNotFoundError:
-            continue
-    return "unknown"
-
-
 def load_interpreter(model_path: str, threads: int | None = None):
     """An allocated Interpreter for `model_path` using `threads` CPU threads (default: runtime's)."""
     with native_stderr_captured() as log:  # e.g. "INFO: Created TensorFlow Lite XNNPACK delegate"

@@ -236,3 +236,37 @@ def scope_of(name: str) -> str | None:
     while len(parts) > 1 and parts[-1] in INTERNAL_SCOPES:
         parts = parts[:-1]
     return "/".join(parts)
+
+
+def keras_layer_names(model_path: str | Path) -> list[str]:
+    """Layer names from a .keras archive's config.json (read as JSON, nothing executed); [] if
+    the path is not a .keras file or has no readable layer list."""
+    import json
+    import zipfile
+
+    path = Path(model_path)
+    if path.suffix != ".keras" or not path.is_file():
+        return []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if archive.getinfo("config.json").file_size > 64 << 20:
+                return []
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return []
+    layers = (config.get("config") or {}).get("layers") if isinstance(config, dict) else None
+    if not isinstance(layers, list):
+        return []
+    return [str(layer.get("config", {}).get("name") or layer.get("name")) for layer in layers
+            if isinstance(layer, dict)]
+
+
+def prepare(model_file: ModelFile, workdir: Path, input_shapes: dict, trust: bool, hint: ShapeHint = None):
+    """The PreparedSource of a SavedModel or .keras model: the fixed SavedModel, run by TensorFlow
+    for the float reference (see `edgekit.sources.prepare`)."""
+    from edgekit.sources.base import PreparedSource
+
+    exported = export_fixed_savedmodel(model_file, workdir, input_shapes, trust, hint)
+    return PreparedSource(model_file.format, exported.inputs, exported.outputs, reference_fn(exported.saved_dir),
+                          exported.fixed_dims, saved_dir=exported.saved_dir,
+                          layer_names=tuple(keras_layer_names(model_file.path)))

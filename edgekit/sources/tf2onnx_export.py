@@ -26,8 +26,7 @@ def condense_error(text: str) -> str:
         match = pattern.search(text)
         if match:
             return f"tf2onnx cannot convert op {' / '.join(g for g in match.groups() if g)}"
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return f"tf2onnx failed: {condense(lines[-1]) if lines else 'no message'}"
+    return f"tf2onnx failed: {condense(text, last=True)}"
 
 
 def _tf2onnx():

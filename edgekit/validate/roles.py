@@ -97,6 +97,7 @@ def split_rows(x: np.ndarray, axis: int) -> Optional[int]:
             return k
     return None
 
+
 # An unnamed [N, T, C] logit output with a dominant class is a CTC sequence only up to this many
 # timesteps: a detector's per-anchor head ([1, 7600, 32] box-distribution logits) is not one.
 MAX_UNNAMED_TIMESTEPS = 1024

@@ -64,3 +64,12 @@ def test_exit_precedence(statuses, error):
     got = analysis.failure(rows)
     assert (got is None) if error is None else type(got) is error
     assert analysis.overall(rows)[1] == (0 if error is None else error.exit_code)
+
+
+def test_emulated_rows_have_no_speedups_and_no_latency_gates():
+    rows = [row("qemu", "f.tflite", "fp32", p50=3.0), row("qemu", "i.tflite", "int8", p50=2.9)]
+    for emulated in rows:
+        emulated.emulated = "qemu-user 10.0 aarch64"
+    ups = analysis.speedups(rows)
+    assert ups == [] and analysis.apply_gates(rows, ups, 0.001, "p50_ms", 2.0) == []
+    assert [r.status for r in rows] == ["ok", "ok"]

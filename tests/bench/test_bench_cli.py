@@ -11,7 +11,7 @@ import pytest
 
 from edgekit.cli import main
 from tests.bench.conftest import ssh_entry
-from tests.devices.sshd import free_port
+from scripts.boards.sshd import free_port
 
 
 def bench(*args) -> int:

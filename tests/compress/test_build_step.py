@@ -43,7 +43,7 @@ def test_unchanged_rebuild_is_a_cache_hit_and_touching_data_invalidates(digits_m
     second = edgekit_cli(*args, "--out", tmp_path / "b")
     elapsed = time.perf_counter() - start
     assert second.code == 0 and "from the cache" in second.out
-    assert elapsed < cold / 3, (elapsed, cold)  # no conversion ran; the speed target is in scripts/bench.py
+    assert elapsed < cold / 3, (elapsed, cold)  # no conversion ran; the speed target is in scripts/bench/run.py
     assert _files(tmp_path / "a") == _files(tmp_path / "b")
     info = edgekit_cli("cache", "info", "--json")
     assert json.loads(info.out)["entries"] == 1

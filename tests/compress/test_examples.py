@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, load_script
+from tests.conftest import ROOT
+from scripts.models import make_models
 
 EXAMPLES = ROOT / "examples"
 
@@ -27,7 +28,7 @@ def command_block(path: Path) -> str:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """An app project with ml/model.keras (RGB digits CNN) and ml/calibration (RGB PNGs + labels)."""
-    make = load_script("make_models")
+    make = make_models
     root = tmp_path_factory.mktemp("app")
     model_dir = root / "ml"
     keras_path, _ = make.save_digits(root / "trained", channels=3)

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from tests.compress.test_artifact_metadata import read_tflite_metadata
-from tests.conftest import load_script
 
-pm = load_script("preprocess_models")
+from scripts.models import preprocess_models as pm
 WRONG_SCALE = {"rescaling": 1 / 255}  # the case: a raw-pixel model fed [0, 1]; others: black
 
 

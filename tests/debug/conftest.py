@@ -1,21 +1,21 @@
-"""Shared fixtures: the INT8-hostile digits CNN (scripts/bench_fallback.py), trained once."""
+"""Shared fixtures: the INT8-hostile digits CNN (scripts/models/hostile.py), trained once."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.conftest import load_script
+from scripts.models import hostile
 
 
 @pytest.fixture(scope="session")
 def hostile_keras(tmp_path_factory):
     """hostile.keras: digits CNN with the planted outlier_up/outlier_down pair (~10 s to train)."""
-    return load_script("bench_fallback").save_hostile(tmp_path_factory.mktemp("hostile"))
+    return hostile.save_hostile(tmp_path_factory.mktemp("hostile"))
 
 
 @pytest.fixture(scope="session")
 def planted():
-    return set(load_script("bench_fallback").PLANTED)
+    return set(hostile.PLANTED)
 
 
 @pytest.fixture(scope="session")

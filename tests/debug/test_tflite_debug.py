@@ -79,7 +79,7 @@ def test_selective_build_matches_the_pipeline_int8_and_keeps_named_nodes_float(h
     import numpy as np
 
     from edgekit.calibration.sources import CalibrationSource
-    from edgekit.backends.selective import keras_layer_names
+    from edgekit.sources.tensorflow import keras_layer_names
     from edgekit.backends.tflite.selective import TfliteSelective
     from edgekit.model.checks import check_model_path
     from edgekit.recipe.schema import Preprocess

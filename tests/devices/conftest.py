@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.devices.models import build_onnx, build_tflite_pair
-from tests.devices.sshd import SSHD, SshServer
+from scripts.boards.sshd import SSHD, SshServer
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import threading
@@ -155,9 +154,6 @@ def test_missing_adb_client_is_a_dependency_error():
         AdbDevice("phone", "emulator-5554", adb="/nonexistent/adb").connect()
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("edgekit.devices.harness") is None, reason="edgekit/devices/harness.py not there yet"
-)
 def test_edgekit_harness_runs_through_adb(device, tiny_models, tmp_path):
     """The on-device harness and a real TFLite model, pushed, run (python3 on the fake is the host's), pulled."""
     import edgekit.devices.harness as harness

@@ -14,7 +14,7 @@ import pytest
 from edgekit.devices.ssh import SshDevice, parse_ssh_options
 from edgekit.errors import DeviceInconclusive, DeviceToolError, HostKeyRefused, UsageError
 from edgekit.fsutil import sha256_file
-from tests.devices.sshd import free_port
+from scripts.boards.sshd import free_port
 
 HARNESS = Path(__file__).resolve().parents[2] / "edgekit" / "devices" / "harness.py"
 
@@ -100,7 +100,7 @@ def test_accept_new_host_key_then_changed_key_refused(fresh_sshd, tmp_path):
     fresh_sshd.stop()
     fresh_sshd.host_key.unlink()
     Path(f"{fresh_sshd.host_key}.pub").unlink()
-    from tests.devices.sshd import keygen
+    from scripts.boards.sshd import keygen
 
     keygen(fresh_sshd.host_key)
     fresh_sshd.start()

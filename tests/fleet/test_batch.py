@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.fleet.models import write_fleet
+from scripts.models.fleet import write_fleet
 from tests.signals import interrupt_at, random_point, steps
 
 

@@ -12,7 +12,7 @@ import pytest
 from tests.bench.conftest import ssh_entry
 from tests.devices.conftest import sshd  # noqa: F401 (fixture)
 from tests.devices.fake_adbd import adb_server, fake_device_factory  # noqa: F401 (fixtures)
-from tests.fleet.models import write_fleet
+from scripts.models.fleet import write_fleet
 
 ray = pytest.importorskip("ray")
 

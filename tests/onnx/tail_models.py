@@ -116,7 +116,6 @@ def _noop_reshape_tail(rng):
     return _model(nodes, inits, [1, 3, 6, 6], [1, 4, 6, 6])
 
 
-
 # name -> (builder, the pass that must fire on the tail)
 TAILS = {
     "matmul_add_bias_n": (lambda r: dense_tail(r, (UNITS,)), "fuse_matmul_add"),
@@ -138,6 +137,7 @@ TAILS = {
     "reshape_pair": (lambda r: _reshape_tail(r, False), "cancel_reshape_transpose"),
     "reshape_noop": (_noop_reshape_tail, "cancel_reshape_transpose"),
 }
+
 
 def dense_tail_files(directory: Path, bias_shape=(1, UNITS), samples: int = 40) -> tuple[Path, Path]:
     """(model.onnx, calibration dir of one stacked .npy) for the tf2onnx-style Dense tail."""

@@ -15,9 +15,8 @@ import numpy as np
 import onnx
 import pytest
 
-from tests.conftest import load_script
 
-text_lines_script = load_script("text_lines")
+from scripts.models import text_lines as text_lines_script
 
 
 @pytest.fixture(scope="module")

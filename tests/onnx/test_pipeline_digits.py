@@ -6,7 +6,8 @@ import numpy as np
 import onnx
 import pytest
 
-from edgekit.backends.onnx.artifacts import build_onnx_artifacts, build_tensorrt_plan
+from edgekit.backends.onnx.artifacts import build_onnx_artifacts
+from edgekit.backends.tensorrt.plan import build_tensorrt_plan
 from edgekit.runtime.onnx import OnnxRunner
 
 

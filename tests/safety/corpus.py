@@ -238,7 +238,6 @@ def savedmodel_cases(c: Corpus) -> None:
 
 
 def onnx_model_bytes() -> bytes:
-    import onnx
     from onnx import TensorProto, helper
 
     weight = helper.make_tensor("w", TensorProto.FLOAT, [64, 3], np.linspace(-1, 1, 192).tolist())

@@ -1,8 +1,7 @@
-"""scripts/bench.py: its pure helpers, process-tree measurement and table (no benchmark is run)."""
+"""scripts/bench/run.py: its pure helpers, process-tree measurement and table (no benchmark is run)."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 import sys
@@ -10,21 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
-
-
-def _script(name: str, module_name: str):
-    """Import scripts/NAME.py, registered in sys.modules (its dataclasses need that)."""
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _script("bench", "edgekit_bench_script")
-bench_data = sys.modules["bench_data"]  # imported by bench.py from scripts/
-bench_table = sys.modules["bench_table"]  # imported by bench.py from scripts/
+from scripts.bench import data as bench_data
+from scripts.bench import run as bench
+from scripts.bench import table as bench_table
 
 
 def test_stage_times_split_the_wall_time_by_progress_step():

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import load_script
 from tests.zoo import wheels
+from scripts.models import text_lines
 
 
 def _missing(message: str):
@@ -33,7 +33,7 @@ def zoo_files(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def paddle_models() -> Path:
-    folder = load_script("text_lines").paddle_models()
+    folder = text_lines.paddle_models()
     if folder is None:
         _missing("rapidocr-onnxruntime is not installed (scripts/setup.sh installs it)")
     return folder

@@ -20,8 +20,8 @@ import sysconfig
 from pathlib import Path
 
 import numpy as np
+from scripts.models import text_lines
 
-from tests.conftest import load_script
 
 # extension -> magika label, for files of this Python install (no .wav or .toml: the installed ones are
 # mostly deliberately malformed test files, e.g. scipy's)
@@ -92,7 +92,7 @@ def write_word_lines(folder: Path, count: int, seed: int = 2) -> Path:
     from PIL import Image, ImageDraw, ImageFont
 
     folder.mkdir(parents=True, exist_ok=True)
-    words = load_script("text_lines")._words()
+    words = text_lines._words()
     rng, texts = random.Random(seed), {}
     for i in range(count):
         text = " ".join(rng.sample(words, rng.randint(1, 3)))
@@ -138,7 +138,6 @@ def _resonate(x: np.ndarray, freq: float, rate: int, bandwidth: float = 90.0) ->
     return lfilter([1 - r], [1, -2 * r * np.cos(2 * np.pi * freq / rate), r * r], x)
 
 
-
 def stream_vad(session, audio: np.ndarray, rate: int = 16000) -> tuple[np.ndarray, list[dict]]:
     """Run silero-vad over `audio` the way its OnnxWrapper does (512-sample chunks after 64 samples of
     context, the state fed back); return (speech probability per chunk, the feed of every chunk)."""
@@ -160,7 +159,7 @@ def write_document_pages(folder: Path, count: int, photos: list[Path], seed: int
     from PIL import Image, ImageDraw, ImageFont
 
     folder.mkdir(parents=True, exist_ok=True)
-    words, rng = load_script("text_lines")._words(), random.Random(seed)
+    words, rng = text_lines._words(), random.Random(seed)
     images = [Image.open(p).convert("RGB") for p in photos]
     say = lambda n: " ".join(rng.sample(words, n))  # noqa: E731
     for i in range(count):

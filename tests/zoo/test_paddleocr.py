@@ -11,12 +11,11 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import load_script
 from tests.zoo import data
 from tests.zoo import evaluate as ev
 
 pytestmark = pytest.mark.zoo
-text_lines = load_script("text_lines")
+from scripts.models import text_lines
 UNIT = ("--layout", "nchw", "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5")  # PaddleOCR's (x - 0.5) / 0.5
 IMAGENET = ("--layout", "nchw", "--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225")
 

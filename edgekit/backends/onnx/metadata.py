@@ -11,6 +11,7 @@ from edgekit.errors import MissingDependencyError, ModelError
 from edgekit.preprocessing.contract import (PREFIX, PREPROCESS_KEY, InputContract, check_input_shape, check_labels,
                                             resolve_tensor, rewrite)
 
+
 def _onnx():
     try:
         import onnx

@@ -4,16 +4,15 @@ Uses `edgekit.backends.onnx.quantize.quantize_qdq(..., nodes_to_exclude=...)` wi
 plain INT8 build (`options`: method, per_channel, ...; see `quantize.rebuild_options`); node ids
 are ONNX node names. The first build calibrates and keeps the activation ranges in a file
 (onnxruntime's `calibration_cache_path`); later builds reuse them. Builds are cached by float
-set. TF models are exported with tf2onnx (`edgekit.sources.tf2onnx_export.export_to_onnx`) first.
+set.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from edgekit.backends.selective import QuantNode, TempModelFiles, keras_layer, keras_layer_names, unique_layers
+from edgekit.backends.selective import QuantNode, TempModelFiles, keras_layer, unique_layers
 from edgekit.errors import UsageError
 from edgekit.runtime.base import TensorSpec
 from edgekit.sources.tensorflow import scope_of
@@ -22,18 +21,6 @@ from edgekit.sources.tensorflow import scope_of
 QUANTIZABLE = {"Conv", "ConvTranspose", "MatMul", "Gemm", "Add", "Mul", "Concat", "AveragePool",
                "GlobalAveragePool", "Sigmoid", "HardSigmoid", "HardSwish", "Softmax", "LeakyRelu",
                "Relu", "Clip", "ReduceMean", "Resize", "Where", "Split"}
-
-
-def float_onnx(model_path: Path, work: Path) -> Path:
-    """An ONNX float model in `work`: the .onnx itself (copied) or the TF model exported to it."""
-    target = work / "model_fp32.onnx"
-    if Path(model_path).suffix == ".onnx":
-        shutil.copyfile(model_path, target)
-    else:
-        from edgekit.sources.tf2onnx_export import export_to_onnx
-
-        export_to_onnx(model_path, target)
-    return target
 
 
 class OnnxSelective:
@@ -52,7 +39,7 @@ class OnnxSelective:
         self.calibration = calibration
         self.options = dict(options or {})
         self._settings: dict[frozenset, dict] = {}
-        self._layer_names = list(layer_names) or keras_layer_names(self.fp32_path)
+        self._layer_names = list(layer_names)
         self._files = TempModelFiles(self.suffix)
         self._cache: dict[frozenset, bytes] = {}
         graph = onnx.load(str(self.fp32_path), load_external_data=False).graph
@@ -106,6 +93,12 @@ class OnnxSelective:
         from edgekit.runtime.onnx import OnnxRunner
 
         return OnnxRunner(self.fp32_path).run
+
+    def layer_errors(self, feeds):
+        """Per-layer error of the INT8 model vs float on `feeds` (edgekit.validate.layer_error)."""
+        from edgekit.backends.onnx.debugger import onnx_layer_errors
+
+        return onnx_layer_errors(self, feeds)
 
     def close(self) -> None:
         self._files.close()

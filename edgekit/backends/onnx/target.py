@@ -1,24 +1,16 @@
-"""The ONNX and TensorRT targets: export (TensorFlow sources), fuse, QDQ INT8 / FP16, TRT plan."""
+"""The ONNX target: the fused fp32 graph (tf2onnx first for TensorFlow sources), QDQ INT8 and
+FP16 artifacts, `method: auto` calibration choice, metadata_props, and the selective QDQ builder."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Optional, Sequence
 
-from edgekit.recipe.schema import Recipe
-from edgekit.backends.base import Built
-from edgekit.sources.base import PreparedSource
+from edgekit.backends.base import Built, BuildContext, BuildResult, with_inventory
 
 log = logging.getLogger("edgekit")
 ONNX_PRECISIONS = ("fp32", "int8", "fp16")
-
-
-def _built(name: str, target: str, precision: str, path: Path, details: dict) -> Built:
-    """A Built with the artifact's op counts, conv/matmul dtypes and compression summary."""
-    from edgekit.backends.onnx.inspect import inspect_onnx
-
-    counts, dtypes, summary = inspect_onnx(path)
-    return Built(name, target, precision, path, details, counts, dtypes, summary)
 
 
 def fusion_info(fusion: dict) -> dict:
@@ -44,57 +36,89 @@ def control_flow_notes(fusion: dict, int8: bool) -> list[str]:
     return notes
 
 
-def build_all(source: PreparedSource, recipe: Recipe, targets: list[str], calibration, stage: Path,
-              workdir: Path, on_step, device=None, validation=None):
-    """([Built], {target: fusion}, notes) for the onnx and tensorrt targets.
+class OnnxTarget:
+    name = "onnx"
+    formats = (".onnx",)
+    precisions = ONNX_PRECISIONS
+    needs = "onnx"
+    upstream = None
+    baseline = "onnx"
+    uses_device = False
+    runs_on_host = True
 
-    validation: (feeds, reference outputs, labels) of the held-out split, for method "auto".
-    """
-    from edgekit.backends.onnx.artifacts import build_onnx_artifacts, build_tensorrt_plan
+    def build(self, source, recipe, calibration, ctx: BuildContext) -> BuildResult:
+        """model_fp32.onnx (fused) and the recipe's int8/fp16; only fp32 when dependency_only.
 
-    onnx_in = source.onnx_path
-    notes = []
-    if onnx_in is None:
-        from edgekit.sources.tf2onnx_export import export_to_onnx
+        facts: "fp32" (the fused float model) and "calibration_method" (as chosen for `auto`).
+        """
+        from edgekit.backends.onnx.artifacts import build_onnx_artifacts
 
-        on_step("exporting to ONNX (tf2onnx)")
-        onnx_in = workdir / "model.onnx"
-        export_to_onnx(source.saved_dir, onnx_in)
-    precisions = [p for p in recipe.precisions if p in ONNX_PRECISIONS] if "onnx" in targets else ["fp32"]
-    if "onnx" in targets and "dynamic" in recipe.precisions:
-        notes.append("onnx: dynamic-range precision is built for TFLite only")
-    on_step("building onnx " + ", ".join(precisions))
-    auto = recipe.calibration.method == "auto"
-    method = "minmax" if auto else recipe.calibration.method
-    artifacts = build_onnx_artifacts(
-        onnx_in, stage, precisions=precisions, calibration_factory=calibration,
-        method=method, per_channel=recipe.int8.per_channel,
-        input_shapes={spec.name: list(spec.shape) for spec in source.inputs})  # as the source fixed them
-    if auto and calibration is not None and "int8" in precisions:
-        from edgekit.backends.onnx.calibration_method import choose_onnx_method
+        onnx_in = source.onnx(ctx.workdir, ctx.on_step)
+        result = BuildResult()
+        precisions = ["fp32"] if ctx.dependency_only else [p for p in recipe.precisions if p in ONNX_PRECISIONS]
+        if not ctx.dependency_only and "dynamic" in recipe.precisions:
+            result.notes.append("onnx: dynamic-range precision is built for TFLite only")
+        ctx.on_step("building onnx " + ", ".join(precisions))
+        auto = recipe.calibration.method == "auto"
+        method = "minmax" if auto else recipe.calibration.method
+        artifacts = build_onnx_artifacts(
+            onnx_in, ctx.stage, precisions=precisions, calibration_factory=calibration,
+            method=method, per_channel=recipe.int8.per_channel,
+            input_shapes={spec.name: list(spec.shape) for spec in source.inputs})  # as the source fixed them
+        int8 = next((a for a in artifacts if a["precision"] == "int8"), None)
+        if auto and int8 is not None and ctx.validation is not None:
+            from edgekit.backends.onnx.calibration_method import choose_onnx_method
 
-        on_step("choosing the ONNX calibration method")
-        int8 = next(a for a in artifacts if a["precision"] == "int8")
-        choice = choose_onnx_method(Path(artifacts[0]["path"]), Path(int8["path"]), calibration, *validation,
-                                    per_channel=recipe.int8.per_channel, threads=recipe.validation.threads)
-        int8["steps"]["quantization"] = choice.pop("settings")
-        int8["steps"]["calibration_method"] = choice
-        method = choice["chosen"]
-    notes += control_flow_notes(artifacts[0]["steps"]["fusion"], "int8" in precisions or "tensorrt" in targets)
-    built = [_built(a["name"], "onnx", a["precision"], Path(a["path"]), {"steps": a["steps"], "opset": a["opset"]})
-             for a in artifacts]
-    fusion = {"onnx": fusion_info(artifacts[0]["steps"]["fusion"])}
-    if "tensorrt" in targets:
-        if calibration is None:
-            notes.append("tensorrt: INT8 plan skipped (needs calibration data)")
+            ctx.on_step("choosing the ONNX calibration method")
+            choice = choose_onnx_method(Path(artifacts[0]["path"]), Path(int8["path"]), calibration, *ctx.validation,
+                                        per_channel=recipe.int8.per_channel, threads=recipe.validation.threads)
+            int8["steps"]["quantization"] = choice.pop("settings")
+            int8["steps"]["calibration_method"] = choice
+            method = choice["chosen"]
+        fusion = artifacts[0]["steps"]["fusion"]
+        result.notes += control_flow_notes(fusion, "int8" in precisions or ctx.dependency_only)
+        result.built = [with_inventory(self, Built(a["name"], self.name, a["precision"], Path(a["path"]),
+                                                   {"steps": a["steps"], "opset": a["opset"]}))
+                        for a in artifacts]
+        result.fusion = fusion_info(fusion)
+        result.facts = {"fp32": result.built[0].path, "calibration_method": method}
+        return result
+
+    def runner(self, path: Path, threads: Optional[int] = None):
+        from edgekit.runtime.onnx import OnnxRunner
+
+        return OnnxRunner(path, threads)
+
+    def inspect(self, path: Path) -> tuple[dict, dict, dict]:
+        from edgekit.backends.onnx.inspect import inspect_onnx
+
+        return inspect_onnx(path)
+
+    def embed_contract(self, path: Path, contract) -> None:
+        from edgekit.backends.onnx.metadata import embed_onnx_metadata
+
+        embed_onnx_metadata(Path(path), contract)
+
+    def selective(self, source, calibration, recipe, ctx: BuildContext, built: Sequence[Built] = ()):
+        """QDQ builds over the fused fp32 graph compress quantizes (`built`'s fp32, else prepared
+        from the source exactly as `build` prepares it), with the plain INT8 build's settings."""
+        from edgekit.backends.onnx.artifacts import prepare_fp32
+        from edgekit.backends.onnx.quantize import rebuild_options
+        from edgekit.backends.onnx.selective import OnnxSelective
+
+        fp32 = next((b.path for b in built if b.precision == "fp32"), None)
+        if fp32 is None:
+            ctx.on_step("preparing the fused ONNX graph")
+            fp32 = ctx.workdir / "model_fp32.onnx"
+            prepare_fp32(source.onnx(ctx.workdir, ctx.on_step), fp32, calibration_factory=calibration,
+                         input_shapes={spec.name: list(spec.shape) for spec in source.inputs})
+        int8 = next((b for b in built if b.precision == "int8"), None)
+        if int8 is not None:
+            options = rebuild_options(int8.details["steps"]["quantization"])
         else:
-            on_step("building tensorrt plan" + (f" on {device.name}" if device else ""))
-            plan = build_tensorrt_plan(built[0].path, stage, calibration_factory=calibration,
-                                       method=method, device=device, trtexec=getattr(device, "trtexec", None))
-            details = {k: plan[k] for k in ("quantization", "calibration_cache", "trtexec_command",
-                                             "trtexec_command_implicit_int8", "engine")}
-            details["calibration_cache"]["path"] = Path(details["calibration_cache"]["path"]).name
-            built.append(_built(plan["name"], "tensorrt", "int8", Path(plan["path"]), details))
-            if not plan["engine"].get("built"):
-                notes.append(f"tensorrt: engine not built: {plan['engine'].get('reason')}")
-    return built, fusion, notes
+            method = recipe.calibration.method
+            options = {"method": "minmax" if method == "auto" else method, "per_channel": recipe.int8.per_channel}
+        return OnnxSelective(fp32, calibration, source.layer_names, options=options)
+
+
+TARGET = OnnxTarget()

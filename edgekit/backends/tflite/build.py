@@ -49,13 +49,13 @@ def build_tflite(saved_dir: Path, precision: str, calibration: CalibrationFactor
             warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
             flatbuffer = bytes(converter.convert())
     except Exception as err:  # the converter raises ConverterError, RuntimeError, ValueError...
-        raise ConversionError(f"TFLite {precision} conversion failed: {_condense(err)}", saved_dir) from None
+        raise ConversionError(f"TFLite {precision} conversion failed: {converter_error(err)}", saved_dir) from None
     if chatter and chatter[0].strip():
         logging.getLogger("edgekit").debug("converter (%s): %s", precision, chatter[0].strip())
     return flatbuffer
 
 
-def _condense(err: Exception) -> str:
+def converter_error(err: Exception) -> str:
     """The converter's first meaningful error line (it prints whole MLIR dumps)."""
     lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
     for line in lines:

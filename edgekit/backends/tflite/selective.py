@@ -24,7 +24,7 @@ from edgekit.backends.selective import QuantNode, TempModelFiles, keras_layer, u
 from edgekit.errors import ConversionError, UsageError
 from edgekit.quiet import native_stderr_captured, native_stdout_to_stderr
 from edgekit.recipe.schema import Int8
-from edgekit.backends.tflite.build import CalibrationFactory, _condense
+from edgekit.backends.tflite.build import CalibrationFactory, converter_error
 from edgekit.sources.tensorflow import scope_of
 
 # Ops that only move or reshape data: keeping them in float never helps accuracy.
@@ -76,7 +76,7 @@ class TfliteSelective:
                 self.debugger = tf.lite.experimental.QuantizationDebugger(
                     converter=converter, debug_options=self._options([], []))
         except Exception as err:
-            raise ConversionError(f"TFLite calibration failed: {_condense(err)}", saved_dir) from None
+            raise ConversionError(f"TFLite calibration failed: {converter_error(err)}", saved_dir) from None
         self._nodes: list[QuantNode] | None = None
 
     @property
@@ -121,7 +121,7 @@ class TfliteSelective:
                 self.debugger.options = self._options(float_nodes, float_ops)
                 return bytes(self.debugger.get_nondebug_quantized_model())
         except Exception as err:
-            raise ConversionError(f"TFLite selective quantization failed: {_condense(err)}",
+            raise ConversionError(f"TFLite selective quantization failed: {converter_error(err)}",
                                   self.saved_dir) from None
 
     def quantization(self, float_nodes: Sequence[str] = ()) -> dict:
@@ -139,15 +139,11 @@ class TfliteSelective:
 
         return TfliteRunner(str(self._files.write(model)), threads)
 
+    def layer_errors(self, feeds):
+        """Per-layer error of the INT8 model vs float on `feeds` (edgekit.validate.layer_error)."""
+        from edgekit.backends.tflite.debugger import tflite_layer_errors
+
+        return tflite_layer_errors(self, feeds)
+
     def close(self) -> None:
         self._files.close()
-
-
-def build_tflite_selective(saved_dir: Path, calibration: CalibrationFactory, int8: Int8 | None = None,
-                           denylisted_nodes: Sequence[str] = (), denylisted_ops: Sequence[str] = ()) -> bytes:
-    """One INT8 flatbuffer with the given nodes (output tensor names) / op types kept in float."""
-    selective = TfliteSelective(saved_dir, calibration, int8)
-    try:
-        return selective.build(denylisted_nodes, denylisted_ops)
-    finally:
-        selective.close()

@@ -1,33 +1,68 @@
-"""The TFLite target: one flatbuffer per precision, its op inventory and the fusion report."""
+"""The TFLite target: one flatbuffer per precision from the fixed SavedModel, its op inventory,
+the fusion report, the preprocessing metadata, and the selective builder (QuantizationDebugger)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional, Sequence
 
-from edgekit.recipe.schema import Recipe
-from edgekit.backends.base import Built
-from edgekit.sources.base import PreparedSource
+from edgekit.backends.base import Built, BuildContext, BuildResult
 
 
-def build_all(source: PreparedSource, recipe: Recipe, calibration, stage: Path, on_step):
-    """([Built per precision], {"tflite": fusion}) for the recipe's precisions, written into `stage`."""
-    from edgekit.backends.tflite.build import build_tflite
-    from edgekit.backends.tflite.fusion import fusion_groups, source_layers
-    from edgekit.backends.tflite.inspect import compression, compute_dtypes, op_counts, read_ops
+class TfliteTarget:
+    name = "tflite"
+    formats = (".tflite",)
+    precisions = ("fp32", "fp16", "dynamic", "int8")
+    needs = "savedmodel"
+    upstream = None
+    baseline = "tflite"
+    uses_device = False
+    runs_on_host = True
 
-    built, fusion = [], {}
-    layers, source_counts = source_layers(source.saved_dir)
-    for precision in recipe.precisions:
-        on_step(f"building tflite {precision}")
-        flatbuffer = build_tflite(source.saved_dir, precision, calibration, recipe.int8)
-        name = f"model_{precision}.tflite"
-        (stage / name).write_bytes(flatbuffer)
-        ops = read_ops(flatbuffer)
-        details = {"io_dtype": recipe.int8.io_dtype} if precision == "int8" else {}
-        built.append(Built(name, "tflite", precision, stage / name, details, op_counts(ops), compute_dtypes(ops),
-                           compression(ops)))
-        if precision == "fp32":
-            fusion["tflite"] = {"source_op_counts": source_counts, "target_op_counts": op_counts(ops),
-                                "groups": fusion_groups(layers, ops)}
-    return built, fusion
+    def build(self, source, recipe, calibration, ctx: BuildContext) -> BuildResult:
+        """One `model_<precision>.tflite` per recipe precision; the fp32 build's op groups are the fusion report."""
+        from edgekit.backends.tflite.build import build_tflite
+        from edgekit.backends.tflite.fusion import fusion_groups, source_layers
+        from edgekit.backends.tflite.inspect import compression, compute_dtypes, op_counts, read_ops
 
+        result = BuildResult()
+        layers, source_counts = source_layers(source.saved_dir)
+        for precision in recipe.precisions:
+            ctx.on_step(f"building tflite {precision}")
+            flatbuffer = build_tflite(source.saved_dir, precision, calibration, recipe.int8)
+            name = f"model_{precision}.tflite"
+            (ctx.stage / name).write_bytes(flatbuffer)
+            ops = read_ops(flatbuffer)
+            details = {"io_dtype": recipe.int8.io_dtype} if precision == "int8" else {}
+            result.built.append(Built(name, self.name, precision, ctx.stage / name, details, op_counts(ops),
+                                      compute_dtypes(ops), compression(ops)))
+            if precision == "fp32":
+                result.fusion = {"source_op_counts": source_counts, "target_op_counts": op_counts(ops),
+                                 "groups": fusion_groups(layers, ops)}
+        return result
+
+    def runner(self, path: Path, threads: Optional[int] = None):
+        from edgekit.runtime.tflite import TfliteRunner
+
+        return TfliteRunner(str(path), threads)
+
+    def inspect(self, path: Path) -> tuple[dict, dict, dict]:
+        from edgekit.backends.tflite.inspect import compression, compute_dtypes, op_counts, read_ops
+
+        ops = read_ops(Path(path).read_bytes())
+        return op_counts(ops), compute_dtypes(ops), compression(ops)
+
+    def embed_contract(self, path: Path, contract) -> None:
+        from edgekit.backends.tflite.metadata import embed
+
+        embed(Path(path), contract)
+
+    def selective(self, source, calibration, recipe, ctx: BuildContext, built: Sequence[Built] = ()):
+        """Calibrates the fixed SavedModel once (the plain INT8 build's own converter settings)."""
+        from edgekit.backends.tflite.selective import TfliteSelective
+
+        ctx.on_step("calibrating")
+        return TfliteSelective(source.saved_dir, calibration, recipe.int8, source.layer_names)
+
+
+TARGET = TfliteTarget()

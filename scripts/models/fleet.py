@@ -1,4 +1,5 @@
-"""A fleet of tiny real Keras models (different widths) with .npy calibration data and FLEET.yaml."""
+"""A fleet of tiny real Keras models (different widths), .npy calibration data and FLEET.yaml
+(tests/fleet and python -m scripts.bench.executor)."""
 
 from __future__ import annotations
 

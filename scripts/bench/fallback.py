@@ -3,10 +3,10 @@ MobileNetV3-Small (weights=None, 96x96) and on a real pretrained MobileNetV3 (Pa
 direction classifier, ONNX from paddle2onnx, through the CLI; skipped when rapidocr-onnxruntime,
 which ships it, is not installed).
 
-    python scripts/bench_fallback.py [--out FILE.json] [--targets tflite,onnx] [--skip-mobilenet]
+    python -m scripts.bench.fallback [--out FILE.json] [--targets tflite,onnx] [--skip-mobilenet]
                                      [--skip-hostile] [--skip-paddle] [--time-budget SECONDS]
 
-The hostile model is the digits CNN of make_models.py with a planted pair of 1x1 convs,
+The hostile model (scripts/models/hostile.py) is the digits CNN of make_models.py with a planted pair of 1x1 convs,
 `outlier_up` (channel 0 times OUTLIER_GAIN) and `outlier_down` (its inverse): the float model is
 unchanged, but the tensor between them holds one channel OUTLIER_GAIN times larger than the
 others, so its per-tensor INT8 scale flattens every other channel. Trained on sklearn's digits.
@@ -18,69 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-OUTLIER_GAIN = 1000.0
-PLANTED = ("outlier_up", "outlier_down")
-
-
-def _channel_gain(channels: int, gain: float) -> np.ndarray:
-    """A 1x1 conv kernel that passes every channel through and multiplies channel 0 by `gain`."""
-    kernel = np.eye(channels, dtype=np.float32).reshape(1, 1, channels, channels)
-    kernel[0, 0, 0, 0] = gain
-    return kernel
-
-
-def hostile_digits_cnn(seed: int = 0, epochs: int = 15, gain: float = OUTLIER_GAIN):
-    """The digits CNN with the planted outlier pair after relu1, trained on the non-holdout digits."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
-    from tests.conftest import load_script
-
-    make_models = load_script("make_models")
-    keras.utils.set_random_seed(seed)
-    images, labels = make_models.digits_images()
-    x = images[:-make_models.HOLDOUT, :, :, None].astype(np.float32) / 255.0
-    y = labels[:-make_models.HOLDOUT]
-    layers = keras.layers
-    inputs = keras.Input((8, 8, 1), name="image")
-    h = layers.Conv2D(16, 3, padding="same", use_bias=False, name="conv1")(inputs)
-    h = layers.BatchNormalization(name="bn1")(h)
-    h = layers.ReLU(6.0, name="relu1")(h)
-    h = layers.Conv2D(16, 1, use_bias=False, trainable=False, name="outlier_up")(h)
-    h = layers.Conv2D(16, 1, use_bias=False, trainable=False, name="outlier_down")(h)
-    h = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw2")(h)
-    h = layers.BatchNormalization(name="bn2")(h)
-    h = layers.ReLU(6.0, name="relu2")(h)
-    h = layers.Conv2D(32, 1, use_bias=False, name="pw2")(h)
-    h = layers.BatchNormalization(name="bn3")(h)
-    h = layers.ReLU(name="relu3")(h)
-    h = layers.MaxPooling2D(2, name="pool")(h)
-    h = layers.Flatten(name="flatten")(h)
-    outputs = layers.Dense(10, activation="softmax", name="probs")(h)
-    model = keras.Model(inputs, outputs, name="hostile_cnn")
-    model.get_layer("outlier_up").set_weights([_channel_gain(16, gain)])
-    model.get_layer("outlier_down").set_weights([_channel_gain(16, 1 / gain)])
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
-    model.fit(x, y, epochs=epochs, batch_size=64, verbose=0, shuffle=True)
-    return model
-
-
-def save_hostile(out_dir: Path, **kwargs) -> Path:
-    """Train and save OUT/hostile.keras."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "hostile.keras"
-    hostile_digits_cnn(**kwargs).save(path)
-    return path
 
 
 def _mobilenet(out_dir: Path) -> Path:
@@ -109,32 +52,25 @@ def _random_images(out_dir: Path, count: int = 160) -> Path:
 def bench_model(name: str, model_path: Path, recipe, budget, target: str, max_float_layers: int,
                 time_budget_s: float) -> dict:
     """One row: FP32 vs plain INT8 vs fallback INT8 (metrics, float layers, size, p50 latency)."""
-    from edgekit.backends.selective import keras_layer_names
-    from edgekit.debug.fallback import run_fallback
-    from edgekit.backends.onnx.selective import OnnxSelective, float_onnx
-    from edgekit.debug.scoring import Evaluator
-    from edgekit.backends.tflite.selective import TfliteSelective
-    from edgekit.model.checks import check_model_path
+    from edgekit import backends, sources
+    from edgekit.backends.base import BuildContext
     from edgekit.calibration.dataset import load_dataset
-    from edgekit.sources.tensorflow import export_fixed_savedmodel, reference_fn
+    from edgekit.debug.fallback import run_fallback
+    from edgekit.debug.scoring import Evaluator
+    from edgekit.model.checks import check_model_path
 
     work = Path(tempfile.mkdtemp(prefix="bench-fallback-"))
-    names = keras_layer_names(model_path)
+    source = sources.prepare(check_model_path(model_path), work, {}, False)
+    data = load_dataset(recipe, source.inputs)
+    reference = source.reference
+    # the same selective builder compress's fallback and `edgekit debug` search with
+    backend = backends.get(target).selective(source, data.calibration_factory(), recipe, BuildContext(work, work))
     if target == "tflite":
-        exported = export_fixed_savedmodel(check_model_path(model_path), work, {})
-        data = load_dataset(recipe, exported.inputs)
-        backend = TfliteSelective(exported.saved_dir, data.calibration_factory(), recipe.int8, names)
-        reference = reference_fn(exported.saved_dir)
         from edgekit.backends.tflite.build import build_tflite
 
-        fp32 = build_tflite(exported.saved_dir, "fp32")
+        fp32 = build_tflite(source.saved_dir, "fp32")
     else:
-        fp32_path = float_onnx(model_path, work)
-        backend = OnnxSelective(fp32_path, None, layer_names=names)
-        data = load_dataset(recipe, backend.input_specs())
-        backend.calibration = data.calibration_factory()
-        reference = backend.reference()
-        fp32 = fp32_path.read_bytes()
+        fp32 = backend.fp32_path.read_bytes()
     evaluator = Evaluator(data.validation_feeds, [reference(f) for f in data.validation_feeds], data.labels,
                           runs=50, warmup_runs=10)
     start = time.perf_counter()
@@ -168,9 +104,7 @@ def bench_paddle_classifier(work: Path, budget_flags: list[str], time_budget_s: 
     its report's fallback steps."""
     import subprocess
 
-    from tests.conftest import load_script
-
-    text_lines = load_script("text_lines")
+    from scripts.models import text_lines
     models = text_lines.paddle_models()
     if models is None:
         print("rapidocr-onnxruntime is not installed: no PaddleOCR row", file=sys.stderr)
@@ -224,7 +158,8 @@ def main() -> None:
     args = parser.parse_args()
     from edgekit.debug.scoring import Budget
     from edgekit.recipe.schema import Recipe
-    from tests.conftest import DIGITS_DATA
+    from scripts.models import DIGITS_DATA
+    from scripts.models.hostile import save_hostile
 
     work = Path(tempfile.mkdtemp(prefix="bench-fallback-"))
     digits = Recipe.model_validate({"precisions": ["int8"], "preprocess": {"color": "grayscale"},

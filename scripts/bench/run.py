@@ -1,13 +1,13 @@
 """Benchmark: edgekit against the raw libraries it wraps, measured in one run.
 
-    python scripts/bench.py [--quick] [--out bench-out/bench.json] [--keep DIR] [--skip-onnx]
-    python scripts/bench.py --render bench-out/bench.json      # re-print the table of a saved run
+    python -m scripts.bench [--quick] [--out bench-out/bench.json] [--keep DIR] [--skip-onnx]
+    python -m scripts.bench --render bench-out/bench.json      # re-print the table of a saved run
 
 Models (built here, nothing downloaded): keras MobileNetV2(weights=None) at 224x224 (96x96 with
 --quick; logits output and BatchNorm statistics re-estimated on synthetic images, else its
 activations vanish and INT8 quality is unmeasurable: see bench_data.save_mobilenet) and the digits
-CNN of scripts/make_models.py (trained on sklearn's digits). Calibration
-images for MobileNetV2 are seeded synthetic PNGs (scripts/bench_data.py) in a temporary
+CNN of scripts/models/make_models.py (trained on sklearn's digits). Calibration
+images for MobileNetV2 are seeded synthetic PNGs (scripts/bench/data.py) in a temporary
 directory; digits use calibration_data/digits. Sections, each measured in this run:
 
 - TFLite: `edgekit compress` (the CLI, a subprocess, cold cache) vs a subprocess running
@@ -47,13 +47,10 @@ from pathlib import Path
 
 import numpy as np
 
-SCRIPTS = Path(__file__).resolve().parent
-ROOT = SCRIPTS.parent
-sys.path.insert(0, str(SCRIPTS))
-import bench_data  # noqa: E402  (a sibling script)
-from bench_children import CHILDREN  # noqa: E402  (the jobs run by `--child`)
-from bench_table import LATENCY_MARGIN, build_rows, paired_ratio, render_markdown, summary  # noqa: E402,F401
-
+from scripts.bench import data as bench_data
+from scripts.bench.children import CHILDREN  # the jobs run by `--child`
+from scripts.bench.table import LATENCY_MARGIN, build_rows, paired_ratio, render_markdown, summary  # noqa: F401
+from scripts.models import ROOT
 
 
 @dataclass(frozen=True)
@@ -134,7 +131,7 @@ def run_measured(argv: list[str], env: dict, sample_s: float = 0.02) -> Measured
     Not wait4's ru_maxrss: a child forked from this (large) process reports this process's RSS.
     """
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[tuple[float, str]] = []
     out: list[str] = []
     tree_peak, process_peak = [0], {}
@@ -199,7 +196,7 @@ def child(kind: str, job: dict, workdir: Path, env: dict) -> tuple[dict, Measure
     job_path, result_path = workdir / f"{kind}.job.json", workdir / f"{kind}.result.json"
     job_path.write_text(json.dumps(job))
     result_path.unlink(missing_ok=True)
-    measured = run_measured([sys.executable, str(Path(__file__).resolve()), "--child", kind, str(job_path),
+    measured = run_measured([sys.executable, "-m", "scripts.bench", "--child", kind, str(job_path),
                              str(result_path)], env)
     if measured.rc != 0 or not result_path.is_file():
         raise RuntimeError(f"{kind} child failed (exit {measured.rc}): {measured.tail()}")

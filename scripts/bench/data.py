@@ -1,4 +1,4 @@
-"""Inputs for scripts/bench.py: models and calibration images, all generated here (no downloads).
+"""Inputs for scripts/bench/run.py: models and calibration images, all generated here (no downloads).
 
 - `write_images(folder, count, size)`: seeded RGB PNGs (smooth gradients + low-frequency blobs +
   pixel noise), named img_00000.png...; the same (seed, index) always gives the same image.
@@ -6,21 +6,20 @@
   (PIL + numpy: convert colour, resize bilinear, x * scale + offset, batch of 1, float32).
 - `save_mobilenet(out, size)`: keras MobileNetV2(weights=None), logits output, BatchNorm statistics
   re-estimated on synthetic images (see its docstring), as a SavedModel (and .keras).
-- `save_digits(out)`: the digits CNN of scripts/make_models.py (trained on sklearn's digits).
+- `save_digits(out)`: the digits CNN of scripts/models/make_models.py (trained on sklearn's digits).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import importlib.util
 import io
 import os
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 DIGITS_DATA = ROOT / "calibration_data" / "digits"
 
 
@@ -117,10 +116,9 @@ def save_mobilenet(out_dir: Path, size: int = 224, seed: int = 0, bn_images: int
 
 
 def save_digits(out_dir: Path) -> dict[str, Path]:
-    """The trained digits CNN of scripts/make_models.py: SavedModel + .keras."""
+    """The trained digits CNN of scripts/models/make_models.py: SavedModel + .keras."""
     _quiet_tensorflow()
-    spec = importlib.util.spec_from_file_location("make_models", ROOT / "scripts" / "make_models.py")
-    make_models = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make_models)
+    from scripts.models import make_models
+
     keras_path, saved = make_models.save_digits(out_dir)
     return {"keras": keras_path, "savedmodel": saved}

@@ -1,4 +1,4 @@
-"""The child jobs of scripts/bench.py, each run as `bench.py --child KIND JOB RESULT` in its own
+"""The child jobs of scripts/bench/run.py, each run as `python -m scripts.bench --child KIND JOB RESULT` in its own
 process (so its wall time and peak RSS are measured alone): the raw-library baselines and
 edgekit's ONNX family. A job is a JSON dict; the result is the JSON dict a job returns."""
 
@@ -7,7 +7,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import bench_data
+from scripts.bench import data as bench_data
+
 
 def _loader(job: dict):
     size, color, scale, offset = tuple(job["size"]), job["color"], job["scale"], job["offset"]

@@ -1,11 +1,11 @@
 """Benchmark: serial vs the local process pool, in one run (not a timed test).
 
-    python scripts/bench_executor.py [--jobs 2] [--models 8] [--skip-fleet] [--skip-sensitivity]
+    python -m scripts.bench.executor [--jobs 2] [--models 8] [--skip-fleet] [--skip-sensitivity]
 
 1. `edgekit batch` on a fleet of 8 tiny Keras models (INT8 with .npy calibration, no devices):
    a pool of 1 worker (serial: one build after another, as `compress` runs them) vs `--jobs N`.
 2. The sensitivity ranking (both passes, the first 32 held-out samples, as the fallback search
-   runs it) of bench_fallback.py's INT8-hostile digits CNN: in-process serial vs N pool workers
+   runs it) of the INT8-hostile digits CNN (scripts/models/hostile.py): in-process serial vs N pool workers
    (each opens its own calibrated backend once); the two rankings must be identical.
 Targets: pool <= 0.6x serial on 2 cores. Prints the machine's load average before and after, since
 the cores may be shared.
@@ -15,21 +15,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))  # bench_fallback: the hostile model
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def bench_fleet(work: Path, count: int, jobs: int) -> dict:
     from edgekit.executor.pool import PoolExecutor
     from edgekit.fleet.run import run_fleet
-    from tests.fleet.models import write_fleet
+    from scripts.models.fleet import write_fleet
 
     fleet = write_fleet(work, count)
     seconds = {}
@@ -43,8 +39,6 @@ def bench_fleet(work: Path, count: int, jobs: int) -> dict:
 
 
 def bench_sensitivity(work: Path, jobs: int) -> dict:
-    from bench_fallback import save_hostile
-
     from edgekit.backends.selective import keras_layer_names
     from edgekit.backends.tflite.selective import TfliteSelective
     from edgekit.calibration.dataset import load_dataset
@@ -56,7 +50,8 @@ def bench_sensitivity(work: Path, jobs: int) -> dict:
     from edgekit.model.checks import check_model_path
     from edgekit.recipe.schema import Recipe
     from edgekit.sources.tensorflow import export_fixed_savedmodel, reference_fn
-    from tests.conftest import DIGITS_DATA
+    from scripts.models import DIGITS_DATA
+    from scripts.models.hostile import save_hostile
 
     model = save_hostile(work)
     recipe = Recipe.model_validate({"precisions": ["int8"], "preprocess": {"color": "grayscale"},

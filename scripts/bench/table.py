@@ -1,6 +1,6 @@
 """The benchmark's table: rows with PASS/MISS against the targets, rendered as Markdown.
 
-Used by scripts/bench.py; kept apart so the measuring script stays readable.
+Used by scripts/bench/run.py; kept apart so the measuring script stays readable.
 """
 
 from __future__ import annotations

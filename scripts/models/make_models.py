@@ -1,7 +1,7 @@
 """Small real models for the demo, the tests and the benchmark (nothing is downloaded).
 
-    python scripts/make_models.py digits OUT_DIR      # CNN trained on sklearn's bundled digits
-    python scripts/make_models.py calibration-data    # (re)writes calibration_data/digits
+    python -m scripts.models.make_models digits OUT_DIR      # CNN trained on sklearn's bundled digits
+    python -m scripts.models.make_models calibration-data    # (re)writes calibration_data/digits
 
 The digits split: the last HOLDOUT images of sklearn's digits are the shipped calibration
 set (calibration_data/digits); the model trains on the others only.
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 HOLDOUT = 400
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def digits_images() -> tuple[np.ndarray, np.ndarray]:
