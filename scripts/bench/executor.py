@@ -39,7 +39,6 @@ def bench_fleet(work: Path, count: int, jobs: int) -> dict:
 
 
 def bench_sensitivity(work: Path, jobs: int) -> dict:
-    from edgekit.backends.selective import keras_layer_names
     from edgekit.backends.tflite.selective import TfliteSelective
     from edgekit.calibration.dataset import load_dataset
     from edgekit.debug.fallback import SENSITIVITY_SAMPLES
@@ -49,7 +48,7 @@ def bench_sensitivity(work: Path, jobs: int) -> dict:
     from edgekit.executor.pool import PoolExecutor
     from edgekit.model.checks import check_model_path
     from edgekit.recipe.schema import Recipe
-    from edgekit.sources.tensorflow import export_fixed_savedmodel, reference_fn
+    from edgekit.sources.tensorflow import export_fixed_savedmodel, keras_layer_names, reference_fn
     from scripts.models import DIGITS_DATA
     from scripts.models.hostile import save_hostile
 
