@@ -104,11 +104,19 @@ def _publish(staging: Path, dest: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output_dir(dest: str | Path):
-    """Yield a staging directory that replaces `dest` as a whole when the block succeeds."""
+def atomic_output_dir(dest: str | Path, final: bool = False):
+    """Yield a staging directory that replaces `dest` as a whole when the block succeeds.
+
+    The swap runs with SIGINT/SIGTERM held (edgekit.interrupts): an interrupt that arrived before
+    it cancels the swap. final=True [default False]: `dest` is the run's result, and in the CLI
+    the signals stay held after the swap, so a Ctrl-C that comes too late cannot turn a finished
+    run into exit 130 or end it by the signal."""
+    from edgekit import interrupts
+
     dest = Path(dest).absolute()
     parent = dest.parent
     staging = None
+    was_held = interrupts.held()
     try:
         try:
             parent.mkdir(parents=True, exist_ok=True)
@@ -118,11 +126,25 @@ def atomic_output_dir(dest: str | Path):
         except OSError as err:
             raise OutputError(f"cannot write output here ({err.strerror})", dest) from None
         yield staging
+        interrupts.hold()
         _publish(staging, dest)
     except BaseException:
         if staging is not None:
             remove_tree(staging)
         raise
+    finally:
+        if not (was_held or (final and interrupts.installed())):
+            interrupts.release()  # one that came during the swap is raised now, after it
+
+
+@contextlib.contextmanager
+def work_dir(prefix: str = "edgekit-work-"):
+    """A temporary directory (system temp dir) removed at the end even under a second Ctrl-C."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        remove_tree(path)
 
 
 def remove_tree(path: Path) -> None:

@@ -8,10 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_system_deps.sh
 PY=$(scripts/setup.sh)
+"$PY" -m pip install -q -e ".[ray]" >&2   # the two-node Ray fleet test (tests/fleet/test_ray_fleet.py)
 "$PY" -m pytest -q -m slow
 CI=${CI:-1} "$PY" -m pytest -q -s -m zoo tests/zoo   # CI set: a missing zoo wheel fails, not skips
 "$PY" -m pytest -q -m arm64 tests/arm64   # the emulated aarch64 board (scripts/arm64_board.sh)
 if [ "${1:-}" != "--no-bench" ]; then
   "$PY" -m scripts.bench --out bench-out/bench.json
   "$PY" scripts/bench/fallback.py
+  "$PY" -m scripts.bench.executor
 fi

@@ -25,6 +25,7 @@ class CliResult:
 @pytest.fixture
 def edgekit_cli(capfd):
     """Run `edgekit ARGS` in-process; returns CliResult(code, stdout, stderr)."""
+    from edgekit import interrupts
     from edgekit.cli import main
 
     def run(*args) -> CliResult:
@@ -34,6 +35,8 @@ def edgekit_cli(capfd):
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            interrupts.reset()  # main() leaves Ctrl-C held, as the process it expects to end
         captured = capfd.readouterr()
         return CliResult(code, captured.out, captured.err)
 

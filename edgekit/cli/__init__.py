@@ -6,12 +6,11 @@ Subcommands are imported only when invoked, so `edgekit --help` never imports Te
 from __future__ import annotations
 
 import importlib
-import signal
 import sys
 
 import click
 
-from edgekit import __version__
+from edgekit import __version__, interrupts
 from edgekit.errors import EdgekitError, Interrupted
 
 # command name -> "module:attribute"; one module per command.
@@ -23,6 +22,7 @@ COMMANDS = {
     "compare": "edgekit.cli.compare:compare",
     "debug": "edgekit.cli.debug:debug",
     "cache": "edgekit.cli.cache:cache",
+    "batch": "edgekit.cli.batch:batch",
 }
 
 SHORT_HELP = {
@@ -33,6 +33,7 @@ SHORT_HELP = {
     "compare": "Compare artifacts' outputs across backends.",
     "debug": "Per-layer INT8 error report.",
     "cache": "Inspect or clear the build cache.",
+    "batch": "Compress and bench a fleet of models x devices (local pool or Ray).",
 }
 
 
@@ -79,25 +80,35 @@ def one_line(text: str) -> str:
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; turn every EdgekitError into one line on stderr and its exit code."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+def _outcome(argv: list[str] | None) -> tuple[int, str | None]:
+    """Run the command; (exit code, line for stderr or None). Every EdgekitError becomes one line."""
     try:
         code = cli.main(args=argv, prog_name="edgekit", standalone_mode=False)
     except EdgekitError as err:
-        click.echo(f"edgekit: error: {one_line(str(err))}", err=True)
-        sys.exit(err.exit_code)
-    except click.exceptions.Abort:
-        click.echo("edgekit: interrupted", err=True)
-        sys.exit(Interrupted.exit_code)
-    except KeyboardInterrupt:
-        click.echo("edgekit: interrupted", err=True)
-        sys.exit(Interrupted.exit_code)
+        return err.exit_code, f"edgekit: error: {one_line(str(err))}"
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        return Interrupted.exit_code, "edgekit: interrupted"
     except click.ClickException as err:
         err.show()
-        sys.exit(err.exit_code)
-    sys.exit(code if isinstance(code, int) else 0)
+        return err.exit_code, None
+    return (code if isinstance(code, int) else 0), None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; turn every EdgekitError into one line on stderr and its exit code.
+
+    Ctrl-C and SIGTERM exit 130 (edgekit.interrupts): once the outcome is known they are held, so
+    a late one can neither end the process by the signal nor change the exit code."""
+    try:
+        try:
+            interrupts.install()
+            code, message = _outcome(argv)
+        except KeyboardInterrupt:  # one that landed while the outcome was being mapped
+            code, message = Interrupted.exit_code, "edgekit: interrupted"
+        interrupts.hold()
+    except KeyboardInterrupt:  # one that landed between the two lines above
+        interrupts.hold()
+        code, message = Interrupted.exit_code, "edgekit: interrupted"
+    if message:
+        click.echo(message, err=True)
+    sys.exit(code)

@@ -110,7 +110,7 @@ def bench(build, devices, inventory, threads, runs, warmup, duration, affinity, 
                            references=HostReferences(inputs, HARNESS) if accuracy else None)
     tick, stop = _progress(len(artifacts) * len(targets), quiet or as_json)
     try:
-        with atomic_output_dir(out) as staging:
+        with atomic_output_dir(out, final=True) as staging:
             options.outputs_dir = staging / "outputs"
             report = run_bench(str(build), artifacts, targets, options, max_latency_ms,
                                f"{latency_stat}_ms", min_speedup, tick=tick)

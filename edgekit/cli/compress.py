@@ -96,7 +96,10 @@ def compress(ctx, model, out, recipe, trust_model, devices, inventory, no_cache,
         click.echo(render_markdown(report))
         click.echo(f"wrote {out}/ (report.json, report.md, report.html)" + (" from the cache" if cached else ""))
     if devices:  # same measurements as `edgekit bench OUT --device ...`, into OUT/bench
+        from edgekit import interrupts
         from edgekit.cli.bench import bench
+
+        interrupts.release()  # held since OUT was committed; a Ctrl-C from here interrupts the bench
 
         ctx.invoke(bench, build=Path(out), devices=devices, inventory=inventory, threads=resolved.validation.threads,
                    as_json=False, quiet=quiet)

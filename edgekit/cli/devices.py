@@ -148,3 +148,18 @@ def add(name, serial, dest, local, python, workdir, threads, cpu_affinity, bench
     path = Path(inventory) if inventory else (find_inventory() or user_inventory_path())
     add_device(path, name, entry, replace=replace)
     click.echo(f"added {name} ({entry.kind} {entry.address or ''}) to {path}".replace(" )", ")"))
+
+
+@devices.command("ray-resources")
+@click.argument("names", nargs=-1, required=True)
+@_inventory_option
+def ray_resources(names, inventory):
+    """Print the `ray start --resources` JSON for the node that reaches device(s) NAMES, so their
+    benches in `edgekit batch --ray` run there, one at a time."""
+    from edgekit.devices.inventory import load_inventory, resolve
+    from edgekit.executor.ray import device_resources
+
+    inv, source = load_inventory(inventory)
+    for name in names:
+        resolve(inv, name, source)  # an unknown name is a usage error naming the inventory
+    click.echo(device_resources(names))

@@ -40,25 +40,47 @@ class NodeSensitivity:
         return asdict(self)
 
 
+def serial(backend, evaluator: Evaluator):
+    """Evaluate float-node sets one after another in this process (the default `evaluate_many`)."""
+    def evaluate_many(float_sets):
+        return [evaluator.accuracy(backend, backend.build(list(s))) for s in float_sets]
+    evaluate_many.width = 1
+    return evaluate_many
+
+
 def measure_sensitivity(backend, evaluator: Evaluator, nodes: Sequence[QuantNode] | None = None, *,
                         modes: Sequence[str] = MODES, deadline: float | None = None,
-                        on_step=lambda s: None) -> tuple[list[NodeSensitivity], float]:
-    """(nodes ranked by score, full-INT8 output noise fraction)."""
+                        on_step=lambda s: None, evaluate_many=None) -> tuple[list[NodeSensitivity], float]:
+    """(nodes ranked by score, full-INT8 output noise fraction).
+
+    evaluate_many: maps a list of float-node-id lists to their AccuracyReports, `width` nodes'
+    candidates at a time (edgekit.debug.parallel: an executor) [default: `serial`, one node at a
+    time]; the deadline is checked between batches."""
     nodes = list(nodes if nodes is not None else backend.nodes())
+    evaluate_many = evaluate_many or serial(backend, evaluator)
     all_ids = [n.id for n in nodes]
     baseline = noise_fraction(evaluator.accuracy(backend, backend.build()))
     results = [NodeSensitivity(n.id, n.layer, n.op_type, n.index) for n in nodes]
-    for i, (node, result) in enumerate(zip(nodes, results)):
+    width = max(1, getattr(evaluate_many, "width", 1))
+    for start in range(0, len(nodes), width):
         if deadline is not None and time.monotonic() > deadline:
             break
-        on_step(f"sensitivity {i + 1}/{len(nodes)}: {node.layer}")
-        if "quant_alone" in modes and len(nodes) > 1:
-            acc = evaluator.accuracy(backend, backend.build([x for x in all_ids if x != node.id]))
-            result.quant_alone_sqnr_db, result.quant_alone_noise = acc.sqnr_db, noise_fraction(acc)
-        if "float_alone" in modes:
-            acc = evaluator.accuracy(backend, backend.build([node.id]))
-            result.float_alone_sqnr_db = acc.sqnr_db
-            result.float_alone_gain = baseline - noise_fraction(acc)
-        result.score = max(result.quant_alone_noise or 0.0, result.float_alone_gain or 0.0)
+        on_step(f"sensitivity {start + 1}/{len(nodes)}: {nodes[start].layer}")
+        float_sets, slots = [], []
+        for node, result in zip(nodes[start:start + width], results[start:start + width]):
+            if "quant_alone" in modes and len(nodes) > 1:
+                float_sets.append([x for x in all_ids if x != node.id])
+                slots.append((result, "quant_alone"))
+            if "float_alone" in modes:
+                float_sets.append([node.id])
+                slots.append((result, "float_alone"))
+        for (result, mode), acc in zip(slots, evaluate_many(float_sets)):
+            if mode == "quant_alone":
+                result.quant_alone_sqnr_db, result.quant_alone_noise = acc.sqnr_db, noise_fraction(acc)
+            else:
+                result.float_alone_sqnr_db = acc.sqnr_db
+                result.float_alone_gain = baseline - noise_fraction(acc)
+        for result in results[start:start + width]:
+            result.score = max(result.quant_alone_noise or 0.0, result.float_alone_gain or 0.0)
     ranked = sorted(results, key=lambda r: (-r.score, r.index))
     return ranked, baseline

@@ -1,18 +1,19 @@
 """The compress pipeline: load -> fix shapes -> calibration split -> build -> validate -> report.
 
-Everything is written into a staging directory that replaces OUT as a whole at the end
-(`edgekit.fsutil.atomic_output_dir`); manifest.json is written last. A missed gate raises
-GateFailed after the complete output is in place.
+The worker writes everything into a staging directory that the calling process creates and,
+once the build is cached, swaps for OUT as a whole (`edgekit.fsutil.atomic_output_dir`, the run's
+commit point); manifest.json is written last. A missed gate raises GateFailed after the complete
+output is in place.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
 import platform
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -32,6 +33,7 @@ from edgekit.fsutil import (
     sha256_file,
     sha256_tree,
     write_json_atomic,
+    work_dir,
     write_text_atomic,
 )
 from edgekit.model.checks import ENTRY, ModelFile, check_model_path
@@ -85,6 +87,8 @@ class CompressJob:
     preprocess_flags: frozenset = frozenset()
     allow_low_float_accuracy: bool = False
     registry: dict = field(default_factory=backends.registrations)  # targets registered at run time too
+    stage: Optional[Path] = None  # where the worker writes (created and published by the caller)
+    work: Optional[Path] = None  # scratch directory (created and removed by the caller)
 
 
 def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe_origin: str,
@@ -112,27 +116,32 @@ def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe
     key = None
     if use_cache and device is None and model_file.format != ENTRY:  # an entry point's code is not hashed
         on_step("checking the build cache")
-        material = {**recipe.model_dump(mode="json"), "trust_model": trust_model,
-                    "preprocess_given": sorted(user_origins(recipe.preprocess, job.preprocess_flags).items()),
-                    "allow_low_float_accuracy": allow_low_float_accuracy}
-        labels = [Path(recipe.calibration.labels)] if recipe.calibration.labels else []
-        key = cache.cache_key(model_file.path, material, targets, labels)
+        key = build_key(job)
         hit = cache.lookup(key)
         if hit is not None:
-            with atomic_output_dir(out) as stage:
+            with atomic_output_dir(out, final=True) as stage:
                 cache.copy_out(hit, stage)
             report = Report.model_validate_json((out / "report.json").read_text())
             _raise_if_gates_missed(report, out)
             return report, True
-    if isolate:
-        document = run_isolated(build_output, job, on_step=on_step)
-    else:
-        document = build_output(job, on_step=on_step)
-    report = Report.model_validate(document)
-    if key is not None:
-        cache.store(key, out)
+    with atomic_output_dir(out, final=True) as stage, work_dir() as work:
+        job = dataclasses.replace(job, stage=stage, work=work)
+        document = run_isolated(build_output, job, on_step=on_step) if isolate else build_output(job, on_step)
+        report = Report.model_validate(document)
+        if key is not None:
+            cache.store(key, stage)
     _raise_if_gates_missed(report, out)
     return report, False
+
+
+def build_key(job: CompressJob) -> str:
+    """The content hash of a build (edgekit.pipeline.cache.cache_key): same key, same artifacts."""
+    recipe = job.recipe
+    material = {**recipe.model_dump(mode="json"), "trust_model": job.trust_model,
+                "preprocess_given": sorted(user_origins(recipe.preprocess, job.preprocess_flags).items()),
+                "allow_low_float_accuracy": job.allow_low_float_accuracy}
+    labels = [Path(recipe.calibration.labels)] if recipe.calibration.labels else []
+    return cache.cache_key(job.model_file.path, material, job.targets, labels)
 
 
 def _gate_failures(entries: list[ArtifactEntry]) -> list[str]:
@@ -186,13 +195,13 @@ def _build_targets(job: CompressJob, source, recipe: Recipe, data: Dataset, vali
 
 
 def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: None) -> dict:
-    """The build itself (runs in the worker): stage, validate, report, publish; returns report JSON."""
+    """The build itself (runs in the worker): build, validate and report into job.stage, using
+    job.work as scratch; returns the report JSON. Publishing is the caller's."""
     from edgekit import sources
 
     backends.restore(job.registry)
-    recipe, targets = job.recipe, job.targets
-    with (naming_user_paths(job.model_file.path), tempfile.TemporaryDirectory(prefix="edgekit-work-") as work,
-          atomic_output_dir(job.out) as stage):
+    recipe, targets, stage, work = job.recipe, job.targets, job.stage, job.work
+    with naming_user_paths(job.model_file.path):
         on_step("loading model")
         equalize = recipe.int8.equalize if "int8" in recipe.precisions or "tensorrt" in targets else "off"
         source = sources.prepare(job.model_file, Path(work), recipe.input_shapes, job.trust_model,

@@ -2,40 +2,29 @@
 
 A segfault or abort in TensorFlow/onnxruntime becomes a one-line ConversionError instead of a
 dead CLI. EdgekitErrors raised in the child are re-raised in the parent as the same class;
-progress steps are forwarded; Ctrl-C/SIGTERM interrupt the child, which cleans up its staging
-directory, and the parent exits 130. The child dies with the parent (Linux PR_SET_PDEATHSIG).
+progress steps are forwarded. The child owns nothing on disk (the parent creates and removes the
+staging and work directories), so on Ctrl-C/SIGTERM the parent interrupts it, kills it after
+procutil.STOP_GRACE_SECONDS, and exits 130. The child dies with the parent (Linux PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import multiprocessing
-import os
 import signal
 import traceback
 from typing import Callable
 
-from edgekit import errors
+from edgekit import errors, interrupts
 from edgekit.errors import ConversionError, EdgekitError
+from edgekit.procutil import die_with_parent, fixed_hash_seed, stop_process
 
 POLL_SECONDS = 0.2
-CLEANUP_SECONDS = 15
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass  # not Linux: the child may outlive a SIGKILLed parent
 
 
 def _child(conn, func, args, log_level) -> None:
-    _die_with_parent()
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    die_with_parent()
+    interrupts.restore_in_child()  # SIGINT may be inherited ignored (a background job)
     from edgekit.logs import setup_logging
 
     setup_logging(log_level)
@@ -59,20 +48,6 @@ def _child(conn, func, args, log_level) -> None:
         conn.close()
 
 
-@contextlib.contextmanager
-def _fixed_hash_seed():
-    """The spawned interpreter reads PYTHONHASHSEED from the environment at its start."""
-    saved = os.environ.get("PYTHONHASHSEED")
-    os.environ["PYTHONHASHSEED"] = "0"
-    try:
-        yield
-    finally:
-        if saved is None:
-            del os.environ["PYTHONHASHSEED"]
-        else:
-            os.environ["PYTHONHASHSEED"] = saved
-
-
 def _signal_name(code: int) -> str:
     try:
         return signal.Signals(-code).name
@@ -86,11 +61,11 @@ def run_isolated(func: Callable, *args, on_step: Callable[[str], None] = lambda 
     receiver, sender = ctx.Pipe(duplex=False)
     level = logging.getLogger("edgekit").getEffectiveLevel()
     process = ctx.Process(target=_child, args=(sender, func, args, level), name="edgekit-worker")
-    with _fixed_hash_seed():  # set iteration order inside converters is the same on every run
-        process.start()
-    sender.close()
     outcome = None
     try:
+        with fixed_hash_seed():  # set iteration order inside converters is the same on every run
+            process.start()
+        sender.close()
         while outcome is None:
             if receiver.poll(POLL_SECONDS):
                 try:
@@ -103,10 +78,10 @@ def run_isolated(func: Callable, *args, on_step: Callable[[str], None] = lambda 
                     outcome = (kind, payload)
             elif not process.is_alive() and not receiver.poll(0):
                 break
+        process.join()
     except KeyboardInterrupt:
-        _stop(process)
+        stop_process(process)
         raise
-    process.join()
     if outcome is None:
         code = process.exitcode
         how = _signal_name(code) if code is not None and code < 0 else f"exit status {code}"
@@ -120,16 +95,3 @@ def run_isolated(func: Callable, *args, on_step: Callable[[str], None] = lambda 
     if kind == "interrupted":
         raise KeyboardInterrupt
     raise RuntimeError(f"edgekit worker failed:\n{payload}")
-
-
-def _stop(process) -> None:
-    """Interrupt the child so it removes its staging directory; kill it if it does not end."""
-    if process.is_alive():
-        try:
-            os.kill(process.pid, signal.SIGINT)
-        except ProcessLookupError:
-            return
-        process.join(CLEANUP_SECONDS)
-    if process.is_alive():
-        process.kill()
-        process.join()

@@ -24,6 +24,7 @@ def edgekit_cli_module():
     import contextlib
     import io
 
+    from edgekit import interrupts
     from edgekit.cli import main
     from tests.conftest import CliResult
 
@@ -35,6 +36,8 @@ def edgekit_cli_module():
                 code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
+            finally:
+                interrupts.reset()  # main() leaves Ctrl-C held, as the process it expects to end
         return CliResult(code, out.getvalue(), err.getvalue())
 
     return run

@@ -81,12 +81,15 @@ def good_images(tmp_path_factory) -> Path:
 
 def run_cli(*args) -> tuple[int, str]:
     """`edgekit ARGS` in-process, for fixtures (exit code, nothing captured)."""
+    from edgekit import interrupts
     from edgekit.cli import main
 
     try:
         main([str(a) for a in args])
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
+    finally:
+        interrupts.reset()  # main() leaves Ctrl-C held, as the process it expects to end
     return 0
 
 

@@ -28,6 +28,10 @@ def _run(cli_main, argv: list[str]) -> int:
     except BaseException:  # noqa: BLE001 - an escaped exception is the finding we report
         traceback.print_exc()
         return 1
+    finally:
+        from edgekit import interrupts
+
+        interrupts.reset()  # main() leaves Ctrl-C held, as the process it expects to end
     return 0
 
 

@@ -1,0 +1,141 @@
+"""The local executor: a pool of spawned worker processes on this machine (no server).
+
+Workers die with the parent (PR_SET_PDEATHSIG) and start with PYTHONHASHSEED=0 like the isolated
+compress worker. They ignore the terminal's Ctrl-C: the caller, interrupted, stops each with
+SIGTERM (a busy one cleans up, an idle one exits) and kills it after the grace time. A worker that dies (a segfault, a kill) breaks the pool: the tasks
+in flight are retried in a fresh pool, each alone, and one that dies alone is reported failed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import signal
+import threading
+from typing import Callable, Iterable
+
+from edgekit.errors import condense
+from edgekit.executor.base import Outcome, Task, failure, run_task
+from edgekit.procutil import die_with_parent, fixed_hash_seed, stop_process
+
+_busy = [False]
+
+
+def _on_sigterm(signum, frame):
+    if _busy[0]:
+        raise KeyboardInterrupt  # run_task removes its scratch directory
+    os._exit(130)  # idle: nothing to clean up, and no traceback from the pool's loop
+
+
+def _init_worker() -> None:
+    """A terminal's Ctrl-C goes to the caller, which stops the workers with SIGTERM."""
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _run(func, args):
+    _busy[0] = True
+    try:
+        return run_task(func, args)
+    finally:
+        _busy[0] = False
+
+
+class PoolExecutor:
+    """Run tasks on `jobs` local worker processes [default: os.cpu_count()]."""
+
+    name = "pool"
+
+    def __init__(self, jobs: int | None = None):
+        self.jobs = max(1, jobs or os.cpu_count() or 1)
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    def _fresh_pool(self) -> cf.ProcessPoolExecutor:
+        self._shutdown(kill=True)
+        self._pool = cf.ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_init_worker)
+        return self._pool
+
+    def map(self, tasks: Iterable[Task], on_done: Callable[[Outcome], None] = lambda o: None) -> list[Outcome]:
+        """Tasks that name the same resource (a device) never run at the same time."""
+        tasks = list(tasks)
+        outcomes: dict[int, Outcome] = {}
+        waiting, running, busy = list(range(len(tasks))), {}, set()
+        suspects: set[int] = set()  # in flight when a worker died: retried alone, one by one
+        alone = None
+        try:
+            while waiting or running:
+                for i in self._ready(tasks, waiting, running, busy, suspects):
+                    pool = self._pool or self._fresh_pool()
+                    with fixed_hash_seed():  # workers are spawned on the first submits
+                        running[pool.submit(_run, tasks[i].func, tasks[i].args)] = i
+                    busy |= set(tasks[i].resources)
+                    waiting.remove(i)
+                    alone = i if i in suspects else None
+                done, _ = cf.wait(running, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    i = running.pop(future)
+                    busy -= set(tasks[i].resources)
+                    outcome = self._outcome(tasks[i], future, culprit=i == alone)
+                    if outcome is None:
+                        suspects.add(i)
+                        waiting.append(i)
+                        continue
+                    suspects.discard(i)
+                    outcomes[i] = outcome
+                    on_done(outcome)
+        except KeyboardInterrupt:
+            self._shutdown(kill=True)
+            raise
+        return [outcomes[i] for i in range(len(tasks))]
+
+    @staticmethod
+    def _ready(tasks, waiting, running, busy, suspects) -> list[int]:
+        """What to submit now: after a worker died, each suspect alone; else every waiting task
+        whose resources are free."""
+        if suspects & set(waiting):
+            return [] if running else [min(suspects & set(waiting))]
+        ready, taken = [], set(busy)
+        for i in waiting:
+            if not set(tasks[i].resources) & taken:
+                ready.append(i)
+                taken |= set(tasks[i].resources)
+        return ready
+
+    def _outcome(self, task: Task, future, culprit: bool) -> Outcome | None:
+        """The task's outcome, or None when a worker died while it ran beside others (it is then
+        retried alone; dying alone, it is reported)."""
+        try:
+            return Outcome(task, result=future.result())
+        except cf.process.BrokenProcessPool as err:
+            self._pool = None  # broken for good: the next submit starts a fresh one
+            if not culprit:
+                return None
+            return Outcome(task, error=f"the worker process died ({condense(str(err))}), also when "
+                           "retried alone", exit_code=1)
+        except Exception as err:  # noqa: BLE001 - reported per task, the others go on
+            return failure(task, err)
+
+    def _shutdown(self, kill: bool) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=not kill, cancel_futures=True)
+        if kill:
+            stoppers = [threading.Thread(target=stop_process, args=(p, signal.SIGTERM)) for p in processes]
+            for t in stoppers:
+                t.start()
+            for t in stoppers:
+                t.join()
+
+    def close(self) -> None:
+        self._shutdown(kill=False)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._shutdown(kill=exc[0] is not None)

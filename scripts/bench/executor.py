@@ -1,0 +1,115 @@
+"""Benchmark: serial vs the local process pool, in one run (not a timed test).
+
+    python -m scripts.bench.executor [--jobs 2] [--models 8] [--skip-fleet] [--skip-sensitivity]
+
+1. `edgekit batch` on a fleet of 8 tiny Keras models (INT8 with .npy calibration, no devices):
+   a pool of 1 worker (serial: one build after another, as `compress` runs them) vs `--jobs N`.
+2. The sensitivity ranking (both passes, the first 32 held-out samples, as the fallback search
+   runs it) of the INT8-hostile digits CNN (scripts/models/hostile.py): in-process serial vs N pool workers
+   (each opens its own calibrated backend once); the two rankings must be identical.
+Targets: pool <= 0.6x serial on 2 cores. Prints the machine's load average before and after, since
+the cores may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def bench_fleet(work: Path, count: int, jobs: int) -> dict:
+    from edgekit.executor.pool import PoolExecutor
+    from edgekit.fleet.run import run_fleet
+    from scripts.models.fleet import write_fleet
+
+    fleet = write_fleet(work, count)
+    seconds = {}
+    for label, width in (("serial", 1), ("pool", jobs)):
+        start = time.perf_counter()
+        with PoolExecutor(width) as pool:
+            document = run_fleet(fleet, work / label, pool, use_cache=False)
+        seconds[label] = time.perf_counter() - start
+        assert all(m["status"] == "ok" for m in document["models"]), document
+    return seconds
+
+
+def bench_sensitivity(work: Path, jobs: int) -> dict:
+    from edgekit.backends.tflite.selective import TfliteSelective
+    from edgekit.calibration.dataset import load_dataset
+    from edgekit.debug.fallback import SENSITIVITY_SAMPLES
+    from edgekit.debug.parallel import TfliteSession, on_executor
+    from edgekit.debug.scoring import Evaluator
+    from edgekit.debug.sensitivity import measure_sensitivity
+    from edgekit.executor.pool import PoolExecutor
+    from edgekit.model.checks import check_model_path
+    from edgekit.recipe.schema import Recipe
+    from edgekit.sources.tensorflow import export_fixed_savedmodel, keras_layer_names, reference_fn
+    from scripts.models import DIGITS_DATA
+    from scripts.models.hostile import save_hostile
+
+    model = save_hostile(work)
+    recipe = Recipe.model_validate({"precisions": ["int8"], "preprocess": {"color": "grayscale"},
+                                    "calibration": {"source": str(DIGITS_DATA)}})
+    exported = export_fixed_savedmodel(check_model_path(model), work, {})
+    data = load_dataset(recipe, exported.inputs)
+    reference = reference_fn(exported.saved_dir)
+    evaluator = Evaluator(data.validation_feeds, [reference(f) for f in data.validation_feeds],
+                          data.labels).subset(SENSITIVITY_SAMPLES)
+    names = keras_layer_names(model)
+    calibration = list(data.calibration_factory()())
+
+    def ranking(evaluate=None):
+        backend = TfliteSelective(exported.saved_dir, lambda: iter(calibration), recipe.int8, names)
+        try:
+            ranked, _ = measure_sensitivity(backend, evaluator, evaluate_many=evaluate and evaluate())
+        finally:
+            backend.close()
+        return [(r.node, r.score) for r in ranked]
+
+    seconds = {}
+    start = time.perf_counter()
+    serial = ranking()
+    seconds["serial"] = time.perf_counter() - start
+    session = TfliteSession(str(exported.saved_dir), calibration, evaluator, recipe.int8, tuple(names))
+    with PoolExecutor(jobs) as pool:
+        start = time.perf_counter()
+        pooled = ranking(lambda: on_executor(pool, session))
+        seconds["pool"] = time.perf_counter() - start
+        start = time.perf_counter()
+        ranking(lambda: on_executor(pool, session))
+        seconds["pool, warm workers"] = time.perf_counter() - start
+    assert pooled == serial, (pooled, serial)
+    seconds["nodes"] = len(serial)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--models", type=int, default=8)
+    parser.add_argument("--skip-fleet", action="store_true")
+    parser.add_argument("--skip-sensitivity", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-executor-"))
+    os.environ.setdefault("EDGEKIT_CACHE_DIR", str(work / "cache"))
+    print(f"cores: {os.cpu_count()}, load average before: {os.getloadavg()}")
+    if not args.skip_fleet:
+        s = bench_fleet(work / "fleet", args.models, args.jobs)
+        print(f"fleet of {args.models} tiny models: serial {s['serial']:.1f} s, pool of {args.jobs} "
+              f"{s['pool']:.1f} s = {s['pool'] / s['serial']:.2f}x (target <= 0.6x)")
+    if not args.skip_sensitivity:
+        s = bench_sensitivity(work / "sensitivity", args.jobs)
+        print(f"sensitivity ranking, hostile CNN ({s['nodes']} nodes, 2 passes): serial {s['serial']:.1f} s, "
+              f"pool of {args.jobs} {s['pool']:.1f} s = {s['pool'] / s['serial']:.2f}x (target <= 0.6x), "
+              f"with warm workers {s['pool, warm workers']:.1f} s = {s['pool, warm workers'] / s['serial']:.2f}x; "
+              "same ranking")
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
