@@ -203,7 +203,8 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
     recipe, targets, stage, work = job.recipe, job.targets, job.stage, job.work
     with naming_user_paths(job.model_file.path):
         on_step("loading model")
-        equalize = recipe.int8.equalize if "int8" in recipe.precisions or "tensorrt" in targets else "off"
+        int8 = "int8" in recipe.precisions or any(backends.get(n).precisions == ("int8",) for n in targets)
+        equalize = recipe.int8.equalize if int8 else "off"
         source = sources.prepare(job.model_file, Path(work), recipe.input_shapes, job.trust_model,
                                  functools.partial(shape_from_calibration, recipe), equalize)
         on_step("inferring the preprocessing")

@@ -6,24 +6,27 @@ from edgekit.backends.base import Built
 
 
 def record_equalization(built: list[Built], source, mode: str) -> list[str]:
-    """Attach {"mode", "where", "pairs"} to every INT8 artifact's details (TFLite: the Keras model's
-    pairs; ONNX and TensorRT: the fused FP32 graph's, taken from the ONNX FP32 artifact's steps);
+    """Attach {"mode", "where", "pairs"} to every INT8 artifact's details: the Keras model's pairs,
+    plus those of the fused FP32 graph its target (or its upstream) equalized (its fp32 steps);
     returns one report note per target that equalized a pair."""
     if mode == "off":
         return []
+    from edgekit import backends
+
     notes = []
-    onnx_fp32 = next((b for b in built if b.target == "onnx" and b.precision == "fp32"), None)
-    onnx_pairs = (onnx_fp32.details.get("steps", {}).get("equalization") or []) if onnx_fp32 else []
+    graph_pairs = {b.target: b.details.get("steps", {}).get("equalization") or [] for b in built
+                   if b.precision == "fp32"}
     keras_pairs = list(getattr(source, "equalization", []) or [])
     for b in built:
         if b.precision != "int8":
             continue
-        if b.target == "tflite":
-            where = "keras model" if source.format == "keras" else "not applied: needs a .keras model"
-            b.details["equalization"] = {"mode": mode, "where": where, "pairs": keras_pairs}
+        target = backends.get(b.target)
+        graph = graph_pairs.get(target.upstream or target.name, [])
+        if graph:
+            where = "keras model, then the fused graph" if keras_pairs else "fused graph"
         else:
-            where = "keras model, then the fused onnx graph" if keras_pairs else "fused onnx graph"
-            b.details["equalization"] = {"mode": mode, "where": where, "pairs": keras_pairs + onnx_pairs}
+            where = "keras model" if source.format == "keras" else "not applied: needs a .keras model"
+        b.details["equalization"] = {"mode": mode, "where": where, "pairs": keras_pairs + graph}
         pairs = b.details["equalization"]["pairs"]
         if pairs:
             notes.append(f"{b.name}: cross-layer equalization rescaled {len(pairs)} pair(s) in the {where}: "
