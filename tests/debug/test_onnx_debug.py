@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 
 from tests.conftest import DIGITS_DATA
+from tests.debug.test_compress_fallback import NO_EQUALIZATION
 
 
 def test_onnx_report_and_fallback(hostile_keras, planted, tmp_path, edgekit_cli_module):
     out = tmp_path / "out"
+    recipe = tmp_path / "no_equalization.yaml"  # equalization alone fixes the planted pair: this tests the search
+    recipe.write_text(NO_EQUALIZATION)
     result = edgekit_cli_module("debug", hostile_keras, "--int8", "--calibration", DIGITS_DATA, "--color",
-                                "grayscale", "--quiet", "--target", "onnx", "--out", out, "--max-accuracy-drop", "1")
+                                "grayscale", "--quiet", "--target", "onnx", "--out", out, "--max-accuracy-drop", "1",
+                                "--recipe", recipe)
     assert result.code == 0, result.err
     doc = json.loads((out / "debug.json").read_text())
     assert doc["target"] == "onnx" and doc["int8"]["accuracy_drop_pts"] > 3.0
