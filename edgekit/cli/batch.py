@@ -6,17 +6,14 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli.options import emit_json, output_options, progress, setup_logging
+from edgekit.cli.options import emit_json, executor_options, output_options, progress, setup_logging
 
 
 @click.command()
 @click.argument("fleet", type=click.Path(path_type=Path))
 @click.option("--out", "-o", type=click.Path(path_type=Path),
               help="Output directory [default: FLEET's name + '-fleet' beside it].")
-@click.option("--jobs", "-j", type=click.IntRange(1, 1024),
-              help="Local worker processes [default: the number of cores].")
-@click.option("--ray", "ray_address", metavar="auto|ADDRESS",
-              help="Run the tasks on a Ray cluster instead (pip install \"edgekit[ray]\").")
+@executor_options("the tasks")
 @click.option("--no-cache", is_flag=True, help="Rebuild even the models whose build is cached.")
 @output_options
 def batch(fleet, out, jobs, ray_address, no_cache, as_json, quiet):

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli.options import (TargetName, data_options, data_overrides, emit_json, gate_budget_overrides,
-                                 gate_options, gate_overrides, output_options, progress, setup_logging)
+from edgekit.cli.options import (TargetName, data_options, data_overrides, emit_json, executor_options,
+                                 gate_budget_overrides, gate_options, gate_overrides, output_options, progress,
+                                 setup_logging)
 
 
 def build_overrides(opts: dict) -> dict:
@@ -59,6 +60,7 @@ def build_overrides(opts: dict) -> dict:
 @gate_options
 @click.option("--no-fallback", is_flag=True, help="Never keep layers in float to meet an accuracy gate.")
 @click.option("--max-float-layers", type=int, help="Float fallback: at most this many layers [default: 10].")
+@executor_options("the float-fallback search", "in this process, no pool")
 @click.option("--device", "devices", multiple=True,
               help="Then bench on this device (inventory name, repeatable); the first builds TensorRT engines.")
 @click.option("--inventory", type=click.Path(), help="devices.yaml [default: ./devices.yaml, then user config].")
@@ -70,7 +72,7 @@ def build_overrides(opts: dict) -> dict:
 @output_options
 @click.pass_context
 def compress(ctx, model, out, recipe, trust_model, devices, inventory, no_cache, allow_low_float_accuracy,
-             explain_preprocessing, as_json, quiet, **opts):
+             explain_preprocessing, jobs, ray_address, as_json, quiet, **opts):
     """Convert MODEL (SavedModel dir, .keras, .onnx, .pt2, package.module:function) to validated
     artifacts with a report."""
     from edgekit.pipeline.compress import run_compress
@@ -89,7 +91,8 @@ def compress(ctx, model, out, recipe, trust_model, devices, inventory, no_cache,
         report, cached = run_compress(model, out, resolved, origin, trust_model, on_step,
                                       device=devices[0] if devices else None, inventory=inventory,
                                       use_cache=not no_cache, preprocess_flags=flags,
-                                      allow_low_float_accuracy=allow_low_float_accuracy)
+                                      allow_low_float_accuracy=allow_low_float_accuracy, jobs=jobs,
+                                      ray=ray_address)
     if as_json:
         emit_json(report.model_dump(mode="json"))
     elif not quiet:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli.options import (TargetName, data_options, data_overrides, emit_json, gate_budget_overrides,
-                                 gate_options, gate_overrides, output_options, progress, setup_logging)
+from edgekit.cli.options import (TargetName, data_options, data_overrides, emit_json, executor_options,
+                                 gate_budget_overrides, gate_options, gate_overrides, output_options, progress,
+                                 setup_logging)
 from edgekit.errors import UsageError
 
 
@@ -27,8 +28,10 @@ from edgekit.errors import UsageError
 @click.option("--max-float-layers", type=int, help="Fallback: most layers kept float [default: the recipe's, 10].")
 @click.option("--time-budget", type=float,
               help="Seconds for the whole analysis [default: the recipe's fallback.time_budget_s, 600].")
+@executor_options("the sensitivity and fallback candidates", "in this process, no pool")
 @output_options
-def debug(model, int8, out, target, recipe, max_float_layers, time_budget, trust_model, as_json, quiet, **opts):
+def debug(model, int8, out, target, recipe, max_float_layers, time_budget, jobs, ray_address, trust_model, as_json,
+          quiet, **opts):
     """Per-layer INT8 error of MODEL, layers ranked by measured sensitivity; with a budget (the
     recipe's accuracy gates or the flags) also the smallest float fallback that meets it (exit 10
     with the best point when none does)."""
@@ -49,7 +52,7 @@ def debug(model, int8, out, target, recipe, max_float_layers, time_budget, trust
         raise UsageError("debug needs calibration data: --calibration DIR (or calibration.source in the recipe)")
     with progress(quiet or as_json) as on_step:
         document = run_debug(model, out, resolved, target=target, budget=budget_of(resolved),
-                             trust_model=trust_model, on_step=on_step)
+                             trust_model=trust_model, on_step=on_step, jobs=jobs, ray=ray_address)
     if as_json:
         emit_json(document)
     elif not quiet:

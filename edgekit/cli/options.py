@@ -181,3 +181,15 @@ def gate_budget_overrides(opts: dict) -> dict:
     """Recipe `gates` overrides from the accuracy flags shared by compress and debug."""
     return _present({"max_accuracy_drop": opts.get("max_accuracy_drop"), "min_agreement": opts.get("min_agreement"),
                      "min_sqnr_db": opts.get("min_sqnr")})
+
+
+def executor_options(what: str, one: str = ""):
+    """--jobs/-j N and --ray auto|ADDRESS: where `what` runs (jobs [default: the core count]; one:
+    what --jobs 1 means, for the help)."""
+    def add(func):
+        func = click.option("--ray", "ray_address", metavar="auto|ADDRESS",
+                            help=f"Run {what} on a Ray cluster instead (pip install \"edgekit[ray]\").")(func)
+        return click.option("--jobs", "-j", type=click.IntRange(1, 1024),
+                            help=f"Local worker processes for {what} [default: the number of cores"
+                                 f"{'; 1: ' + one if one else ''}].")(func)
+    return add

@@ -131,10 +131,12 @@ def _sqnr(step: Step) -> float:
 
 def run_fallback(backend, evaluator: Evaluator, budget: Budget, *, max_float_layers: int = 10,
                  time_budget_s: float = 600.0, ranking: Sequence[NodeSensitivity] | None = None,
-                 measure_latency: bool = True, on_step: Callable[[str], None] = lambda s: None) -> FallbackResult:
+                 measure_latency: bool = True, on_step: Callable[[str], None] = lambda s: None,
+                 parallel: Callable | None = None) -> FallbackResult:
     """Search the smallest float set meeting `budget` on `backend` (see the module docstring).
 
-    ranking: a sensitivity ranking measured before (default: measured here).
+    ranking: a sensitivity ranking measured before (default: measured here); parallel(evaluator):
+    the ranking's `evaluate_many` (edgekit.debug.parallel) [default: serial in this process].
     """
     search = _Search(backend, evaluator, budget, time.monotonic() + time_budget_s, measure_latency, on_step)
     baseline = search.try_set("baseline", [])
@@ -142,8 +144,9 @@ def run_fallback(backend, evaluator: Evaluator, budget: Budget, *, max_float_lay
         return _result(search, budget, list(ranking or []), "full INT8 meets the budget")
     if ranking is None:
         half = search.start + time_budget_s / 2
-        ranking, _ = measure_sensitivity(backend, evaluator.subset(SENSITIVITY_SAMPLES), deadline=half,
-                                         on_step=on_step)
+        subset = evaluator.subset(SENSITIVITY_SAMPLES)
+        ranking, _ = measure_sensitivity(backend, subset, deadline=half, on_step=on_step,
+                                         evaluate_many=parallel(subset) if parallel else None)
     order = [r.node for r in ranking]
     chosen: list[str] = []
     stopped = f"max_float_layers ({max_float_layers}) reached"

@@ -274,7 +274,7 @@ def ladder_details(backend, evaluator: Evaluator, result: FallbackResult, rankin
 
 def search_ladder(backend, evaluator: Evaluator, budget: Budget, *, max_float_layers: int = 10,
                   time_budget_s: float = 600.0,
-                  on_step: Callable[[str], None] = lambda s: None) -> tuple[FallbackResult, dict]:
+                  on_step: Callable[[str], None] = lambda s: None, executor=None) -> tuple[FallbackResult, dict]:
     """Run the ladder on `backend` (closed afterwards) and return (its FallbackResult,
     `ladder_details` with FP32 latency when the backend gives `fp32_model()`)."""
     try:

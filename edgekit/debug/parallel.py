@@ -1,22 +1,32 @@
 """Sensitivity candidates on an executor: each worker opens the selective backend once, then
 builds and scores the float-node sets it is given (measure_sensitivity's `evaluate_many`).
 
-`TfliteSession` is the picklable recipe of a TfliteSelective and its Evaluator; the calibration
-samples travel as arrays. Results are the same AccuracyReports a serial run computes.
+`evaluate_many(backend, evaluator, executor, calibration)` is what the searches use: serial in
+this process unless the executor is parallel, the backend can be reopened in a worker
+(`session_of`: TFLite and ONNX selective builders) and the candidates would take at least
+PARALLEL_MIN_SECONDS serially (timed on the first one; the environment variable
+EDGEKIT_PARALLEL_MIN_S overrides it [default 20 s]: a worker first imports its framework and
+calibrates). The session (calibration samples, validation feeds) is shared once per worker, not
+pickled into each task; results are the same AccuracyReports a serial run computes.
 """
 
 from __future__ import annotations
 
-import hashlib
-import pickle
+import logging
+import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from edgekit.debug.scoring import Evaluator
+from edgekit.debug.sensitivity import serial
 from edgekit.errors import EdgekitError
 from edgekit.executor import Task
 
+log = logging.getLogger("edgekit")
+PARALLEL_MIN_SECONDS = 20.0
+BATCH_PER_WORKER = 4  # nodes per worker between two deadline checks
 _OPEN: dict[str, object] = {}  # in each worker process: session key -> open backend
 
 
@@ -35,24 +45,55 @@ class TfliteSession:
         return TfliteSelective(Path(self.saved_dir), lambda: iter(samples), self.int8, list(self.layer_names))
 
 
-def evaluate_candidate(session, key: str, float_nodes: tuple, work: Path):
+@dataclass(frozen=True)
+class OnnxSession:
+    fp32_path: str
+    calibration: list = field(repr=False)
+    evaluator: Evaluator = field(repr=False)
+    options: dict = field(default_factory=dict)
+    layer_names: tuple = ()
+
+    def open(self):
+        from edgekit.backends.onnx.selective import OnnxSelective
+
+        samples = self.calibration
+        return OnnxSelective(Path(self.fp32_path), lambda: iter(samples), list(self.layer_names),
+                             options=self.options)
+
+
+def session_of(backend, calibration, evaluator: Evaluator):
+    """The picklable recipe that reopens `backend` in a worker (calibration: the factory it was
+    calibrated with), or None for a backend that cannot be reopened."""
+    from edgekit.backends.onnx.selective import OnnxSelective
+    from edgekit.backends.tflite.selective import TfliteSelective
+
+    names = tuple(getattr(backend, "_layer_names", ()))
+    if isinstance(backend, TfliteSelective) and calibration is not None:
+        return TfliteSession(str(backend.saved_dir), list(calibration()), evaluator, backend.int8, names)
+    if isinstance(backend, OnnxSelective) and backend.calibration is not None:
+        return OnnxSession(str(backend.fp32_path), list(backend.calibration()), evaluator, dict(backend.options),
+                           names)
+    return None
+
+
+def evaluate_candidate(shared, float_nodes: tuple, work: Path):
     """Runs in a worker: the AccuracyReport of the model with `float_nodes` kept in float."""
-    backend = _OPEN.get(key)
+    session = shared.get()
+    backend = _OPEN.get(shared.key)
     if backend is None:
         for old in _OPEN.values():
             old.close()
         _OPEN.clear()
-        backend = _OPEN[key] = session.open()
+        backend = _OPEN[shared.key] = session.open()
     return session.evaluator.accuracy(backend, backend.build(list(float_nodes)))
 
 
 def on_executor(executor, session) -> callable:
     """An `evaluate_many` for measure_sensitivity that maps candidates over `executor`."""
-    key = hashlib.sha256(pickle.dumps(session)).hexdigest()
-    width = getattr(executor, "jobs", 2)
+    shared = executor.share(session)
 
     def evaluate_many(float_sets):
-        tasks = [Task(f"{key}:{i}", f"candidate {i}", evaluate_candidate, (session, key, tuple(s)))
+        tasks = [Task(f"{shared.key}:{i}", f"candidate {i}", evaluate_candidate, (shared, tuple(s)), cost=len(s))
                  for i, s in enumerate(float_sets)]
         outcomes = executor.map(tasks)
         failed = next((o for o in outcomes if o.result is None), None)
@@ -60,5 +101,37 @@ def on_executor(executor, session) -> callable:
             raise EdgekitError(f"a sensitivity candidate failed: {failed.error}")
         return [o.result.entry for o in outcomes]
 
-    evaluate_many.width = width
+    evaluate_many.width = BATCH_PER_WORKER * executor.jobs
     return evaluate_many
+
+
+def min_seconds() -> float:
+    """PARALLEL_MIN_SECONDS, or EDGEKIT_PARALLEL_MIN_S when set."""
+    return float(os.environ.get("EDGEKIT_PARALLEL_MIN_S", PARALLEL_MIN_SECONDS))
+
+
+def evaluate_many(backend, evaluator: Evaluator, executor=None, calibration=None):
+    """measure_sensitivity's `evaluate_many` for `backend` (see the module docstring): the first
+    candidate runs here and is timed; the rest go to `executor` when worth it."""
+    local = serial(backend, evaluator)
+    if executor is None or not getattr(executor, "parallel", True):
+        return local
+    total = 2 * len(backend.nodes())
+    chosen = {}
+
+    def run(float_sets):
+        if chosen:
+            return chosen["many"](float_sets)
+        start = time.monotonic()
+        first = local(float_sets[:1])
+        session = None
+        if (time.monotonic() - start) * (total - 1) >= min_seconds():
+            session = session_of(backend, calibration, evaluator)
+        chosen["many"] = local if session is None else on_executor(executor, session)
+        if session is not None:
+            log.info("sensitivity candidates on the %s (%d workers)", executor.name, executor.jobs)
+        run.width = chosen["many"].width
+        return first + (chosen["many"](float_sets[1:]) if len(float_sets) > 1 else [])
+
+    run.width = 1
+    return run

@@ -54,17 +54,18 @@ def measure_sensitivity(backend, evaluator: Evaluator, nodes: Sequence[QuantNode
     """(nodes ranked by score, full-INT8 output noise fraction).
 
     evaluate_many: maps a list of float-node-id lists to their AccuracyReports, `width` nodes'
-    candidates at a time (edgekit.debug.parallel: an executor) [default: `serial`, one node at a
-    time]; the deadline is checked between batches."""
+    candidates at a time, read before each batch (edgekit.debug.parallel: an executor) [default:
+    `serial`, one node at a time]; the deadline is checked between batches."""
     nodes = list(nodes if nodes is not None else backend.nodes())
     evaluate_many = evaluate_many or serial(backend, evaluator)
     all_ids = [n.id for n in nodes]
     baseline = noise_fraction(evaluator.accuracy(backend, backend.build()))
     results = [NodeSensitivity(n.id, n.layer, n.op_type, n.index) for n in nodes]
-    width = max(1, getattr(evaluate_many, "width", 1))
-    for start in range(0, len(nodes), width):
+    start = 0
+    while start < len(nodes):
         if deadline is not None and time.monotonic() > deadline:
             break
+        width = max(1, getattr(evaluate_many, "width", 1))  # read again: an adaptive one may widen
         on_step(f"sensitivity {start + 1}/{len(nodes)}: {nodes[start].layer}")
         float_sets, slots = [], []
         for node, result in zip(nodes[start:start + width], results[start:start + width]):
@@ -82,5 +83,6 @@ def measure_sensitivity(backend, evaluator: Evaluator, nodes: Sequence[QuantNode
                 result.float_alone_gain = baseline - noise_fraction(acc)
         for result in results[start:start + width]:
             result.score = max(result.quant_alone_noise or 0.0, result.float_alone_gain or 0.0)
+        start += width
     ranked = sorted(results, key=lambda r: (-r.score, r.index))
     return ranked, baseline

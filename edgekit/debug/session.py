@@ -19,9 +19,11 @@ from edgekit.calibration.checks import calibration_warnings
 from edgekit.calibration.dataset import load_dataset
 from edgekit.calibration.shape_hint import shape_from_calibration
 from edgekit.debug.fallback import raise_if_unmet, run_fallback
+from edgekit.debug.parallel import evaluate_many
 from edgekit.debug.scoring import Budget, Evaluator
 from edgekit.debug.sensitivity import measure_sensitivity
 from edgekit.errors import UsageError
+from edgekit.executor import LazyExecutor
 from edgekit.fsutil import atomic_output_dir, naming_user_paths, write_json_atomic, write_text_atomic
 from edgekit.model.checks import check_model_path
 from edgekit.recipe.schema import Recipe
@@ -68,9 +70,12 @@ def _document(model_path, target, backend, int8_acc, errors, ranking, warnings, 
 
 def run_debug(model_path: str | Path, out: str | Path, recipe: Recipe, *, target: Optional[str] = None,
               budget: Optional[Budget] = None, trust_model: bool = False,
-              on_step: Callable[[str], None] = lambda s: None) -> dict:
+              on_step: Callable[[str], None] = lambda s: None, jobs: int | None = None,
+              ray: Optional[str] = None) -> dict:
     """Analyse `model_path` for `target` [default: the model format's own]; write OUT; return the
     document. The fallback's limits (most float layers, time budget) are the recipe's `fallback:`.
+    jobs: worker processes for the sensitivity candidates [default: the core count; 1: in this
+    process]; ray: a Ray cluster for them instead ("auto" or an address). Same results either way.
 
     The model goes through the same source and Target as compress (`Target.selective`), so the
     nodes named here are the ones compress's fallback keeps in float.
@@ -96,8 +101,10 @@ def run_debug(model_path: str | Path, out: str | Path, recipe: Recipe, *, target
         if backend is None:
             raise UsageError(f"--target {target}: this target keeps no layer in float, so there is nothing to debug")
         try:
-            document, fallback = _analyse(backend, data, source.reference, model_file.path, target, budget,
-                                          recipe.fallback, start + recipe.fallback.time_budget_s, on_step)
+            with LazyExecutor(jobs, ray) as executor:
+                document, fallback = _analyse(backend, data, source.reference, model_file.path, target, budget,
+                                              recipe.fallback, start + recipe.fallback.time_budget_s, on_step,
+                                              executor)
         finally:
             backend.close()
         on_step("writing report")
@@ -113,7 +120,7 @@ def run_debug(model_path: str | Path, out: str | Path, recipe: Recipe, *, target
     return document
 
 
-def _analyse(backend, data, reference, model_path, target, budget, fallback_settings, deadline, on_step):
+def _analyse(backend, data, reference, model_path, target, budget, fallback_settings, deadline, on_step, executor):
     feeds = data.validation_feeds
     ref_outputs = [reference(f) for f in feeds]
     evaluator = Evaluator(feeds, ref_outputs, data.labels)
@@ -123,7 +130,9 @@ def _analyse(backend, data, reference, model_path, target, budget, fallback_sett
     errors = backend.layer_errors(feeds)
     remaining = deadline - time.monotonic()
     ranking, _ = measure_sensitivity(backend, evaluator, deadline=time.monotonic() + remaining / 2,
-                                     on_step=on_step)
+                                     on_step=on_step,
+                                     evaluate_many=evaluate_many(backend, evaluator, executor,
+                                                                 data.calibration_factory()))
     on_step("checking calibration data")
     warnings = calibration_warnings(data.calibration_factory()(), errors)
     fallback = ladder = None
@@ -132,7 +141,8 @@ def _analyse(backend, data, reference, model_path, target, budget, fallback_sett
 
         fallback, ladder = search_ladder(backend.ladder(), evaluator, budget, on_step=on_step,
                                          max_float_layers=fallback_settings.max_float_layers,
-                                         time_budget_s=max(1.0, deadline - time.monotonic()))
+                                         time_budget_s=max(1.0, deadline - time.monotonic()),
+                                         executor=executor)
     elif budget is not None:
         fallback = run_fallback(backend, evaluator, budget, ranking=ranking, on_step=on_step,
                                 max_float_layers=fallback_settings.max_float_layers,

@@ -3,11 +3,15 @@
 `open_executor(jobs=None, ray=None)`: a `PoolExecutor` with `jobs` workers [default: the core
 count], or a `RayExecutor` when `ray` is "auto" or a cluster address (needs `pip install
 edgekit[ray]`). Both return the same `TaskResult`s, so a local and a Ray run give identical files.
+`LazyExecutor(jobs, ray)` opens that executor only when a search first needs it.
 """
 
 from __future__ import annotations
 
-from edgekit.executor.base import Executor, Outcome, Task, TaskResult, collect_files, run_task
+import os
+
+from edgekit.executor.base import (Executor, Outcome, Shared, Task, TaskResult, collect_files,
+                                   run_task)
 
 
 def open_executor(jobs: int | None = None, ray: str | None = None) -> Executor:
@@ -21,4 +25,53 @@ def open_executor(jobs: int | None = None, ray: str | None = None) -> Executor:
     return PoolExecutor(jobs)
 
 
-__all__ = ["Executor", "Outcome", "Task", "TaskResult", "collect_files", "open_executor", "run_task"]
+class LazyExecutor:
+    """`open_executor(jobs, ray)`, opened on the first `map`/`share` (a search that stays in this
+    process starts no worker). `parallel`: False for jobs == 1 without Ray (callers then stay
+    serial in-process). jobs [default: the core count]. Closing kills the workers when an
+    exception (Ctrl-C) is on its way."""
+
+    def __init__(self, jobs: int | None = None, ray: str | None = None):
+        self.requested, self.ray = jobs, ray
+        self._inner: Executor | None = None
+
+    @property
+    def parallel(self) -> bool:
+        return bool(self.ray) or (self.requested or os.cpu_count() or 1) > 1
+
+    @property
+    def name(self) -> str:
+        return "ray" if self.ray else "pool"
+
+    @property
+    def jobs(self) -> int:
+        """Tasks that run at once (on Ray: the cluster's CPUs, which opens the executor)."""
+        return self.open().jobs if self.ray else max(1, self.requested or os.cpu_count() or 1)
+
+    def open(self) -> Executor:
+        if self._inner is None:
+            self._inner = open_executor(self.requested, self.ray)
+        return self._inner
+
+    def map(self, tasks, on_done=lambda o: None):
+        return self.open().map(tasks, on_done)
+
+    def share(self, obj) -> Shared:
+        return self.open().share(obj)
+
+    def close(self) -> None:
+        inner, self._inner = self._inner, None
+        if inner is not None:
+            inner.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        inner, self._inner = self._inner, None
+        if inner is not None:
+            inner.__exit__(*exc)
+
+
+__all__ = ["Executor", "LazyExecutor", "Outcome", "Shared", "Task", "TaskResult", "collect_files",
+           "open_executor", "run_task"]

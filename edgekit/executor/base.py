@@ -20,13 +20,15 @@ from edgekit.errors import EdgekitError, condense
 @dataclasses.dataclass(frozen=True)
 class Task:
     """One unit of work. key: content hash (the build cache key for a compress); resources: Ray
-    custom resources it needs, e.g. {"device:pixel7": 1} (a local pool ignores them)."""
+    custom resources it needs, e.g. {"device:pixel7": 1} (a local pool ignores them); cost: a
+    relative size (largest start first, so no big task ends the run alone) [default 0]."""
 
     key: str
     name: str
     func: Callable
     args: tuple = ()
     resources: dict = dataclasses.field(default_factory=dict)
+    cost: float = 0.0
 
 
 @dataclasses.dataclass
@@ -53,7 +55,19 @@ class Executor(Protocol):
     def map(self, tasks: Iterable[Task], on_done: Callable[[Outcome], None] = lambda o: None) -> list[Outcome]:
         """Run every task; outcomes in the tasks' order. Ctrl-C stops every worker and re-raises."""
 
+    def share(self, obj) -> "Shared":
+        """`obj` stored once for every worker (not pickled into each task)."""
+
     def close(self) -> None: ...
+
+
+class Shared(Protocol):
+    """A handle to an object stored once by `Executor.share`; `get()` in a worker gives the object
+    (loaded once per worker process)."""
+
+    key: str
+
+    def get(self): ...
 
 
 def collect_files(root: Path) -> dict[str, bytes]:

@@ -2,17 +2,26 @@
 
 Workers die with the parent (PR_SET_PDEATHSIG) and start with PYTHONHASHSEED=0 like the isolated
 compress worker. They ignore the terminal's Ctrl-C: the caller, interrupted, stops each with
-SIGTERM (a busy one cleans up, an idle one exits) and kills it after the grace time. A worker that dies (a segfault, a kill) breaks the pool: the tasks
-in flight are retried in a fresh pool, each alone, and one that dies alone is reported failed.
+SIGTERM (a busy one cleans up, an idle one exits) and kills it after the grace time. A worker
+that dies (a segfault, a kill) breaks the pool: the tasks in flight are retried in a fresh pool,
+each alone, and one that dies alone is reported failed. Tasks start largest first (`Task.cost`);
+`share(obj)` pickles an object once into a file that each worker loads once (calibration
+samples, validation feeds), instead of pickling it into every task.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import hashlib
 import multiprocessing
 import os
+import pickle
+import shutil
 import signal
+import tempfile
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable
 
 from edgekit.errors import condense
@@ -35,6 +44,24 @@ def _init_worker() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
 
 
+_LOADED: dict[str, object] = {}  # in a worker: the last shared object it loaded, by key
+
+
+@dataclass(frozen=True)
+class FileShared:
+    """An object pickled once into `path` (see PoolExecutor.share)."""
+
+    path: str
+    key: str
+
+    def get(self):
+        if self.key not in _LOADED:
+            _LOADED.clear()  # one search at a time: keep the memory of one
+            with open(self.path, "rb") as f:
+                _LOADED[self.key] = pickle.load(f)
+        return _LOADED[self.key]
+
+
 def _run(func, args):
     _busy[0] = True
     try:
@@ -51,6 +78,17 @@ class PoolExecutor:
     def __init__(self, jobs: int | None = None):
         self.jobs = max(1, jobs or os.cpu_count() or 1)
         self._pool: cf.ProcessPoolExecutor | None = None
+        self._shared_dir: str | None = None
+
+    def share(self, obj) -> FileShared:
+        """`obj` pickled once into a file the workers load (removed at close)."""
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        key = hashlib.sha256(data).hexdigest()
+        self._shared_dir = self._shared_dir or tempfile.mkdtemp(prefix="edgekit-shared-")
+        path = Path(self._shared_dir, key)
+        if not path.exists():
+            path.write_bytes(data)
+        return FileShared(str(path), key)
 
     def _fresh_pool(self) -> cf.ProcessPoolExecutor:
         self._shutdown(kill=True)
@@ -62,7 +100,8 @@ class PoolExecutor:
         """Tasks that name the same resource (a device) never run at the same time."""
         tasks = list(tasks)
         outcomes: dict[int, Outcome] = {}
-        waiting, running, busy = list(range(len(tasks))), {}, set()
+        waiting = sorted(range(len(tasks)), key=lambda i: -tasks[i].cost)  # largest first: no long tail
+        running, busy = {}, set()
         suspects: set[int] = set()  # in flight when a worker died: retried alone, one by one
         alone = None
         try:
@@ -131,11 +170,14 @@ class PoolExecutor:
             for t in stoppers:
                 t.join()
 
-    def close(self) -> None:
-        self._shutdown(kill=False)
+    def close(self, kill: bool = False) -> None:
+        self._shutdown(kill=kill)
+        folder, self._shared_dir = self._shared_dir, None
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self._shutdown(kill=exc[0] is not None)
+        self.close(kill=exc[0] is not None)

@@ -11,6 +11,7 @@ task (force: their workers are killed).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from edgekit.errors import MissingDependencyError, UsageError, condense
@@ -47,6 +48,19 @@ def _on_node(func, args):
     return run_task(func, args, host=ray.get_runtime_context().get_node_id())
 
 
+@dataclass(frozen=True)
+class RayShared:
+    """An object in Ray's object store (see RayExecutor.share); each node fetches it once."""
+
+    ref: object
+    key: str
+
+    def get(self):
+        import ray
+
+        return ray.get(self.ref)
+
+
 class RayExecutor:
     """Run tasks on a Ray cluster (see the module docstring)."""
 
@@ -64,8 +78,9 @@ class RayExecutor:
     def map(self, tasks: Iterable[Task], on_done: Callable[[Outcome], None] = lambda o: None) -> list[Outcome]:
         ray = self.ray
         tasks = list(tasks)
-        refs = {self._remote.options(num_cpus=1, resources=dict(t.resources), name=t.name)
-                .remote(t.func, t.args): i for i, t in enumerate(tasks)}
+        order = sorted(range(len(tasks)), key=lambda i: -tasks[i].cost)  # largest first
+        refs = {self._remote.options(num_cpus=1, resources=dict(tasks[i].resources), name=tasks[i].name)
+                .remote(tasks[i].func, tasks[i].args): i for i in order}
         outcomes: dict[int, Outcome] = {}
         pending = list(refs)
         try:
@@ -91,6 +106,16 @@ class RayExecutor:
         except ray.exceptions.RayError as err:  # the worker or its node died, past the retry
             return Outcome(task, error=f"the Ray worker died ({type(err).__name__}: "
                            f"{condense(str(err), 200)}); tried {RETRIES + 1} times", exit_code=1)
+
+    @property
+    def jobs(self) -> int:
+        """The cluster's CPUs (tasks that can run at once)."""
+        return max(1, int(self.ray.cluster_resources().get("CPU", 1)))
+
+    def share(self, obj) -> RayShared:
+        """`obj` put once into the object store."""
+        ref = self.ray.put(obj)
+        return RayShared(ref, ref.hex())
 
     def close(self) -> None:
         pass  # the cluster outlives the run; ray.shutdown() only detaches this driver at exit

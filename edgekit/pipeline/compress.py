@@ -27,6 +27,7 @@ from edgekit.calibration.sources import SampleRef, precheck_calibration
 from edgekit.calibration.shape_hint import shape_from_calibration
 from edgekit.bench.compare import align_outputs
 from edgekit.errors import GateFailed, OutputError
+from edgekit.executor import LazyExecutor
 from edgekit.fsutil import (
     atomic_output_dir,
     naming_user_paths,
@@ -89,13 +90,16 @@ class CompressJob:
     registry: dict = field(default_factory=backends.registrations)  # targets registered at run time too
     stage: Optional[Path] = None  # where the worker writes (created and published by the caller)
     work: Optional[Path] = None  # scratch directory (created and removed by the caller)
+    jobs: Optional[int] = 1  # the fallback search's worker processes (None: the core count); not in the key
+    ray: Optional[str] = None  # or its Ray cluster ("auto" or an address)
 
 
 def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe_origin: str,
                  trust_model: bool = False, on_step: Callable[[str], None] = lambda s: None,
                  device: str | None = None, inventory: str | None = None, use_cache: bool = True,
                  isolate: bool = True, preprocess_flags: frozenset = frozenset(),
-                 allow_low_float_accuracy: bool = False) -> tuple[Report, bool]:
+                 allow_low_float_accuracy: bool = False, jobs: int | None = None,
+                 ray: str | None = None) -> tuple[Report, bool]:
     """Build, validate and report every (target, precision) into `out`; returns (report, cache hit).
 
     device: inventory name of an ssh device for the TensorRT engine build (default: plan only).
@@ -103,6 +107,8 @@ def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe
     isolate: run conversions in a child process, so native crashes become errors [default: on].
     preprocess_flags: preprocess fields given as flags (the report tells them from recipe values).
     allow_low_float_accuracy: build even when the float model is not above chance on the labels.
+    jobs: worker processes of the fallback search [default: the core count; 1: in this process];
+    ray: run them on that Ray cluster instead. Neither changes the result (nor the cache key).
     """
     model_file = check_model_path(model_path, trust_model)
     targets = backends.resolve_targets(list(recipe.targets or []), model_file.format)
@@ -112,7 +118,7 @@ def run_compress(model_path: str | Path, out: str | Path, recipe: Recipe, recipe
     if recipe.calibration.source is not None:  # fail fast, before any framework starts
         precheck_calibration(recipe.calibration.source, recipe.calibration.labels)
     job = CompressJob(model_file, out, recipe, recipe_origin, trust_model, targets, device, inventory,
-                      frozenset(preprocess_flags), allow_low_float_accuracy)
+                      frozenset(preprocess_flags), allow_low_float_accuracy, jobs=jobs, ray=ray)
     key = None
     if use_cache and device is None and model_file.format != ENTRY:  # an entry point's code is not hashed
         on_step("checking the build cache")
@@ -225,7 +231,8 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
         validation = (data.validation_feeds, ref_outputs, data.labels, roles)
         built, fusion, notes, ctx = _build_targets(job, source, recipe, data, validation, stage, Path(work), on_step)
         notes = data.notes + notes + record_equalization(built, source, equalize)
-        apply_fallback(built, source, recipe, data, ref_outputs, ctx, roles)
+        with LazyExecutor(job.jobs, job.ray) as executor:  # its workers start only if the search needs them
+            apply_fallback(built, source, recipe, data, ref_outputs, ctx, roles, executor)
         embed_contract(built, resolution, source, recipe, ref_outputs, roles.primary)
         entries = _validate(built, recipe, data, ref_outputs, on_step, roles)
         for warning in flag_artifacts(entries, lambda target: backends.get(target).baseline):

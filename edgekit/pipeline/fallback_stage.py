@@ -26,12 +26,13 @@ def budget_of(recipe: Recipe):
     return Budget(*limits)
 
 
-def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, ctx, roles=None) -> None:
+def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, ctx, roles=None, executor=None) -> None:
     """Replace each INT8 artifact that misses the budget by its smallest float-fallback model.
 
     Every target that gives a selective builder (`Target.selective`) is searched on the graph its
     plain INT8 build quantized. ctx: the BuildContext of the run; roles: the outputs' roles
-    (OutputRoles); the budget reads the primary output [default: inferred].
+    (OutputRoles); the budget reads the primary output [default: inferred]; executor: where the
+    search's candidates may run (edgekit.executor.LazyExecutor) [default: serial in this process].
     """
     budget = budget_of(recipe)
     if budget is None or data.calibration_factory() is None:
@@ -40,6 +41,7 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, ctx, 
     from edgekit.backends.base import with_inventory
     from edgekit.debug.fallback import run_fallback
     from edgekit.debug.ladder import search_ladder
+    from edgekit.debug.parallel import evaluate_many
     from edgekit.debug.scoring import Evaluator
 
     fb = recipe.fallback
@@ -59,10 +61,13 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, ctx, 
             if hasattr(selective, "ladder"):
                 result, ladder = search_ladder(selective.ladder(), evaluator, budget,
                                                max_float_layers=fb.max_float_layers,
-                                               time_budget_s=fb.time_budget_s, on_step=ctx.on_step)
+                                               time_budget_s=fb.time_budget_s, on_step=ctx.on_step,
+                                               executor=executor)
             else:
+                calibration = data.calibration_factory()
                 result = run_fallback(selective, evaluator, budget, max_float_layers=fb.max_float_layers,
-                                      time_budget_s=fb.time_budget_s, on_step=ctx.on_step)
+                                      time_budget_s=fb.time_budget_s, on_step=ctx.on_step,
+                                      parallel=lambda ev: evaluate_many(selective, ev, executor, calibration))
         finally:
             selective.close()
         if result.best.float_nodes or result.best.precisions:

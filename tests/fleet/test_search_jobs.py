@@ -1,0 +1,82 @@
+"""`--jobs` on compress: the fallback search's candidates on a pool give the same result as in
+process, the pool starts only when the search is long enough, and jobs is not in the cache key."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from edgekit.executor import LazyExecutor
+from tests.conftest import DIGITS_DATA
+from tests.debug.conftest import hostile_keras  # noqa: F401 - the fixture
+
+RECIPE = "int8:\n  equalize: \"off\"\n"  # equalization alone fixes the planted pair: search instead
+
+
+def _timeless(step: dict) -> dict:
+    return {k: v for k, v in step.items() if k not in ("elapsed_s", "latency_p50_ms")}
+
+
+@pytest.mark.slow  # two compresses of the hostile CNN, one with a pool of 2 workers: ~60 s
+def test_compress_jobs_2_equals_jobs_1(hostile_keras, tmp_path, edgekit_cli, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("EDGEKIT_PARALLEL_MIN_S", "0")  # the pool even for this short search
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(RECIPE)
+    runs = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        result = edgekit_cli("compress", hostile_keras, "--int8", "-c", DIGITS_DATA, "--color", "grayscale",
+                             "-t", "tflite", "--max-accuracy-drop", "1.0", "--out", out, "--runs", "2",
+                             "--no-cache", "--recipe", recipe, "--jobs", jobs)
+        assert result.code == 0, result.err
+        assert ("sensitivity candidates on the pool (2 workers)" in result.err) == (jobs == 2), result.err
+        report = json.loads((out / "report.json").read_text())
+        fallback = next(a for a in report["artifacts"] if a["precision"] == "int8")["details"]["fallback"]
+        runs[jobs] = (fallback["met"], fallback["float_layers"], [_timeless(s) for s in fallback["steps"]],
+                      (out / "model_int8.tflite").read_bytes())
+    assert runs[2] == runs[1]
+    assert runs[1][0] and runs[1][1] and len(runs[1][2]) >= 2  # met, with layers in float
+
+
+class _Slow:
+    """A backend whose every build takes `seconds` (what the decision times)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def nodes(self):
+        return list(range(3))
+
+    def build(self, float_nodes=()):
+        time.sleep(self.seconds)
+        return bytes(len(float_nodes))
+
+
+class _Evaluator:
+    def accuracy(self, backend, model):
+        return len(model)  # the candidate's float-node count
+
+
+def test_a_short_search_stays_in_process_and_jobs_1_never_pools(monkeypatch):
+    from edgekit.debug.parallel import evaluate_many
+
+    monkeypatch.setenv("EDGEKIT_PARALLEL_MIN_S", "60")
+    for jobs in (1, 2):
+        with LazyExecutor(jobs) as executor:
+            many = evaluate_many(_Slow(0.01), _Evaluator(), executor)
+            assert many([[1], [1, 2], []]) == [1, 2, 0]
+            assert executor._inner is None  # no worker was started
+    assert not LazyExecutor(1).parallel and LazyExecutor(2).parallel and LazyExecutor(1, "auto").parallel
+
+
+def test_jobs_is_not_in_the_build_cache_key(tiny_keras):
+    import dataclasses
+
+    from edgekit.model.checks import check_model_path
+    from edgekit.pipeline.compress import CompressJob, build_key
+    from edgekit.recipe.schema import Recipe
+
+    job = CompressJob(check_model_path(tiny_keras), tiny_keras.parent / "out", Recipe(), "default", False, ["tflite"])
+    assert build_key(dataclasses.replace(job, jobs=4, ray="auto")) == build_key(job)
