@@ -1,0 +1,62 @@
+"""`edgekit batch FLEET --ray ADDRESS` through the CLI, on a real local Ray head (loopback), two
+tiny models: the builds run as Ray tasks on that cluster and equal a local-pool run's."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts.models.fleet import write_fleet
+
+ray = pytest.importorskip("ray")
+
+pytestmark = pytest.mark.slow  # a Ray head and 4 builds: about a minute on 2 shared cores
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def head():
+    """A one-node Ray cluster (its own raylet and GCS processes): (address, node id)."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "object_store_memory": 80 << 20})
+    try:
+        yield cluster.address, cluster.head_node.node_id
+    finally:
+        cluster.shutdown()
+
+
+def _batch(*args, env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgekit", "batch", *map(str, args)], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _artifacts(out: Path) -> dict[str, bytes]:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted((out / "models").rglob("*.tflite"))}
+
+
+def test_batch_ray_address_from_the_cli(head, tmp_path):
+    address, node = head
+    fleet = write_fleet(tmp_path, 2)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), EDGEKIT_CACHE_DIR=str(tmp_path / "cache"))
+    on_ray = _batch(fleet, "--out", tmp_path / "ray", "--ray", address, "--no-cache", "--quiet", env=env)
+    assert on_ray.returncode == 0, on_ray.stderr
+    document = json.loads((tmp_path / "ray" / "fleet.json").read_text())
+    assert document["executor"] == "ray"
+    assert [(m["status"], m["host"]) for m in document["models"]] == [("ok", node)] * 2  # Ray tasks on the head
+    local = _batch(fleet, "--out", tmp_path / "pool", "--jobs", "2", "--no-cache", "--quiet", env=env)
+    assert local.returncode == 0, local.stderr
+    assert _artifacts(tmp_path / "ray") == _artifacts(tmp_path / "pool") and len(_artifacts(tmp_path / "ray")) == 4
+
+
+def test_batch_ray_at_an_address_with_no_cluster_is_a_usage_error(tmp_path):
+    fleet = write_fleet(tmp_path, 1)
+    result = _batch(fleet, "--out", tmp_path / "out", "--ray", "127.0.0.1:1", "--quiet",
+                    env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert result.returncode == 2, result.stderr
+    assert "--ray 127.0.0.1:1: cannot join the Ray cluster" in result.stderr and not (tmp_path / "out").exists()
