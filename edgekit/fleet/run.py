@@ -104,7 +104,7 @@ def _build(stage: Path, jobs: dict, keys: dict, entries: dict, executor: Executo
             entries[name]["cached"] = True
             on_step(f"{name}: from the cache")
         else:
-            tasks.append(Task(keys[name], f"compress {name}", compress_task, (job,)))
+            tasks.append(Task(keys[name], f"compress {name}", compress_task, (job,), cost=_size(job.model_file.path)))
             built.append(name)
     on_step(f"building {len(tasks)} model(s) on the {executor.name}")
     for name, outcome in zip(built, executor.map(tasks, on_done=_progress(on_step))):
@@ -137,6 +137,11 @@ def _bench(stage: Path, fleet: Fleet, devices: dict, keys: dict, entries: dict, 
         _write_files(stage / MODELS / name / f"{BENCH}-{device}", outcome.result.files, BENCH)
         entries[name]["bench"][device] = {"status": "ok", "host": outcome.result.host,
                                           "rows": outcome.result.entry["rows"]}
+
+
+def _size(path: Path) -> int:
+    """Bytes of a model file or directory (the biggest build starts first)."""
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def _progress(on_step):
