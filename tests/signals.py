@@ -16,9 +16,10 @@ def ignore_sigint():
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # what `cmd &` in a non-interactive shell does
 
 
-def interrupt_at(argv, env, step: str, delay: float = 0.0, inherit_ignored: bool = False):
-    """Run argv; on the progress line `step` (+ delay s) send SIGINT to its process group, as a
-    terminal's Ctrl-C does. Returns (exit code, seconds from the signal to the exit, stderr)."""
+def interrupt_at(argv, env, step: str, delay: float = 0.0, inherit_ignored: bool = False, until=None):
+    """Run argv; on the progress line `step` (then until(pgid) is true, polled for up to 60 s, then
+    delay s) send SIGINT to its process group, as a terminal's Ctrl-C does. Returns (exit code,
+    seconds from the signal to the exit, stderr)."""
     proc = subprocess.Popen(argv, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True,
                             preexec_fn=ignore_sigint if inherit_ignored else None)
     lines = []
@@ -29,6 +30,9 @@ def interrupt_at(argv, env, step: str, delay: float = 0.0, inherit_ignored: bool
     else:
         proc.wait(timeout=60)
         pytest.fail(f"the run ended (exit {proc.returncode}) before the step '{step}':\n{''.join(lines)}")
+    deadline = time.monotonic() + 60
+    while until is not None and not until(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
     time.sleep(delay)
     sent = time.perf_counter()
     os.killpg(proc.pid, signal.SIGINT)

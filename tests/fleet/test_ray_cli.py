@@ -60,3 +60,25 @@ def test_batch_ray_at_an_address_with_no_cluster_is_a_usage_error(tmp_path):
                     env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert result.returncode == 2, result.stderr
     assert "--ray 127.0.0.1:1: cannot join the Ray cluster" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_compress_ray_runs_the_fallback_candidates_on_the_cluster(head, tmp_path):
+    from scripts.models.hostile import save_hostile
+    from tests.conftest import DIGITS_DATA
+    from tests.fleet.test_search_jobs import RECIPE, fallback_of
+
+    model = save_hostile(tmp_path)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(RECIPE)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), EDGEKIT_PARALLEL_MIN_S="0")
+    runs = {}
+    for label, flags in (("ray", ["--ray", head[0]]), ("serial", ["--jobs", "1"])):
+        out = tmp_path / label
+        result = subprocess.run([sys.executable, "-m", "edgekit", "compress", str(model), "--int8", "-c", str(DIGITS_DATA),
+                                 "--color", "grayscale", "-t", "tflite", "--max-accuracy-drop", "1.0", "--out", str(out),
+                                 "--runs", "2", "--no-cache", "--recipe", str(recipe), *flags],
+                                env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr
+        assert ("sensitivity candidates on the ray (2 workers)" in result.stderr) == (label == "ray"), result.stderr
+        runs[label] = fallback_of(out)
+    assert runs["ray"] == runs["serial"]

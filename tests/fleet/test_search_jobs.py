@@ -4,19 +4,31 @@ process, the pool starts only when the search is long enough, and jobs is not in
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from edgekit.executor import LazyExecutor
 from tests.conftest import DIGITS_DATA
 from tests.debug.conftest import hostile_keras  # noqa: F401 - the fixture
+from tests.signals import interrupt_at
 
 RECIPE = "int8:\n  equalize: \"off\"\n"  # equalization alone fixes the planted pair: search instead
 
 
 def _timeless(step: dict) -> dict:
     return {k: v for k, v in step.items() if k not in ("elapsed_s", "latency_p50_ms")}
+
+
+def fallback_of(out) -> tuple:
+    """(met, float layers, steps without timings, INT8 model bytes) of a compress OUT."""
+    report = json.loads((out / "report.json").read_text())
+    fallback = next(a for a in report["artifacts"] if a["precision"] == "int8")["details"]["fallback"]
+    return (fallback["met"], fallback["float_layers"], [_timeless(s) for s in fallback["steps"]],
+            (out / "model_int8.tflite").read_bytes())
 
 
 @pytest.mark.slow  # two compresses of the hostile CNN, one with a pool of 2 workers: ~60 s
@@ -32,10 +44,7 @@ def test_compress_jobs_2_equals_jobs_1(hostile_keras, tmp_path, edgekit_cli, mon
                              "--no-cache", "--recipe", recipe, "--jobs", jobs)
         assert result.code == 0, result.err
         assert ("sensitivity candidates on the pool (2 workers)" in result.err) == (jobs == 2), result.err
-        report = json.loads((out / "report.json").read_text())
-        fallback = next(a for a in report["artifacts"] if a["precision"] == "int8")["details"]["fallback"]
-        runs[jobs] = (fallback["met"], fallback["float_layers"], [_timeless(s) for s in fallback["steps"]],
-                      (out / "model_int8.tflite").read_bytes())
+        runs[jobs] = fallback_of(out)
     assert runs[2] == runs[1]
     assert runs[1][0] and runs[1][1] and len(runs[1][2]) >= 2  # met, with layers in float
 
@@ -80,3 +89,54 @@ def test_jobs_is_not_in_the_build_cache_key(tiny_keras):
 
     job = CompressJob(check_model_path(tiny_keras), tiny_keras.parent / "out", Recipe(), "default", False, ["tflite"])
     assert build_key(dataclasses.replace(job, jobs=4, ray="auto")) == build_key(job)
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name: [state, ppid, pgrp, ...] ([] when gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    return _stat(pid)[:1] not in ([], ["Z"])
+
+
+def _group(pgid: int) -> list[int]:
+    """Live processes of the process group `pgid`."""
+    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    return [pid for pid in pids if _alive(pid) and _stat(pid)[2:3] == [str(pgid)]]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+@pytest.mark.slow  # a compress of the hostile CNN up to its search: ~30 s
+def test_ctrl_c_during_a_pooled_search_exits_130_and_stops_the_workers(hostile_keras, tmp_path):  # noqa: F811
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(RECIPE)
+    argv = [sys.executable, "-m", "edgekit", "compress", str(hostile_keras), "--int8", "-c", str(DIGITS_DATA),
+            "--color", "grayscale", "-t", "tflite", "--max-accuracy-drop", "1.0", "--out", str(tmp_path / "out"),
+            "--runs", "2", "--no-cache", "--recipe", str(recipe), "--jobs", "2"]
+    env = dict(os.environ, EDGEKIT_PARALLEL_MIN_S="0", EDGEKIT_CACHE_DIR=str(tmp_path / "cache"))
+    seen = []
+
+    def workers_up(pgid):  # spawned: the compress's isolated worker and the pool's 2 workers
+        seen[:] = [pid for pid in _group(pgid) if b"spawn_main" in _cmdline(pid)]
+        return len(seen) >= 3
+
+    code, took, err = interrupt_at(argv, env, "sensitivity candidates on the pool (2 workers)", delay=0.5,
+                                   until=workers_up)
+    assert len(seen) >= 3, seen
+    assert code == 130, err
+    assert took < 10 and "edgekit: interrupted" in err
+    assert not (tmp_path / "out").exists()
+    deadline = time.monotonic() + 5
+    while [pid for pid in seen if _alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [pid for pid in seen if _alive(pid)] == []  # the pool's workers were stopped too
