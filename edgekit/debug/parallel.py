@@ -47,6 +47,9 @@ class TfliteSession:
 
 @dataclass(frozen=True)
 class OnnxSession:
+    """An OnnxSelective or a subclass of it (`kind`: TensorRT's) over the same QDQ builder."""
+
+    kind: type
     fp32_path: str
     calibration: list = field(repr=False)
     evaluator: Evaluator = field(repr=False)
@@ -54,11 +57,8 @@ class OnnxSession:
     layer_names: tuple = ()
 
     def open(self):
-        from edgekit.backends.onnx.selective import OnnxSelective
-
         samples = self.calibration
-        return OnnxSelective(Path(self.fp32_path), lambda: iter(samples), list(self.layer_names),
-                             options=self.options)
+        return self.kind(Path(self.fp32_path), lambda: iter(samples), list(self.layer_names), options=self.options)
 
 
 def session_of(backend, calibration, evaluator: Evaluator):
@@ -71,8 +71,8 @@ def session_of(backend, calibration, evaluator: Evaluator):
     if isinstance(backend, TfliteSelective) and calibration is not None:
         return TfliteSession(str(backend.saved_dir), list(calibration()), evaluator, backend.int8, names)
     if isinstance(backend, OnnxSelective) and backend.calibration is not None:
-        return OnnxSession(str(backend.fp32_path), list(backend.calibration()), evaluator, dict(backend.options),
-                           names)
+        return OnnxSession(type(backend), str(backend.fp32_path), list(backend.calibration()), evaluator,
+                           dict(backend.options), names)
     return None
 
 
