@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ from edgekit.executor import Task
 log = logging.getLogger("edgekit")
 PARALLEL_MIN_SECONDS = 20.0
 BATCH_PER_WORKER = 4  # nodes per worker between two deadline checks
-_OPEN: dict[str, object] = {}  # in each worker process: session key -> open backend
+_OPEN: dict[str, tuple] = {}  # in each worker process: session key -> (open backend, its directory)
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class TfliteSession:
     int8: Optional[object] = None
     layer_names: tuple = ()
 
-    def open(self):
+    def open(self, folder: Path):
         from edgekit.backends.tflite.selective import TfliteSelective
 
         samples = self.calibration
@@ -56,9 +58,33 @@ class OnnxSession:
     options: dict = field(default_factory=dict)
     layer_names: tuple = ()
 
-    def open(self):
+    def open(self, folder: Path):
+        """Over a copy of the model in `folder` (this worker's): onnxruntime writes
+        '<stem>-inferred.onnx' beside its input, so two workers on one file collide."""
         samples = self.calibration
-        return self.kind(Path(self.fp32_path), lambda: iter(samples), list(self.layer_names), options=self.options)
+        return self.kind(_copy_model(Path(self.fp32_path), folder), lambda: iter(samples), list(self.layer_names),
+                         options=self.options)
+
+
+def _copy_model(path: Path, folder: Path) -> Path:
+    """The ONNX model and its external data files copied into `folder`."""
+    import onnx
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(path, folder / path.name)
+    for tensor in onnx.load(str(path), load_external_data=False).graph.initializer:
+        location = next((e.value for e in tensor.external_data if e.key == "location"), None)
+        if location and not (folder / location).exists():
+            (folder / location).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path.parent / location, folder / location)
+    return folder / path.name
+
+
+def _worker_dir(shared, key: str) -> Path:
+    """This worker's directory for a session: beside the pool's shared file (removed with it when
+    the pool closes), else under the temp directory."""
+    base = Path(shared.path).parent if hasattr(shared, "path") else Path(tempfile.gettempdir())
+    return base / f"edgekit-worker-{os.getpid()}-{key[:16]}"
 
 
 def session_of(backend, calibration, evaluator: Evaluator):
@@ -79,12 +105,14 @@ def session_of(backend, calibration, evaluator: Evaluator):
 def evaluate_candidate(shared, float_nodes: tuple, work: Path):
     """Runs in a worker: the AccuracyReport of the model with `float_nodes` kept in float."""
     session = shared.get()
-    backend = _OPEN.get(shared.key)
-    if backend is None:
-        for old in _OPEN.values():
+    if shared.key not in _OPEN:
+        for old, folder in _OPEN.values():  # one session at a time per worker
             old.close()
+            shutil.rmtree(folder, ignore_errors=True)
         _OPEN.clear()
-        backend = _OPEN[shared.key] = session.open()
+        folder = _worker_dir(shared, shared.key)
+        _OPEN[shared.key] = (session.open(folder), folder)
+    backend = _OPEN[shared.key][0]
     return session.evaluator.accuracy(backend, backend.build(list(float_nodes)))
 
 

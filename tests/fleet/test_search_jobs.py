@@ -140,3 +140,20 @@ def test_ctrl_c_during_a_pooled_search_exits_130_and_stops_the_workers(hostile_k
     while [pid for pid in seen if _alive(pid)] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert [pid for pid in seen if _alive(pid)] == []  # the pool's workers were stopped too
+
+
+@pytest.mark.slow  # two debug runs of the hostile CNN on the ONNX target, one with a pool: ~60 s
+def test_debug_onnx_ranking_on_a_pool_equals_in_process(hostile_keras, tmp_path, edgekit_cli, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("EDGEKIT_PARALLEL_MIN_S", "0")
+    rankings = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        result = edgekit_cli("debug", hostile_keras, "-c", DIGITS_DATA, "--color", "grayscale", "-t", "onnx",
+                             "--out", out, "--jobs", jobs)
+        assert result.code == 0, result.err
+        assert ("sensitivity candidates on the pool (2 workers)" in result.err) == (jobs == 2), result.err
+        # tf2onnx numbers node names by a per-process counter (Conv__27, then Conv__65 in a second
+        # export in this process): the graph index names the node
+        rankings[jobs] = [{k: v for k, v in r.items() if k not in ("node", "layer")}
+                          for r in json.loads((out / "debug.json").read_text())["ranking"]]
+    assert rankings[2] == rankings[1] and len(rankings[1]) >= 5
