@@ -7,8 +7,9 @@
 2. The sensitivity ranking (`measure_sensitivity`: both passes, the first 32 held-out samples, as
    the fallback search runs it) of the INT8-hostile digits CNN (scripts/models/hostile.py):
    in-process serial vs N pool workers, cold (each worker imports TensorFlow and calibrates its own
-   backend) and warm (a second ranking on the same workers); the rankings must be identical. The
-   caller's own calibrated backend is opened once before both and timed apart.
+   backend) and warm (later rankings on the same workers; serial and warm are the medians of
+   REPEATS (5) interleaved runs); the rankings must be identical. The caller's own calibrated
+   backend is opened once before both and timed apart.
 Targets: pool <= 0.6x serial on 2 cores. Prints the machine's load average before and after, since
 the cores may be shared.
 """
@@ -17,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPEATS = 5
 
 
 def bench_fleet(work: Path, count: int, jobs: int) -> dict:
@@ -73,12 +76,12 @@ def bench_sensitivity(work: Path, jobs: int) -> dict:
     calibration = list(data.calibration_factory()())
     start = time.perf_counter()
     backend = TfliteSelective(exported.saved_dir, lambda: iter(calibration), recipe.int8, names)
-    seconds = {"calibration": time.perf_counter() - start}  # the caller's own backend: the same either way
+    seconds = {"calibration": [time.perf_counter() - start]}  # the caller's own backend: the same either way
 
     def ranking(label, evaluate=None):
         start = time.perf_counter()
         ranked, _ = measure_sensitivity(backend, evaluator, evaluate_many=evaluate)
-        seconds[label] = time.perf_counter() - start
+        seconds.setdefault(label, []).append(time.perf_counter() - start)
         return [(r.node, r.score) for r in ranked]
 
     try:
@@ -86,9 +89,12 @@ def bench_sensitivity(work: Path, jobs: int) -> dict:
         session = TfliteSession(str(exported.saved_dir), calibration, evaluator, recipe.int8, tuple(names))
         with PoolExecutor(jobs) as pool:
             pooled = ranking("pool", on_executor(pool, session))  # each worker imports TF and calibrates
-            ranking("pool, warm workers", on_executor(pool, session))
+            for _ in range(REPEATS):  # a fraction of a second each: the median of a few, interleaved
+                ranking("serial")
+                ranking("pool, warm workers", on_executor(pool, session))
     finally:
         backend.close()
+    seconds = {label: statistics.median(runs) for label, runs in seconds.items()}
     assert pooled == serial, (pooled, serial)
     seconds["nodes"] = len(serial)
     return seconds
