@@ -152,12 +152,14 @@ def evaluate_many(backend, evaluator: Evaluator, executor=None, calibration=None
             return chosen["many"](float_sets)
         start = time.monotonic()
         first = local(float_sets[:1])
-        session = None
-        if (time.monotonic() - start) * (total - 1) >= min_seconds():
-            session = session_of(backend, calibration, evaluator)
+        estimate = (time.monotonic() - start) * (total - 1)
+        session = session_of(backend, calibration, evaluator) if estimate >= min_seconds() else None
         chosen["many"] = local if session is None else on_executor(executor, session)
         if session is not None:
             log.info("sensitivity candidates on the %s (%d workers)", executor.name, executor.jobs)
+        else:
+            log.info("sensitivity candidates in this process (about %.0f s serially: no %s)", estimate,
+                     "workers for this backend" if estimate >= min_seconds() else f"pool below {min_seconds():g} s")
         run.width = chosen["many"].width
         return first + (chosen["many"](float_sets[1:]) if len(float_sets) > 1 else [])
 
