@@ -11,6 +11,7 @@ task (force: their workers are killed).
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -18,6 +19,7 @@ from edgekit.errors import MissingDependencyError, UsageError, condense
 from edgekit.executor.base import Outcome, Task, failure, run_task
 
 RETRIES = 1
+CONNECT_TIMEOUT_S = 5
 
 
 def device_resource(name: str) -> str:
@@ -36,6 +38,18 @@ def _import_ray():
     except ImportError:
         raise MissingDependencyError('--ray needs Ray: pip install "edgekit[ray]"') from None
     return ray
+
+
+def _check_reachable(address: str) -> None:
+    """UsageError when nothing answers at a host:port address (ray.init would retry for minutes)."""
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if address == "auto" or not host or not port.isdigit():
+        return  # ray.init judges it
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        raise UsageError(f"--ray {address}: cannot join the Ray cluster (nothing answers at {host}:{port}: "
+                         f"{err.strerror or err})") from None
 
 
 def _on_node(func, args):
@@ -69,6 +83,7 @@ class RayExecutor:
     def __init__(self, address: str = "auto"):
         self.ray = _import_ray()
         if not self.ray.is_initialized():
+            _check_reachable(address)
             try:
                 self.ray.init(address=address, log_to_driver=False, logging_level="ERROR")
             except (ConnectionError, ValueError, RuntimeError) as err:

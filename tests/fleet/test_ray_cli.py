@@ -31,9 +31,9 @@ def head():
         cluster.shutdown()
 
 
-def _batch(*args, env) -> subprocess.CompletedProcess:
+def _batch(*args, env, timeout=600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "edgekit", "batch", *map(str, args)], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def _artifacts(out: Path) -> dict[str, bytes]:
@@ -57,7 +57,7 @@ def test_batch_ray_address_from_the_cli(head, tmp_path):
 def test_batch_ray_at_an_address_with_no_cluster_is_a_usage_error(tmp_path):
     fleet = write_fleet(tmp_path, 1)
     result = _batch(fleet, "--out", tmp_path / "out", "--ray", "127.0.0.1:1", "--quiet",
-                    env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                    env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)  # ray.init alone retried for minutes
     assert result.returncode == 2, result.stderr
     assert "--ray 127.0.0.1:1: cannot join the Ray cluster" in result.stderr and not (tmp_path / "out").exists()
 
