@@ -229,7 +229,8 @@ def ladder_details(backend, evaluator: Evaluator, result: FallbackResult, rankin
     """The report's record of a ladder search: the per-layer precision map (layer, op, precision,
     sensitivity, MACs), the share of conv/matmul MACs per precision, the nodes the quantizer keeps
     float before any search (`auto_float`: node -> reason, e.g. a Concat that writes a graph
-    output, `backends.onnx.exclusions`), the `top` first-ranked units
+    output, `backends.onnx.exclusions`), the bias-correction step (`bias_correction`: kept or
+    not, layers, max shift, SQNR and shortfall plain vs corrected; None when not tried), the `top` first-ranked units
     and the host p50 latency of the final model next to plain INT8 and FP32 (when given)."""
     sensitivity = {r.node: r.score for r in ranking if r.score not in (None, float("inf"))}
     layers = backend.layer_map(result.model, sensitivity)
@@ -241,7 +242,12 @@ def ladder_details(backend, evaluator: Evaluator, result: FallbackResult, rankin
     if fp32_model is not None:
         latency["fp32"] = evaluator.latency(backend, fp32_model).p50_ms
     auto = (getattr(backend, "settings", None) or {}).get("nodes_excluded_auto", {})
-    return {"precisions": result.best.precisions, "layers": layers, "auto_float": auto,
+    tried = next((s for s in result.steps if s.phase == "bias correction"), None)
+    bias = None if tried is None else {
+        "kept": "bias_correction" in result.best.quantization, **tried.quantization["bias_correction"],
+        "plain_sqnr_db": result.steps[0].accuracy.get("sqnr_db"), "corrected_sqnr_db": tried.accuracy.get("sqnr_db"),
+        "plain_shortfall": result.steps[0].shortfall, "corrected_shortfall": tried.shortfall}
+    return {"precisions": result.best.precisions, "layers": layers, "auto_float": auto, "bias_correction": bias,
             "mac_share": {k: round(v, 4) for k, v in sorted(share.items())},
             "ranking": [r.to_dict() for r in ranking[:top]], "latency_p50_ms": latency}
 
