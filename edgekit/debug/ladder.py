@@ -198,8 +198,9 @@ def _climb(search: _Search, ranking: list[UnitSensitivity], max_units: int, max_
         size = _bisect(search, order, last_short, size)
     levels = dict(search.best().precisions)  # the closest point so far (all int16 may beat the prefix)
     met = search.best().met
+    half = time.monotonic() + (search.deadline - time.monotonic()) / 2  # the other half for the float steps
     floats = [] if met else rank_float(search.backend, search.evaluator, search.candidates, levels, ranking,
-                                       deadline=search.deadline, on_step=search.on_step)
+                                       deadline=half, on_step=search.on_step)
     for unit in floats[:max_float]:
         if search.out_of_time():
             return f"time budget spent ({len(search.steps)} builds)"
