@@ -33,6 +33,7 @@ class Built:
     op_counts: dict = field(default_factory=dict)
     compute_dtypes: dict = field(default_factory=dict)
     compression: dict = field(default_factory=dict)  # edgekit.validate.compression.summarize
+    origin: Optional[Path] = None  # the float model it was built from, where a later step needs it
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,11 @@ class Target(Protocol):
         """A SelectiveBuilder (edgekit.backends.selective) over the same graph the plain INT8 build
         quantized (`built`: this run's artifacts of this target, when there are some); None where
         the target keeps no layer in float."""
+
+    def finish(self, built: Sequence[Built], ctx: BuildContext) -> list[str]:
+        """After the float fallback chose the final artifacts (`built`: this target's): whatever
+        depends on them (TensorRT: calibration cache, precision record, the engine on ctx.device);
+        returns report notes."""
 
 
 def with_inventory(target: Target, built: Built) -> Built:

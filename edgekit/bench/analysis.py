@@ -111,6 +111,17 @@ def apply_gates(rows: list[Row], ups: list[Speedup], max_latency_ms: float | Non
     return results
 
 
+def unjudged(rows: list[Row], gates: list[GateResult], max_latency_ms: float | None,
+             min_speedup: float | None) -> list[str]:
+    """A warning per requested gate that judged no row (every measured row emulated, or none
+    measured): exit 0 then says nothing about that gate."""
+    asked = [("--max-latency-ms", max_latency_ms, "max_latency_ms"), ("--min-speedup", min_speedup, "min_speedup")]
+    emulated = sorted({row.device for row in rows if row.emulated and row.latency is not None})
+    why = f"every measured row is emulated ({', '.join(emulated)})" if emulated else "no row was measured"
+    return [f"{flag} {limit:g} was not checked: {why}" for flag, limit, gate in asked
+            if limit is not None and not any(g.gate.startswith(gate) for g in gates)]
+
+
 def overall(rows: list[Row]) -> tuple[str, int]:
     """The run's status and exit code, by PRECEDENCE; nothing measured at all is a tool failure."""
     statuses = {row.status for row in rows}

@@ -87,6 +87,7 @@ def _sections(report: BenchReport) -> list[tuple[str, list[str], list[list[str]]
         ("Top ops (benchmark_model op profile, avg ms per run)",
          ["device", "artifact", "op", "name", "avg ms", "%"], top_ops),
         ("Gates", ["gate", "device", "artifact", "value", "limit", "result"], gates),
+        ("Warnings", ["warning"], [[w] for w in report.warnings]),
     ]
     return [table for table in tables if table[2]]
 

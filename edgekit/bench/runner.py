@@ -322,4 +322,5 @@ def run_bench(build: str, artifacts: list[Artifact], targets: list[Target], opti
                         accuracy_inputs=str(options.inputs) if options.references else None)
     return BenchReport(edgekit_version=__version__, created_at=_now(), build=str(build),
                        settings=settings, status=status, exit_code=code, devices=devices,
-                       rows=rows, speedups=ups, gates=gates)
+                       rows=rows, speedups=ups, gates=gates,
+                       warnings=analysis.unjudged(rows, gates, max_latency_ms, min_speedup))

@@ -183,3 +183,4 @@ class BenchReport(_Strict):
     rows: list[Row]
     speedups: list[Speedup] = Field(default_factory=list)
     gates: list[GateResult] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list, description="e.g. a gate no row could be judged by")

@@ -119,6 +119,8 @@ def bench(build, devices, inventory, threads, runs, warmup, duration, affinity, 
         stop()
         if options.references is not None:
             options.references.close()
+    for warning in report.warnings:
+        logging.getLogger("edgekit.bench").warning("%s", warning)
     logging.getLogger("edgekit.bench").info("reports in %s (bench.json, bench.md, bench.html)", out)
     if as_json:
         summary = report.model_dump(mode="json", exclude={"rows": {"__all__": {

@@ -87,7 +87,7 @@ def run_debug(model_path: str | Path, out: str | Path, recipe: Recipe, *, target
           atomic_output_dir(out) as stage):
         on_step("loading model")
         source = sources.prepare(model_file, Path(work), recipe.input_shapes, trust_model,
-                                 functools.partial(shape_from_calibration, recipe))
+                                 functools.partial(shape_from_calibration, recipe), recipe.int8.equalize)
         recipe = _resolved(recipe, source, on_step)
         on_step("validating calibration data")
         data = load_dataset(recipe, source.inputs)
@@ -100,6 +100,8 @@ def run_debug(model_path: str | Path, out: str | Path, recipe: Recipe, *, target
                                           recipe.fallback, start + recipe.fallback.time_budget_s, on_step)
         finally:
             backend.close()
+        # as compress: a .keras model is equalized before export, the ONNX graph after fusion
+        document["equalization"] = {"mode": recipe.int8.equalize, "keras_pairs": list(source.equalization)}
         on_step("writing report")
         from edgekit.debug.report import render_html, render_markdown
 

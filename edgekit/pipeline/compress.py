@@ -177,21 +177,27 @@ def _open_device(job: CompressJob, order: list[str]):
 
 
 def _build_targets(job: CompressJob, source, recipe: Recipe, data: Dataset, validation, stage: Path, work: Path,
-                   on_step) -> tuple[list[Built], dict, list[str], BuildContext]:
-    """Every requested target's artifacts (and the upstream ones they build from), in build order."""
-    built, fusion, notes, results = [], {}, [], {}
+                   on_step) -> tuple[list[Built], dict, list[str]]:
+    """Every requested target's artifacts (and the upstream ones they build from), in build order,
+    then the float fallback, then each target's `finish`; the device stays open throughout."""
+    built, fusion, notes, results, contexts = [], {}, [], {}, {}
     order = backends.build_order(job.targets)
     with _open_device(job, order) as (device, entry):
         for name in order:
             target = backends.get(name)
-            ctx = BuildContext(stage, work, on_step, device, entry, validation,
-                               results.get(target.upstream), dependency_only=name not in job.targets)
+            ctx = contexts[name] = BuildContext(stage, work, on_step, device, entry, validation,
+                                                results.get(target.upstream), dependency_only=name not in job.targets)
             results[name] = result = target.build(source, recipe, data.calibration_factory(), ctx)
             built += result.built
             notes += result.notes
             if result.fusion is not None:
                 fusion[name] = result.fusion
-    return built, fusion, notes, BuildContext(stage, work, on_step, validation=validation)
+        _, ref_outputs, _, roles = validation
+        apply_fallback(built, source, recipe, data, ref_outputs,
+                       BuildContext(stage, work, on_step, device, entry, validation), roles)
+        for name in order:
+            notes += backends.get(name).finish([b for b in built if b.target == name], contexts[name])
+    return built, fusion, notes
 
 
 def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: None) -> dict:
@@ -223,9 +229,8 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
         float_check = check_float_accuracy(resolution, data.labels, ref_outputs, recipe.calibration.source,
                                            job.allow_low_float_accuracy, roles.primary)
         validation = (data.validation_feeds, ref_outputs, data.labels, roles)
-        built, fusion, notes, ctx = _build_targets(job, source, recipe, data, validation, stage, Path(work), on_step)
+        built, fusion, notes = _build_targets(job, source, recipe, data, validation, stage, Path(work), on_step)
         notes = data.notes + notes + record_equalization(built, source, equalize)
-        apply_fallback(built, source, recipe, data, ref_outputs, ctx, roles)
         embed_contract(built, resolution, source, recipe, ref_outputs, roles.primary)
         entries = _validate(built, recipe, data, ref_outputs, on_step, roles)
         for warning in flag_artifacts(entries, lambda target: backends.get(target).baseline):

@@ -36,21 +36,19 @@ import math
 import os
 import platform
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from scripts.bench import data as bench_data
 from scripts.bench.children import CHILDREN  # the jobs run by `--child`
-from scripts.bench.table import LATENCY_MARGIN, build_rows, paired_ratio, render_markdown, summary  # noqa: F401
-from scripts.models import ROOT
+from scripts.bench.inference import agreement, measure_models, median_of, onnx_runner, tflite_runner
+from scripts.bench.measure import NOT_IN_RAW, child, python_env, run_measured, stage_times
+from scripts.bench.table import LATENCY_MARGIN, build_rows, render_markdown, summary
 
 
 @dataclass(frozen=True)
@@ -72,205 +70,6 @@ class Config:
 
 FULL = Config("full", 224, 300, (100, 1000), 64, 1, 15, 10)
 QUICK = Config("quick", 96, 64, (100, 400), 24, 1, 9, 10, digits_repeats=2)
-
-
-# ----------------------------------------------------------------------------- process measurement
-@dataclass
-class Measured:
-    """One child process: wall time, its timestamped stderr lines, memory of its process tree."""
-
-    argv: list[str]
-    rc: int
-    wall_s: float
-    tree_peak_mb: float
-    max_process_mb: float
-    lines: list[tuple[float, str]] = field(default_factory=list)
-    stdout: str = ""
-
-    def tail(self, n: int = 5) -> str:
-        return " | ".join(text for _, text in self.lines[-n:])
-
-
-def _children(pid: int) -> list[int]:
-    """Every descendant of `pid` (children of all its threads, recursively)."""
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            tasks = os.listdir(f"/proc/{current}/task")
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                kids = [int(k) for k in Path(f"/proc/{current}/task/{task}/children").read_text().split()]
-            except OSError:
-                continue
-            found += kids
-            todo += kids
-    return found
-
-
-def tree_memory_kb(pid: int) -> tuple[int, dict[int, int]]:
-    """(sum of VmRSS over `pid` and its descendants, {pid: VmHWM}) in kB; gone processes count 0."""
-    total, peaks = 0, {}
-    for member in [pid, *_children(pid)]:
-        try:
-            status = Path(f"/proc/{member}/status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if line.startswith(("VmRSS", "VmHWM")))
-        total += int(fields.get("VmRSS", "0 kB").split()[0])
-        peaks[member] = int(fields.get("VmHWM", "0 kB").split()[0])
-    return total, peaks
-
-
-def run_measured(argv: list[str], env: dict, sample_s: float = 0.02) -> Measured:
-    """Run argv; timestamp each stderr line; every `sample_s` sum the tree's RSS (simultaneous peak)
-    and read each process's own peak (VmHWM: kernel-tracked, so spikes between samples count).
-
-    Not wait4's ru_maxrss: a child forked from this (large) process reports this process's RSS.
-    """
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: list[tuple[float, str]] = []
-    out: list[str] = []
-    tree_peak, process_peak = [0], {}
-    done = threading.Event()
-
-    def read_err():
-        for line in proc.stderr:
-            lines.append((time.perf_counter() - start, line.rstrip("\n")))
-
-    def sample():
-        while not done.is_set():
-            total, peaks = tree_memory_kb(proc.pid)
-            tree_peak[0] = max(tree_peak[0], total)
-            for member, peak in peaks.items():
-                process_peak[member] = max(process_peak.get(member, 0), peak)
-            done.wait(sample_s)
-
-    threads = [threading.Thread(target=read_err, daemon=True), threading.Thread(target=sample, daemon=True),
-               threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)]
-    for t in threads:
-        t.start()
-    proc.wait()
-    wall = time.perf_counter() - start
-    done.set()
-    for t in threads:
-        t.join(10)
-    biggest = max(process_peak.values(), default=0)
-    return Measured(list(argv), proc.returncode, wall, tree_peak[0] / 1024, biggest / 1024, lines, "".join(out))
-
-
-STEPS = (("checking the build cache", "cache"), ("loading model", "load"),
-         ("validating calibration data", "data"), ("running the float reference", "reference"),
-         ("building ", "convert"), ("validating ", "validate"), ("writing report", "report"))
-NOT_IN_RAW = ("reference", "validate", "report")
-
-
-def stage_times(lines: list[tuple[float, str]], wall_s: float) -> dict[str, float]:
-    """Seconds per stage from edgekit's progress lines ('edgekit: INFO: <step>'); 'start' is
-    everything before the first step, the last step runs until the process exits."""
-    marks = [(0.0, "start")]
-    for t, text in lines:
-        if not text.startswith("edgekit: INFO: "):
-            continue
-        step = text[len("edgekit: INFO: "):]
-        stage = next((name for prefix, name in STEPS if step.startswith(prefix)), None)
-        if stage is not None:
-            marks.append((t, stage))
-    times: dict[str, float] = {}
-    for (t0, stage), (t1, _) in zip(marks, marks[1:] + [(wall_s, "")]):
-        times[stage] = round(times.get(stage, 0.0) + max(t1 - t0, 0.0), 3)
-    return times
-
-
-def python_env() -> dict:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
-def child(kind: str, job: dict, workdir: Path, env: dict) -> tuple[dict, Measured]:
-    """Run `bench.py --child KIND` on `job`; returns (its result JSON, the measured process)."""
-    job_path, result_path = workdir / f"{kind}.job.json", workdir / f"{kind}.result.json"
-    job_path.write_text(json.dumps(job))
-    result_path.unlink(missing_ok=True)
-    measured = run_measured([sys.executable, "-m", "scripts.bench", "--child", kind, str(job_path),
-                             str(result_path)], env)
-    if measured.rc != 0 or not result_path.is_file():
-        raise RuntimeError(f"{kind} child failed (exit {measured.rc}): {measured.tail()}")
-    return json.loads(result_path.read_text()), measured
-
-
-# ----------------------------------------------------------------------------- inference helpers
-def interleaved_latency(calls: dict, rounds: int, runs: int, warmup: int = 5) -> dict[str, dict]:
-    """Median ms per call name: `rounds` rounds, each timing `runs` calls of every model in turn
-    (interleaving spreads background load evenly); the result is the median of round medians,
-    and the round medians themselves (for paired ratios)."""
-    for call in calls.values():
-        for _ in range(warmup):
-            call()
-    per_round: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
-            samples = []
-            for _ in range(runs):
-                t0 = time.perf_counter()
-                call()
-                samples.append((time.perf_counter() - t0) * 1000)
-            per_round[name].append(statistics.median(samples))
-    return {name: {"median_ms": round(statistics.median(v), 6), "rounds_ms": [round(x, 6) for x in v],
-                   "runs": runs} for name, v in per_round.items()}
-
-
-def tflite_runner(path: Path):
-    """x -> output of a .tflite on ai_edge_litert, 1 thread (float input and output)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path), num_threads=1)
-    interpreter.allocate_tensors()
-    (entry,), (exit_,) = interpreter.get_input_details(), interpreter.get_output_details()
-
-    def run(x: np.ndarray) -> np.ndarray:
-        interpreter.set_tensor(entry["index"], x)
-        interpreter.invoke()
-        return interpreter.get_tensor(exit_["index"])
-
-    return run
-
-
-def onnx_runner(path: Path):
-    """x -> first output of an .onnx on onnxruntime's CPU provider, 1 thread, default optimizations."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads, options.log_severity_level = 1, 1, 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {name: x})[0]
-
-
-def measure_models(runners: dict, feeds: list[np.ndarray], cfg: Config) -> tuple[dict, dict]:
-    """(latency per model on feeds[0], outputs per model on every feed)."""
-    latency = interleaved_latency({k: (lambda r=r: r(feeds[0])) for k, r in runners.items()},
-                                  cfg.latency_rounds, cfg.latency_runs)
-    return latency, {k: [r(x) for x in feeds] for k, r in runners.items()}
-
-
-def agreement(reference: list[np.ndarray], test: list[np.ndarray]) -> dict:
-    """Top-1 agreement (0-1) and SQNR (dB) of `test` against `reference`, over all samples."""
-    ref = np.concatenate([r.reshape(1, -1) for r in reference]).astype(np.float64)
-    out = np.concatenate([t.reshape(1, -1) for t in test]).astype(np.float64)
-    noise = float(np.sum((ref - out) ** 2))
-    sqnr = math.inf if noise == 0 else 10 * math.log10(float(np.sum(ref ** 2)) / noise)
-    return {"top1_agreement": round(float(np.mean(ref.argmax(1) == out.argmax(1))), 4),
-            "sqnr_db": round(sqnr, 2) if math.isfinite(sqnr) else None, "samples": len(reference),
-            "reference_distinct_top1": len(set(ref.argmax(1).tolist()))}
-
-
-def median_of(values: list[float]) -> float:
-    return round(statistics.median(values), 3)
 
 
 # ----------------------------------------------------------------------------- sections

@@ -52,6 +52,9 @@ class FakeTarget:
     def selective(self, source, calibration, recipe, ctx, built=()):
         return None
 
+    def finish(self, built, ctx):
+        return []
+
 
 TARGET = FakeTarget()
 '''

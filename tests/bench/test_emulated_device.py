@@ -33,6 +33,8 @@ def test_emulated_board_marked_not_gated_and_host_vs_device(build_dir, sshd, wri
     report = load(out)
     assert report["devices"][0]["facts"]["emulated"] == "test emulator"
     assert report["gates"] == [] and report["speedups"] == []
+    assert report["warnings"] == ["--max-latency-ms 1e-06 was not checked: every measured row is emulated (emu)",
+                                  "--min-speedup 1000 was not checked: every measured row is emulated (emu)"]
     rows = {r["artifact"]: r for r in report["rows"]}
     assert all(r["emulated"] == "test emulator" and r["latency"]["runs"] == 3 for r in rows.values())
     agreement = rows["model_int8.tflite"]["host_agreement"]
@@ -42,6 +44,6 @@ def test_emulated_board_marked_not_gated_and_host_vs_device(build_dir, sshd, wri
     assert same["sqnr_db"] is None and same["top1_agreement"] == 1
     assert "model wants [1, 32]" in rows["model_fp32.onnx"]["accuracy"]["error"]
     md = (out / "bench.md").read_text()
-    assert "harness (emulated)" in md and "not gated or compared" in md
+    assert "harness (emulated)" in md and "not gated or compared" in md and "was not checked" in md
     assert "this host vs the device" in md
     assert "EMULATED" in (out / "bench.html").read_text()

@@ -128,7 +128,7 @@ def _kill_at_random_points(tiny_keras, tmp_path, iterations, seed):
 
 
 def test_sigkill_at_random_points_leaves_old_or_new_output(tiny_keras, tmp_path):
-    _kill_at_random_points(tiny_keras, tmp_path, iterations=6, seed=1)
+    _kill_at_random_points(tiny_keras, tmp_path, iterations=3, seed=1)  # 40 more under -m slow
 
 
 @pytest.mark.slow
@@ -145,20 +145,31 @@ def _qdq_params(path: Path) -> list[bytes]:
                   for t in model.graph.initializer if t.name.endswith(("_scale", "_zero_point")))
 
 
-def test_onnx_cold_runs_reproducible(digits_models, tmp_path, edgekit_cli):
-    """ONNX in -> byte-identical ONNX out. TensorFlow in -> tf2onnx names some folded constants with
-    run-dependent counters, so bytes differ; the quantization parameters are identical."""
-    from edgekit.sources.tf2onnx_export import export_to_onnx
-
-    model = tmp_path / "digits.onnx"
-    export_to_onnx(digits_models[1], model)
+def _onnx_runs(sources, tmp_path, edgekit_cli) -> dict:
     runs = {}
-    for source, name in ((model, "onnx_a"), (model, "onnx_b"), (digits_models[1], "tf_a"), (digits_models[1], "tf_b")):
+    for source, name in sources:
         result = edgekit_cli("compress", source, "--int8", "-c", DIGITS_DATA, "--color", "grayscale", "-t", "onnx",
                              "--num-calibration", "60", "--runs", "2", "--no-cache", "--out", tmp_path / name,
                              "--quiet")
         assert result.code == 0, result.err
         runs[name] = {a["precision"]: a for a in json.loads((tmp_path / name / "report.json").read_text())["artifacts"]}
+    return runs
+
+
+def test_onnx_cold_runs_reproducible(digits_models, tmp_path, edgekit_cli):
+    """ONNX in -> byte-identical ONNX out."""
+    from edgekit.sources.tf2onnx_export import export_to_onnx
+
+    model = tmp_path / "digits.onnx"
+    export_to_onnx(digits_models[1], model)
+    runs = _onnx_runs(((model, "onnx_a"), (model, "onnx_b")), tmp_path, edgekit_cli)
     assert runs["onnx_a"]["int8"]["sha256"] == runs["onnx_b"]["int8"]["sha256"]
     assert runs["onnx_a"]["fp32"]["sha256"] == runs["onnx_b"]["fp32"]["sha256"]
+
+
+@pytest.mark.slow  # two more TF -> ONNX compresses (~18 s loaded)
+def test_tf_to_onnx_cold_runs_same_quantization(digits_models, tmp_path, edgekit_cli):
+    """TensorFlow in -> tf2onnx names some folded constants with run-dependent counters, so bytes
+    differ; the quantization parameters are identical."""
+    _onnx_runs(((digits_models[1], "tf_a"), (digits_models[1], "tf_b")), tmp_path, edgekit_cli)
     assert _qdq_params(tmp_path / "tf_a" / "model_int8.onnx") == _qdq_params(tmp_path / "tf_b" / "model_int8.onnx")

@@ -16,6 +16,12 @@ from scripts.models import preprocess_models as pm
 WRONG_SCALE = {"rescaling": 1 / 255}  # the case: a raw-pixel model fed [0, 1]; others: black
 
 
+# The default run covers NCHW + ImageNet mean/std (ONNX), BGR and grayscale; the in-model
+# Rescaling/Normalization kinds also have unit tests (preprocessing chain), so their ~30 s
+# end-to-end runs are nightly (-m slow).
+KIND_PARAMS = [pytest.param(k, marks=pytest.mark.slow) if k in ("rescaling", "symmetric") else k for k in pm.KINDS]
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     cache = {}
@@ -59,7 +65,7 @@ def _run_artifact(path, x):
     return np.concatenate(results)
 
 
-@pytest.mark.parametrize("kind", pm.KINDS)
+@pytest.mark.parametrize("kind", KIND_PARAMS)
 def test_compress_chooses_the_trained_preprocessing(kind, built, edgekit_cli, tmp_path):
     model, data, (x_test, y_test) = built(kind)
     out = tmp_path / "out"
@@ -87,7 +93,7 @@ def test_compress_chooses_the_trained_preprocessing(kind, built, edgekit_cli, tm
     assert abs(int8_acc - float_acc) <= 0.01, (float_acc, int8_acc)
 
 
-@pytest.mark.parametrize("kind", pm.KINDS)
+@pytest.mark.parametrize("kind", KIND_PARAMS)
 def test_wrong_scale_stops_before_conversion(kind, built, edgekit_cli, tmp_path):
     model, data, _ = built(kind)
     out = tmp_path / "out"

@@ -7,15 +7,37 @@ import json
 import pytest
 
 from tests.conftest import DIGITS_DATA
+from tests.debug.test_compress_fallback import NO_EQUALIZATION
 
 COMMON = ["--int8", "--calibration", DIGITS_DATA, "--color", "grayscale", "--quiet"]
 
 
 @pytest.fixture(scope="module")
-def fallback_run(hostile_keras, tmp_path_factory, edgekit_cli_module):
+def no_equalization(tmp_path_factory):
+    """Equalization alone fixes the planted pair (as in compress): these tests exercise the search."""
+    path = tmp_path_factory.mktemp("recipe") / "no_equalization.yaml"
+    path.write_text(NO_EQUALIZATION)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fallback_run(hostile_keras, tmp_path_factory, edgekit_cli_module, no_equalization):
     out = tmp_path_factory.mktemp("dbg") / "out"
-    result = edgekit_cli_module("debug", hostile_keras, *COMMON, "--out", out, "--max-accuracy-drop", "1.0")
+    result = edgekit_cli_module("debug", hostile_keras, *COMMON, "--out", out, "--max-accuracy-drop", "1.0",
+                                "--recipe", no_equalization)
     return result, out, json.loads((out / "debug.json").read_text())
+
+
+def test_debug_equalizes_the_keras_model_as_compress_does(hostile_keras, tmp_path, edgekit_cli_module):
+    """int8.equalize defaults to auto in debug too: the planted x400 pair is rescaled before export,
+    so plain INT8 is already within budget and the ranking starts from the graph compress builds."""
+    out = tmp_path / "out"
+    result = edgekit_cli_module("debug", hostile_keras, *COMMON, "--out", out, "--max-accuracy-drop", "1.0")
+    assert result.code == 0, result.err
+    doc = json.loads((out / "debug.json").read_text())
+    pairs = doc["equalization"]["keras_pairs"]
+    assert doc["equalization"]["mode"] == "auto" and any("outlier_up" in p["pair"] for p in pairs), pairs
+    assert doc["int8"]["accuracy_drop_pts"] <= 1.0
 
 
 def test_plain_int8_is_hostile_and_planted_layers_rank_first(fallback_run, planted):
@@ -64,10 +86,10 @@ def test_fallback_meets_budget_with_the_planted_layers(fallback_run, planted):
     assert "data:image/png;base64," in (out / "debug.html").read_text()
 
 
-def test_impossible_budget_exits_10_with_best_point(hostile_keras, tmp_path, edgekit_cli_module):
+def test_impossible_budget_exits_10_with_best_point(hostile_keras, tmp_path, edgekit_cli_module, no_equalization):
     out = tmp_path / "out"
     result = edgekit_cli_module("debug", hostile_keras, *COMMON, "--out", out, "--min-sqnr", "200",
-                                "--max-float-layers", "2")
+                                "--max-float-layers", "2", "--recipe", no_equalization)
     assert result.code == 10, result.err
     assert "best point" in result.err and "float layer(s)" in result.err
     doc = json.loads((out / "debug.json").read_text())

@@ -25,7 +25,12 @@ def die_once(marker: str, work: Path) -> dict:
     return {"survived": True}
 
 
-def always_die(work: Path) -> dict:
+def always_die(marker: str, work: Path) -> dict:
+    """Killed by SIGKILL once die_once's `marker` exists (at most 60 s later): when it broke the
+    pool before die_once had run at all, die_once's retry alone would be its first run, and die."""
+    deadline = time.monotonic() + 60
+    while not Path(marker).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
     os.kill(os.getpid(), signal.SIGKILL)
 
 

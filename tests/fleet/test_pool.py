@@ -35,7 +35,7 @@ def test_results_come_back_as_entries_and_files_and_a_device_is_never_shared(tmp
 
 def test_a_dead_worker_is_retried_then_reported_and_the_others_complete(tmp_path):
     tasks = [Task("a", "die-once", pool_tasks.die_once, (str(tmp_path / "marker"),)),
-             Task("b", "always-die", pool_tasks.always_die),
+             Task("b", "always-die", pool_tasks.always_die, (str(tmp_path / "marker"),)),
              Task("c", "bad-model", pool_tasks.fail),
              Task("d", "fine", pool_tasks.stamp, (str(tmp_path), "fine", 0.0))]
     with PoolExecutor(2) as pool:

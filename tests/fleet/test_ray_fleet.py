@@ -88,7 +88,7 @@ def test_a_killed_ray_worker_is_retried_then_reported_and_the_others_complete(cl
     from tests.fleet import pool_tasks
 
     tasks = [Task("a", "die-once", pool_tasks.die_once, (str(tmp_path / "marker"),)),
-             Task("b", "always-die", pool_tasks.always_die),
+             Task("b", "always-die", pool_tasks.always_die, (str(tmp_path / "marker"),)),
              Task("c", "bad-model", pool_tasks.fail),
              Task("d", "fine", pool_tasks.stamp, (str(tmp_path), "fine", 0.0))]
     a, b, c, d = RayExecutor().map(tasks)

@@ -7,7 +7,7 @@ import onnx
 import pytest
 
 from edgekit.backends.onnx.artifacts import build_onnx_artifacts
-from edgekit.backends.tensorrt.plan import build_tensorrt_plan
+from edgekit.backends.tensorrt.plan import build_tensorrt_plan, finish_plan
 from edgekit.runtime.onnx import OnnxRunner
 
 
@@ -51,9 +51,13 @@ def test_int8_agrees_with_fp32_on_held_out_digits(built, digits_keras):
 def test_tensorrt_plan_without_device(built, digits):
     arts, name, out = built
     plan = build_tensorrt_plan(arts[0]["path"], out, calibration_factory=_factory(name, digits[0][:32]))
-    assert plan["engine"] == {"built": False, "reason": plan["engine"]["reason"]}
     assert "--int8" in plan["trtexec_command"] and "--saveEngine=" in plan["trtexec_command"]
-    text = open(plan["calibration_cache"]["path"]).read().splitlines()
+    plan |= finish_plan(plan["path"], arts[0]["path"])
+    assert plan["engine"] == {"built": False, "reason": plan["engine"]["reason"]}
+    layers = plan["precisions"]["layers"]  # every conv/matmul of the plain plan computes in INT8
+    assert layers and {layer["precision"] for layer in layers} == {"int8"}
+    assert plan["precisions"]["mac_share"] == {"int8": 1.0}
+    text = (out / plan["calibration_cache"]["path"]).read_text().splitlines()
     assert text[0] == "TRT-8602-EntropyCalibration2"
     fp32 = onnx.load(arts[0]["path"]).graph
     tensors = {i.name for i in fp32.input} | {o for n in fp32.node for o in n.output}
@@ -65,3 +69,18 @@ def test_tensorrt_plan_without_device(built, digits):
     assert any(z.dtype == np.int8 for z in zero_points)
     assert not any(z.dtype == np.uint8 for z in zero_points)
     assert all(not z.any() for z in zero_points)  # symmetric: every zero point is 0
+
+
+def test_tensorrt_plan_records_a_float_node_as_fp16(built, digits):
+    """A node kept out of QDQ (what the float fallback does) runs in FP16 on the engine: the
+    record says so, with its MAC share."""
+    arts, name, out = built
+    fp32 = onnx.load(arts[0]["path"]).graph
+    first = next(n for n in fp32.node if n.op_type in ("Conv", "MatMul", "Gemm"))
+    (out / "excluded").mkdir(exist_ok=True)
+    plan = build_tensorrt_plan(arts[0]["path"], out / "excluded", calibration_factory=_factory(name, digits[0][:32]),
+                               nodes_to_exclude=[first.name])
+    record = finish_plan(plan["path"], arts[0]["path"])["precisions"]
+    by_node = {layer["node"]: layer["precision"] for layer in record["layers"]}
+    assert by_node[first.name] == "fp16" and list(by_node.values()).count("int8") == len(by_node) - 1
+    assert 0 < record["mac_share"]["fp16"] < 1 and record["counts"]["fp16"] == 1

@@ -129,3 +129,27 @@ def test_trtexec_missing_or_failing(tmp_path, onnx_file):
     _standin(tmp_path / "bin", failing, rc=1)
     with pytest.raises(DeviceToolError, match=r"trtexec failed \(exit 1\).*Error Code 4"):
         build_engine_on_device(TempDirDevice(tmp_path / "remote", [tmp_path / "bin"]), onnx_file, tmp_path)
+
+
+def test_engine_layer_precisions_by_onnx_node():
+    """A fused QDQ layer names each ONNX node it holds ("W + /Q_w + /conv/Conv + /relu/Relu", as
+    TensorRT 8.x prints them; TensorRT 10 also lists them in Metadata); its first input's datatype
+    is the precision it computes in."""
+    from edgekit.backends.tensorrt.precision import engine_check
+    from edgekit.backends.tensorrt.trtexec_log import parse_layer_inputs
+
+    info = {"Layers": [
+        {"Name": "W + /Q_w + /conv/Conv + /relu/Relu", "Inputs": [{"Format/Datatype": "Channel major INT8 format"}],
+         "Outputs": [{"Format/Datatype": "Row major linear FP16 format"}]},
+        {"Name": "fc", "Metadata": "[ONNX Layer: /fc/MatMul]\x1f[ONNX Layer: /fc/Add]",
+         "Inputs": [{"Format/Datatype": "Row major linear FP16 format"}], "Outputs": []},
+        {"Name": "broken", "Inputs": "not a list"},
+    ]}
+    ran = parse_layer_inputs(json.dumps(info))
+    assert ran["/conv/Conv"] == "int8" and ran["/fc/MatMul"] == "fp16" and "broken" not in ran
+    plan = {"layers": [{"node": "/conv/Conv", "precision": "int8"}, {"node": "/fc/MatMul", "precision": "int8"},
+                       {"node": "/head/Gemm", "precision": "fp16"}]}
+    check = engine_check(plan, ran)
+    assert check["matched_layers"] == 2 and check["planned_layers"] == 3
+    assert check["differs"] == ["/fc/MatMul: planned int8, engine fp16"]
+    assert plan["layers"][0]["engine"] == "int8" and "engine" not in plan["layers"][2]

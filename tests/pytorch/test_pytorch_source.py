@@ -56,6 +56,7 @@ def test_pt2_to_int8_onnx_within_a_point_of_pytorch(pt2_build, torch_digits):
     assert first.startswith("Export: torch.onnx (dynamo)") and "ONNX FP32 vs PyTorch" in first
 
 
+@pytest.mark.slow  # a second export of the same network (~16 s loaded); the .pt2 test covers the export path
 def test_entry_point_from_pythonpath(torch_digits, tmp_path):
     """A separate process, as a user runs it: the module is found on PYTHONPATH (cwd elsewhere)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(torch_digits.folder), str(ROOT)])}

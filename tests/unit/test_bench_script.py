@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from scripts.bench import data as bench_data
-from scripts.bench import run as bench
+from scripts.bench import inference, measure
 from scripts.bench import table as bench_table
 
 
@@ -22,7 +22,7 @@ def test_stage_times_split_the_wall_time_by_progress_step():
              (7.0, "edgekit: INFO: building tflite fp32"), (9.0, "edgekit: INFO: building tflite int8"),
              (15.0, "edgekit: INFO: validating model_fp32.tflite"), (16.0, "edgekit: INFO: something unknown"),
              (16.5, "edgekit: INFO: validating model_int8.tflite"), (17.5, "edgekit: INFO: writing report")]
-    times = bench.stage_times(lines, wall_s=18.0)
+    times = measure.stage_times(lines, wall_s=18.0)
     assert times == {"start": 0.5, "cache": 1.5, "load": 2.0, "data": 2.0, "reference": 1.0, "convert": 8.0,
                      "validate": 2.5, "report": 0.5}
     assert math.isclose(sum(times.values()), 18.0)
@@ -36,7 +36,7 @@ def test_interleaved_latency_runs_every_model_in_every_round():
             calls[name] += 1
         return call
 
-    result = bench.interleaved_latency({"a": make("a"), "b": make("b")}, rounds=3, runs=4, warmup=2)
+    result = inference.interleaved_latency({"a": make("a"), "b": make("b")}, rounds=3, runs=4, warmup=2)
     assert calls == {"a": 2 + 3 * 4, "b": 2 + 3 * 4}
     assert set(result) == {"a", "b"}
     assert len(result["a"]["rounds_ms"]) == 3 and result["a"]["runs"] == 4
@@ -45,17 +45,17 @@ def test_interleaved_latency_runs_every_model_in_every_round():
 
 def test_paired_ratio_divides_within_each_round():
     latency = {"int8": {"rounds_ms": [5.0, 10.0, 6.0]}, "fp32": {"rounds_ms": [10.0, 20.0, 10.0]}}
-    assert bench.paired_ratio(latency, "int8", "fp32") == 0.5  # ratios 0.5, 0.5, 0.6
+    assert bench_table.paired_ratio(latency, "int8", "fp32") == 0.5  # ratios 0.5, 0.5, 0.6
 
 
 def test_agreement_and_sqnr():
     ref = [np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])]
-    assert bench.agreement(ref, ref) == {"top1_agreement": 1.0, "sqnr_db": None, "samples": 2,
+    assert inference.agreement(ref, ref) == {"top1_agreement": 1.0, "sqnr_db": None, "samples": 2,
                                          "reference_distinct_top1": 2}
     noisy = [np.array([[1.0, 0.1]]), np.array([[0.1, 1.0]])]  # signal 2, noise 0.02 -> 20 dB
-    assert bench.agreement(ref, noisy)["sqnr_db"] == pytest.approx(20.0)
+    assert inference.agreement(ref, noisy)["sqnr_db"] == pytest.approx(20.0)
     flipped = [np.array([[0.0, 1.0]]), np.array([[0.0, 1.0]])]
-    assert bench.agreement(ref, flipped)["top1_agreement"] == 0.5
+    assert inference.agreement(ref, flipped)["top1_agreement"] == 0.5
 
 
 def test_run_measured_counts_the_whole_process_tree_and_timestamps_stderr(tmp_path):
@@ -63,7 +63,7 @@ def test_run_measured_counts_the_whole_process_tree_and_timestamps_stderr(tmp_pa
     grandchild = "import time; b = bytearray(200 << 20); b[::4096] = b'x' * len(b[::4096]); time.sleep(1.5)"
     script = (f"import subprocess, sys; print('hello', file=sys.stderr, flush=True); "
               f"subprocess.run([sys.executable, '-c', {grandchild!r}]); print('bye', file=sys.stderr)")
-    measured = bench.run_measured([sys.executable, "-c", script], env=bench.python_env())
+    measured = measure.run_measured([sys.executable, "-c", script], env=measure.python_env())
     assert measured.rc == 0
     assert [text for _, text in measured.lines] == ["hello", "bye"]
     assert measured.lines[0][0] <= measured.lines[1][0] <= measured.wall_s
@@ -73,7 +73,7 @@ def test_run_measured_counts_the_whole_process_tree_and_timestamps_stderr(tmp_pa
 
 
 def test_failing_child_process_reports_its_exit_code():
-    measured = bench.run_measured([sys.executable, "-c", "import sys; sys.exit(3)"], env=bench.python_env())
+    measured = measure.run_measured([sys.executable, "-c", "import sys; sys.exit(3)"], env=measure.python_env())
     assert measured.rc == 3
 
 
@@ -119,7 +119,7 @@ def test_table_marks_each_target_pass_or_miss():
                             {"calibration_samples": 1000, "tree_peak_mb": 1200.0, "max_process_mb": 820.0}],
                    "tree_ratio": 1.2, "process_ratio": 1.025},
     }
-    rows = {row[1]: row for row in bench.build_rows(results)}
+    rows = {row[1]: row for row in bench_table.build_rows(results)}
     total = next(r for m, r in rows.items() if m.startswith("compress wall s"))
     assert total[4:] == ["x1.100", "<= x1.10", "PASS"]
     assert rows["same work s (edgekit total minus float reference, validation, report)"][-1] == "PASS"
@@ -137,7 +137,7 @@ def test_table_marks_each_target_pass_or_miss():
     assert next(r for m, r in rows.items() if m.startswith("peak RSS MB, largest"))[-1] == "PASS"
     assert "ERROR: RuntimeError: boom | really" in rows
     assert not any(m.startswith("INT8 top-1") for m in rows)  # digits rows show accuracy instead
-    table = bench.render_markdown(bench.build_rows(results))
+    table = bench_table.render_markdown(bench_table.build_rows(results))
     lines = table.splitlines()
     assert lines[0].startswith("| section | metric |") and "boom \\| really" in table
     assert all(len(re.split(r"(?<!\\)\|", line)) == len(bench_table.HEADER) + 2 for line in lines)
@@ -150,7 +150,7 @@ def test_onnx_rows_compare_against_the_raw_default():
             "edgekit": side, "raw": dict(side, top1_agreement=0.95, sqnr_db=20.0, fp32_bytes=1100),
             "latency": {k: {"median_ms": v, "rounds_ms": [v, v]} for k, v in
                         {"fp32": 10.0, "edgekit_fp32": 10.0, "edgekit_int8": 4.0, "raw_int8": 6.0}.items()}}
-    rows = {row[1]: row for row in bench.build_rows({"onnx": onnx})}
+    rows = {row[1]: row for row in bench_table.build_rows({"onnx": onnx})}
     assert rows["INT8 latency ms"][-1] == "PASS" and rows["INT8/FP32 latency"][-1] == "PASS"
     assert rows["INT8/FP32 size"][-1] == "PASS"
     agreement = next(r for m, r in rows.items() if m.startswith("INT8 top-1 agreement with FP32 (24 held-out"))

@@ -85,17 +85,19 @@ def _classify(node, g: _Graph) -> tuple[str, str]:
     return ("float16" if act == "float16" else "float32"), f"{act}/{weights}"
 
 
-def _walk(graph, outer, compute, dtypes, kinds) -> None:
+def _walk(graph, outer, compute, dtypes, kinds, named=None) -> None:
     g = _Graph(graph, outer)
     for node in graph.node:
         for attr in node.attribute:
             for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
-                _walk(sub, g, compute, dtypes, kinds)
+                _walk(sub, g, compute, dtypes, kinds, named)
         if node.op_type in CONVERSIONS:
             kinds.append("conversion")
         elif node.op_type in COMPUTE:
             cls, pair = _classify(node, g)
             compute.append((cls, _macs(node, g)))
+            if named is not None:
+                named.append((node.name, node.op_type, cls, compute[-1][1]))
             dtypes[pair] += 1
             kinds.append("quantized" if cls in ("int8", "int16") else "hybrid" if cls == "hybrid" else "float")
         elif node.input and (g.source(node.input[0]) is not None and g.source(node.input[0]).op_type
@@ -107,17 +109,29 @@ def _walk(graph, outer, compute, dtypes, kinds) -> None:
             kinds.append("other")
 
 
-def inspect_onnx(path: str | Path) -> tuple[dict, dict, dict]:
-    """(op counts of the main graph, {'act/weight' dtypes: conv/matmul count}, compression summary)."""
+def _load(path: str | Path):
     import onnx
-
-    from edgekit.validate.compression import summarize
 
     model = onnx.load(str(path), load_external_data=False)
     try:
-        model = onnx.shape_inference.infer_shapes(model)
+        return onnx.shape_inference.infer_shapes(model)
     except Exception:  # noqa: BLE001 - shapes only refine MAC counts; op kinds need none
-        pass
+        return model
+
+
+def compute_nodes(path: str | Path) -> list[tuple[str, str, str, int]]:
+    """(node name, op type, arithmetic class, MACs) of every conv/matmul, subgraphs included;
+    class: int8, int16, hybrid, float16 or float32 (see the module docstring)."""
+    named: list = []
+    _walk(_load(path).graph, None, [], Counter(), [], named)
+    return named
+
+
+def inspect_onnx(path: str | Path) -> tuple[dict, dict, dict]:
+    """(op counts of the main graph, {'act/weight' dtypes: conv/matmul count}, compression summary)."""
+    from edgekit.validate.compression import summarize
+
+    model = _load(path)
     compute, dtypes, kinds = [], Counter(), []
     _walk(model.graph, None, compute, dtypes, kinds)
     counts = dict(sorted(Counter(node.op_type for node in model.graph.node).items()))

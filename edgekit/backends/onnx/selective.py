@@ -100,12 +100,16 @@ class OnnxSelective:
 
         return onnx_layer_errors(self, feeds)
 
+    def close(self) -> None:
+        self._files.close()
+
+
+class OnnxLadderSelective(OnnxSelective):
+    """OnnxSelective that also offers the precision ladder (W8A8 -> W8A16 -> float)."""
+
     def ladder(self):
         """The precision ladder over the same float graph and quantizer options (one quantization,
         candidates by QDQ graph edits; `edgekit.backends.onnx.ladder.OnnxLadder`)."""
         from edgekit.backends.onnx.ladder import OnnxLadder
 
         return OnnxLadder(self.fp32_path, self.calibration, options=self.options)
-
-    def close(self) -> None:
-        self._files.close()

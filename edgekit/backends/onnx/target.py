@@ -107,12 +107,15 @@ class OnnxTarget:
 
         embed_onnx_metadata(Path(path), contract)
 
+    def finish(self, built: Sequence[Built], ctx: BuildContext) -> list[str]:
+        return []
+
     def selective(self, source, calibration, recipe, ctx: BuildContext, built: Sequence[Built] = ()):
         """QDQ builds over the fused fp32 graph compress quantizes (`built`'s fp32, else prepared
         from the source exactly as `build` prepares it), with the plain INT8 build's settings."""
         from edgekit.backends.onnx.artifacts import prepare_fp32
         from edgekit.backends.onnx.quantize import rebuild_options
-        from edgekit.backends.onnx.selective import OnnxSelective
+        from edgekit.backends.onnx.selective import OnnxLadderSelective
 
         fp32 = next((b.path for b in built if b.precision == "fp32"), None)
         if fp32 is None:
@@ -127,7 +130,7 @@ class OnnxTarget:
         else:
             method = recipe.calibration.method
             options = {"method": "minmax" if method == "auto" else method, "per_channel": recipe.int8.per_channel}
-        return OnnxSelective(fp32, calibration, source.layer_names, options=options)
+        return OnnxLadderSelective(fp32, calibration, source.layer_names, options=options)
 
 
 TARGET = OnnxTarget()

@@ -5,7 +5,7 @@ INT8 ONNX, its calibration cache and trtexec command lines; the engine is built 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from edgekit.backends.base import Built, BuildContext, BuildResult, with_inventory
 
@@ -27,20 +27,33 @@ class TensorrtTarget:
         if calibration is None:
             result.notes.append("tensorrt: INT8 plan skipped (needs calibration data)")
             return result
-        device = ctx.device
-        ctx.on_step("building tensorrt plan" + (f" on {device.name}" if device else ""))
+        ctx.on_step("building the tensorrt QDQ model")
         facts = ctx.upstream.facts
         plan = build_tensorrt_plan(facts["fp32"], ctx.stage, calibration_factory=calibration,
-                                   method=facts["calibration_method"], device=device,
-                                   trtexec=getattr(ctx.device_entry, "trtexec", None))
-        details = {k: plan[k] for k in ("quantization", "calibration_cache", "trtexec_command",
-                                         "trtexec_command_implicit_int8", "engine")}
-        details["calibration_cache"]["path"] = Path(details["calibration_cache"]["path"]).name
+                                   method=facts["calibration_method"])
+        details = {k: plan[k] for k in ("quantization", "trtexec_command", "trtexec_command_implicit_int8")}
         # The artifact validated on the host is the QDQ ONNX the engine is built from.
-        result.built.append(with_inventory(self, Built(plan["name"], self.name, "int8", Path(plan["path"]), details)))
-        if not plan["engine"].get("built"):
-            result.notes.append(f"tensorrt: engine not built: {plan['engine'].get('reason')}")
+        built = Built(plan["name"], self.name, "int8", Path(plan["path"]), details, origin=Path(facts["fp32"]))
+        result.built.append(with_inventory(self, built))
         return result
+
+    def finish(self, built: Sequence[Built], ctx: BuildContext) -> list[str]:
+        """Calibration cache, per-layer precision record and engine (on ctx.device) of the final
+        QDQ model, after the float fallback; returns report notes."""
+        from edgekit.backends.tensorrt.plan import finish_plan
+
+        notes = []
+        for artifact in built:
+            device = ctx.device
+            ctx.on_step("building the tensorrt engine" + (f" on {device.name}" if device else " record"))
+            artifact.details.update(finish_plan(artifact.path, artifact.origin, device=device,
+                                                trtexec=getattr(ctx.device_entry, "trtexec", None)))
+            engine = artifact.details["engine"]
+            if not engine.get("built"):
+                notes.append(f"tensorrt: engine not built: {engine.get('reason')}")
+            for line in engine.get("precision_check", {}).get("differs", [])[:5]:
+                notes.append(f"tensorrt: engine precision differs from the plan: {line}")
+        return notes
 
     def runner(self, path: Path, threads: Optional[int] = None):
         return None  # engines run on the device (edgekit bench)
@@ -53,8 +66,21 @@ class TensorrtTarget:
     def embed_contract(self, path: Path, contract) -> None:
         return None
 
-    def selective(self, source, calibration, recipe, ctx: BuildContext, built=()):
-        return None
+    def selective(self, source, calibration, recipe, ctx: BuildContext, built: Sequence[Built] = ()):
+        """Layer-by-layer INT8 -> FP16 over the ONNX target's fused fp32 graph, with the plain
+        INT8 build's settings (symmetric activations; a float node runs in FP16 on the engine)."""
+        from edgekit.backends import get
+        from edgekit.backends.onnx.quantize import rebuild_options
+        from edgekit.backends.tensorrt.selective import TensorrtSelective
+
+        int8 = next((b for b in built if b.precision == "int8"), None)
+        if int8 is not None:
+            return TensorrtSelective(int8.origin, calibration, source.layer_names,
+                                     options=rebuild_options(int8.details["quantization"]))
+        onnx = get(self.upstream).selective(source, calibration, recipe, ctx)  # prepares the fused graph
+        onnx.close()  # the fused graph it prepared stays in ctx.workdir
+        options = {**onnx.options, "per_channel": True, "symmetric_activations": True}
+        return TensorrtSelective(onnx.fp32_path, calibration, source.layer_names, options=options)
 
 
 TARGET = TensorrtTarget()

@@ -201,3 +201,29 @@ def parse_layer_info_json(text: str) -> dict[str, str]:
                 precisions[str(layer.get("Name"))] = name
                 break
     return precisions
+
+
+_ONNX_LAYER = re.compile(r"\[ONNX Layer: ([^\]]+)\]")
+_INPUT_PRECISION = (("int8", "int8"), ("fp16", "fp16"), ("half", "fp16"), ("fp32", "fp32"), ("float", "fp32"))
+
+
+def parse_layer_inputs(text: str) -> dict[str, str]:
+    """ONNX node name -> the precision its engine layer computes in (the datatype of the layer's
+    first input), from trtexec `--exportLayerInfo` JSON. A fused layer ("W + /Q_w + /conv/Conv +
+    /relu/Relu", or TensorRT 10's Metadata "[ONNX Layer: /conv/Conv]") names each node it holds."""
+    data = json.loads(text)
+    found = {}
+    for layer in data.get("Layers", []) if isinstance(data, dict) else []:
+        if not isinstance(layer, dict) or not isinstance(layer.get("Inputs"), list) or not layer["Inputs"]:
+            continue
+        first = layer["Inputs"][0]
+        fmt = str(first.get("Format/Datatype", "")).lower() if isinstance(first, dict) else ""
+        precision = next((name for token, name in _INPUT_PRECISION if token in fmt), None)
+        if precision is None:
+            continue
+        names = [part.strip() for part in str(layer.get("Name", "")).split(" + ")]
+        names += _ONNX_LAYER.findall(str(layer.get("Metadata", "")))
+        for name in names:
+            if name:
+                found[name] = precision
+    return found

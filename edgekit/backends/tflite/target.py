@@ -61,6 +61,9 @@ class TfliteTarget:
 
         embed(Path(path), contract)
 
+    def finish(self, built: Sequence[Built], ctx: BuildContext) -> list[str]:
+        return []
+
     def selective(self, source, calibration, recipe, ctx: BuildContext, built: Sequence[Built] = ()):
         """Calibrates the fixed SavedModel once (the plain INT8 build's own converter settings)."""
         from edgekit.backends.tflite.selective import TfliteSelective
