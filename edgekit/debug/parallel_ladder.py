@@ -48,9 +48,10 @@ class Candidates:
             return [evaluator.accuracy(self.backend, self.backend.build(c)) for c in candidates]
         recipe = self.backend.recipe()
         key = hashlib.sha256(pickle.dumps(recipe)).hexdigest()
-        tasks = [Task(f"{key}:{i}", f"ladder candidate {i}", evaluate_levels,
-                      (recipe, key, evaluator, tuple(sorted(c.items()))))
-                 for i, c in enumerate(candidates)]
+        levels = [tuple(sorted(c.items())) for c in candidates]
+        tasks = [Task(hashlib.sha256(pickle.dumps((key, evaluator.feeds, lv))).hexdigest(), f"ladder candidate {i}",
+                      evaluate_levels, (recipe, key, evaluator, lv))
+                 for i, lv in enumerate(levels)]  # keyed by content: backend, samples and precisions
         outcomes = self.executor.map(tasks)
         failed = next((o for o in outcomes if o.result is None), None)
         if failed is not None:
