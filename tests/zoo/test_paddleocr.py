@@ -124,7 +124,7 @@ def test_text_recognizer_precision_ladder(paddle_models, edgekit_cli, tmp_path):
           f"MAC share {fallback['ladder']['mac_share']}; {len(fallback['steps'])} builds; {fallback['stopped']}")
     assert [s["phase"] for s in fallback["steps"][:3]] == ["baseline", "bias correction", "all int16"]
     if code == 10:  # never a silent wrong answer: the budget and the best point are named
-        assert not fallback["met"] and "min_sequence_match" in err and "best float-fallback point" in err, err
+        assert not fallback["met"] and "min_sequence_match" in err and "best fallback point" in err, err
     assert best["sequence_match"] > plain["sequence_match"] and best["top1_agreement"] >= plain["top1_agreement"] + 0.03
     # measured (42 held-out lines): sequence match plain 0.50, best 0.62; per-timestep plain 0.893, best
     # 0.955 (85.4% of MACs W8A16, 14.6% float, none W8A8), 19 builds in the 600 s budget; 12.5 min with the det test
@@ -144,6 +144,6 @@ def test_text_detector_precision_ladder(paddle_models, edgekit_cli, tmp_path):
           f"best {best['sqnr_db']}; MAC share {fallback['ladder']['mac_share']}; {len(fallback['steps'])} builds")
     assert best["map_iou"] >= 0.95 and best["sqnr_db"] >= plain["sqnr_db"] + 8, (plain, best)
     if code == 10:  # never a silent wrong answer: the budget and the best point are named
-        assert not fallback["met"] and "min_sqnr_db" in err and "best float-fallback point" in err, err
+        assert not fallback["met"] and "min_sqnr_db" in err and "best fallback point" in err, err
     # measured: map IoU plain 0.899, best 0.987; SQNR plain 10.3 dB, best 23.2 dB (94.4% of MACs W8A16,
     # 2.8% float), 28 builds
