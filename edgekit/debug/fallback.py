@@ -184,6 +184,8 @@ def raise_if_unmet(result: FallbackResult, where=None) -> None:
     point = ", ".join(f"{k}={acc[k]}" for k in ("accuracy_drop_pts", "top1_agreement", "sqnr_db", "sequence_match",
                                                  "map_iou", "box_f1")
                       if acc.get(k) is not None)
-    raise GateFailed(f"float fallback could not meet {result.budget.describe()}; best point: "
-                     f"{len(best.float_nodes)} float layer(s) {best.float_layers} with {point} "
+    int16 = sum(v == "int16" for v in best.precisions.values())
+    raised = f" and {int16} int16 unit(s)" if int16 else ""
+    raise GateFailed(f"fallback search could not meet {result.budget.describe()}; best point: "
+                     f"{len(best.float_nodes)} float layer(s) {best.float_layers}{raised} with {point} "
                      f"({result.stopped})", where)

@@ -2,10 +2,13 @@
 
 On a backend that quantizes once and edits the graph (`backends.onnx.ladder.OnnxLadder`):
 1. the plain INT8 model is validated on the full held-out split; if it meets the budget, stop;
+   else, on a backend with `bias_correction` (ONNX), the bias-corrected INT8 model is validated
+   too and becomes the starting point of every later candidate only when it scores better
+   (smaller shortfall, then higher SQNR): a recorded step "bias correction" either way;
    Concats whose inputs' calibrated ranges are orders of magnitude apart (`heterogeneous`,
-   known before any build) rank first in both directions below;
+   known before any build) rank first in both directions below (`edgekit.debug.ladder_rank`);
 2. descent, when the all-int16 model meets the budget: every unit read by a conv/matmul is
-   measured on the first DESCENT_SAMPLES (16) samples as the output noise fraction
+   measured on the first DESCENT_SAMPLES (32) samples as the output noise fraction
    (10^(-SQNR/10) of the primary output) it adds alone at INT8 to the all-int16 model, per MAC
    it would move to W8A8; the most sensitive 1/8, 2/8, ... of them are kept int16 (the rest back
    to INT8) until one meets the budget, then up to PRUNE_LIMIT (8) kept units are tried at INT8
@@ -14,55 +17,43 @@ On a backend that quantizes once and edits the graph (`backends.onnx.ladder.Onnx
    activations, the SHORTLIST (16) noisiest measured end to end (noise removed alone at int16);
    units go to int16 in rank order in growing batches (1, 2, 4, ...) until the budget holds or
    `max_units` (default 4 x max_float_layers) are raised, the smallest prefix is bisected; if
-   int16 is not enough the ranked units go on to float over the closest point so far (the
-   all-int16 model when it came closer), in rank order, up to `max_float_layers`
-   (default 10); then up to PRUNE_LIMIT raised units are lowered one rung each when it still holds.
+   int16 is not enough, units go on to float over the closest point so far (the all-int16
+   model when it came closer) in the order of their measured float gain over that point
+   (`rank_float`), up to `max_float_layers` (default 10); then up to PRUNE_LIMIT raised units
+   are lowered one rung each when it still holds.
 Every candidate is a recorded Step (its `precisions`); the final model is the met step with the
 fewest conv/matmul MACs off W8A8 (then fewest float, then int16 units); host latency is measured on the baseline
 and the final model only. Stops at `time_budget_s` (default 600) with the best point so far.
+`executor` (an edgekit.executor Executor; default None, serial): independent candidates (the
+rankings' measurements, the descent's grid, the climb's growing prefixes) are measured on it,
+`width` at a time (`edgekit.debug.parallel_ladder`); the steps recorded and the result are the
+serial run's (a speculative candidate past the first that meets is not recorded).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 from edgekit.debug.fallback import FallbackResult, Step
-from edgekit.debug.scoring import Budget, Evaluator, noise_fraction
+from edgekit.debug.ladder_rank import UnitSensitivity, rank_descent, rank_float, rank_units
+from edgekit.debug.parallel_ladder import Candidates
+from edgekit.debug.scoring import Budget, Evaluator
 
-SENSITIVITY_SAMPLES = 32
-DESCENT_SAMPLES = 32
 DESCENT_GRID = 8  # the descent tries keeping 1/8, 2/8, ... of the ranked units int16 (a task metric
 # such as top-1 agreement moves by single samples near its limit: not monotonic enough to bisect)
-SHORTLIST = 16
 PRUNE_LIMIT = 8
 STRATEGY = "precision ladder W8A8 -> W8A16 -> float by measured sensitivity, then prune"
 RUNGS = ("int8", "int16", "float")
 
-
-@dataclass
-class UnitSensitivity:
-    """One tensor group's rank: local INT8 noise, end-to-end gain at int16 (None: not measured),
-    why it went first (a heterogeneous Concat), and the score it was ranked by."""
-
-    node: str
-    layer: str
-    op_type: str
-    index: int
-    local_noise: Optional[float] = None
-    int16_gain: Optional[float] = None
-    heterogeneous: Optional[str] = None
-    score: float = 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["UnitSensitivity", "ladder_details", "run_ladder", "search_ladder"]
 
 
 class _Search:
-    def __init__(self, backend, evaluator: Evaluator, budget: Budget, deadline: float, on_step):
+    def __init__(self, backend, evaluator: Evaluator, budget: Budget, deadline: float, on_step, executor=None):
         self.backend, self.evaluator, self.budget = backend, evaluator, budget
         self.deadline, self.on_step = deadline, on_step
+        self.candidates = Candidates(backend, executor)
         self.start = time.monotonic()
         self.steps: list[Step] = []
         self.macs = backend.unit_macs()
@@ -71,15 +62,30 @@ class _Search:
         return time.monotonic() > self.deadline
 
     def try_levels(self, phase: str, levels: dict[str, str]) -> Step:
-        levels = {k: v for k, v in levels.items() if v != "int8"}
-        self.on_step(f"ladder {phase}: {sum(v == 'int16' for v in levels.values())} int16, "
-                     f"{sum(v == 'float' for v in levels.values())} float")
-        model = self.backend.build(levels)
-        acc = self.evaluator.accuracy(self.backend, model)
+        return self.try_first_met(phase, [levels])[0]
+
+    def try_first_met(self, phase: str, candidates: list[dict]) -> list[Step]:
+        """Measure `candidates` in order, `width` at a time, up to the first that meets the budget
+        (or the deadline, after at least one); the steps recorded are those of a serial run."""
+        steps: list[Step] = []
+        for start in range(0, len(candidates), self.candidates.width):
+            if steps and (steps[-1].met or self.out_of_time()):
+                break
+            batch = [{k: v for k, v in c.items() if v != "int8"} for c in candidates[start:start + self.candidates.width]]
+            for levels in batch:
+                self.on_step(f"ladder {phase}: {sum(v == 'int16' for v in levels.values())} int16, "
+                             f"{sum(v == 'float' for v in levels.values())} float")
+            for levels, acc in zip(batch, self.candidates.measure(self.evaluator, batch)):
+                steps.append(self._record(phase, levels, acc))
+                if steps[-1].met:
+                    break
+        return steps
+
+    def _record(self, phase: str, levels: dict, acc) -> Step:
         floats = [k for k, v in levels.items() if v == "float"]
-        step = Step(phase, floats, [self.backend.label(k) for k in floats], acc.model_dump(mode="json"), len(model),
-                    None, self.budget.met(acc), self.budget.shortfall(acc), round(time.monotonic() - self.start, 3),
-                    self.backend.quantization(levels), dict(levels))
+        step = Step(phase, floats, [self.backend.label(k) for k in floats], acc.model_dump(mode="json"),
+                    len(self.backend.build(levels)), None, self.budget.met(acc), self.budget.shortfall(acc),
+                    round(time.monotonic() - self.start, 3), self.backend.quantization(levels), dict(levels))
         self.steps.append(step)
         return step
 
@@ -95,43 +101,31 @@ class _Search:
                 sum(v == "int16" for v in levels.values()))
 
 
-def rank_units(backend, evaluator: Evaluator, *, deadline: float | None = None, shortlist: int = SHORTLIST,
-               on_step: Callable[[str], None] = lambda s: None) -> list[UnitSensitivity]:
-    """Units in ladder order (see the module docstring, step 2)."""
-    subset = evaluator.subset(SENSITIVITY_SAMPLES)
-    first, rows = _rows(backend, backend.local_noise(subset.feeds))
-    base = noise_fraction(subset.accuracy(backend, backend.build()))
-    candidates = sorted((r for r in rows.values() if r.heterogeneous is None and r.local_noise is not None),
-                        key=lambda r: -r.local_noise)[:shortlist]
-    for i, row in enumerate(candidates):
-        if deadline is not None and time.monotonic() > deadline:
-            break
-        on_step(f"ladder sensitivity {i + 1}/{len(candidates)}: {row.layer}")
-        row.int16_gain = base - noise_fraction(subset.accuracy(backend, backend.build({row.node: "int16"})))
-        row.score = row.int16_gain
-    measured = sorted((r for r in rows.values() if r.int16_gain is not None), key=lambda r: (-r.score, r.index))
-    rest = sorted((r for r in rows.values() if r.int16_gain is None and r.heterogeneous is None),
-                  key=lambda r: -(r.local_noise or 0.0))
-    return first + [r for r in measured if r.score > 0] + [r for r in measured if r.score <= 0] + rest
-
-
 def run_ladder(backend, evaluator: Evaluator, budget: Budget, *, max_float_layers: int = 10,
                max_units: int | None = None, time_budget_s: float = 600.0, measure_latency: bool = True,
-               on_step: Callable[[str], None] = lambda s: None) -> tuple[FallbackResult, list[UnitSensitivity]]:
+               on_step: Callable[[str], None] = lambda s: None,
+               executor=None) -> tuple[FallbackResult, list[UnitSensitivity]]:
     """(the search's FallbackResult, the unit ranking); see the module docstring."""
-    search = _Search(backend, evaluator, budget, time.monotonic() + time_budget_s, on_step)
+    search = _Search(backend, evaluator, budget, time.monotonic() + time_budget_s, on_step, executor)
     baseline = search.try_levels("baseline", {})
     ranking: list[UnitSensitivity] = []
     stopped = "full INT8 meets the budget"
-    if not baseline.met:
+    if not baseline.met and hasattr(backend, "bias_correction"):
+        _bias_correction(search, baseline)
+    if not search.best().met:
         every = {u.id: "int16" for u in backend.graph.units}
+        half = search.start + time_budget_s / 2
         if search.try_levels("all int16", every).met:
-            ranking = rank_descent(backend, evaluator, deadline=search.start + time_budget_s / 2, on_step=on_step)
+            ranking = rank_descent(backend, evaluator, search.candidates, deadline=half, on_step=on_step)
             stopped = _descend(search, [r.node for r in ranking], every)
         else:
-            ranking = rank_units(backend, evaluator, deadline=search.start + time_budget_s / 2, on_step=on_step)
-            stopped = _climb(search, [r.node for r in ranking], max_units or 4 * max_float_layers, max_float_layers)
+            ranking = rank_units(backend, evaluator, search.candidates, deadline=half, on_step=on_step)
+            stopped = _climb(search, ranking, max_units or 4 * max_float_layers, max_float_layers)
+    else:
+        stopped = "full INT8 meets the budget" + (" with bias correction" if search.best() is not baseline else "")
     best = search.best()
+    if hasattr(backend, "bias_correction"):
+        backend.bias_correction("bias_correction" in best.quantization)
     model = backend.build(best.precisions)
     if measure_latency:
         baseline.latency_p50_ms = evaluator.latency(backend, backend.build()).p50_ms
@@ -140,41 +134,19 @@ def run_ladder(backend, evaluator: Evaluator, budget: Budget, *, max_float_layer
     return result, ranking
 
 
-def rank_descent(backend, evaluator: Evaluator, *, deadline: float | None = None,
-                 on_step: Callable[[str], None] = lambda s: None) -> list[UnitSensitivity]:
-    """Units in the order they stay int16, measured from the all-int16 model: heterogeneous
-    Concats first, then every unit read by a conv/matmul, by the output noise fraction it adds
-    alone at INT8 per MAC it would move to W8A8, highest first (units not measured before
-    `deadline` count as most sensitive); the units that feed no conv/matmul are left out (int16
-    there costs no MACs: the descent keeps them int16 and tries them at INT8 last)."""
-    subset = evaluator.subset(DESCENT_SAMPLES)
-    local = backend.local_noise(subset.feeds)
-    macs = backend.unit_macs()
-    every = {u.id: "int16" for u in backend.graph.units}
-    base = noise_fraction(subset.accuracy(backend, backend.build(every)))
-    first, rows = _rows(backend, local)
-    costly = [r for r in rows.values() if r.heterogeneous is None and macs.get(r.node, 0) > 0]
-    for i, row in enumerate(costly):
-        if deadline is not None and time.monotonic() > deadline:
-            break
-        on_step(f"ladder sensitivity {i + 1}/{len(costly)}: {row.layer}")
-        acc = subset.accuracy(backend, backend.build({**every, row.node: "int8"}))
-        row.int16_gain = noise_fraction(acc) - base
-        row.score = row.int16_gain / macs[row.node]
-    unmeasured = [r for r in costly if r.int16_gain is None]
-    return first + unmeasured + sorted((r for r in costly if r.int16_gain is not None), key=lambda r: -r.score)
+def _bias_correction(search: _Search, baseline: Step) -> None:
+    """Validate the bias-corrected INT8 model; keep it as every later candidate's base only when
+    it scores better than `baseline` (smaller shortfall, then less output noise)."""
+    search.on_step("ladder: bias correction")
+    search.backend.bias_correction(True)
+    step = search.try_levels("bias correction", {})
 
+    def rank(s: Step) -> tuple:
+        sqnr = s.accuracy.get("sqnr_db")
+        return (s.shortfall, 0.0 if sqnr is None else -sqnr)
 
-def _rows(backend, local: dict) -> tuple[list[UnitSensitivity], dict[str, UnitSensitivity]]:
-    """(the heterogeneous Concat units, scored first; every unit's row by id)."""
-    rows = {u.id: UnitSensitivity(u.id, backend.label(u.id), u.op_type, u.index, local.get(u.id))
-            for u in backend.graph.units}
-    first = []
-    for unit_id, ratio, concat in backend.heterogeneous():
-        rows[unit_id].heterogeneous = f"Concat {concat}: input ranges {ratio:.0f}x apart"
-        rows[unit_id].score = float("inf")
-        first.append(rows[unit_id])
-    return first, rows
+    if rank(step) >= rank(baseline):
+        search.backend.bias_correction(False)
 
 
 def _bisect(search: _Search, order: list[str], low: int, high: int, base: dict | None = None) -> int:
@@ -195,13 +167,10 @@ def _descend(search: _Search, order: list[str], every: dict[str, str]) -> str:
     each kept unit, least sensitive first, tried at INT8 alone, then the free units at INT8."""
     free = {u: "int16" for u in every if u not in order}
     high = len(order)
-    for eighth in range(1, DESCENT_GRID):  # keep 1/8, 2/8, ... of the ranked units int16: the first that meets
-        kept = -(-len(order) * eighth // DESCENT_GRID)
-        if search.out_of_time():
-            break
-        if search.try_levels("descend", {**free, **{u: "int16" for u in order[:kept]}}).met:
-            high = kept
-            break
+    grid = [-(-len(order) * eighth // DESCENT_GRID) for eighth in range(1, DESCENT_GRID)]
+    tried = search.try_first_met("descend", [{**free, **{u: "int16" for u in order[:kept]}} for kept in grid])
+    if tried and tried[-1].met:  # keep 1/8, 2/8, ... of the ranked units int16: the first that meets
+        high = grid[len(tried) - 1]
     levels = {**free, **{u: "int16" for u in order[:high]}}
     for unit in list(reversed(order[:high]))[:PRUNE_LIMIT]:
         if search.out_of_time():
@@ -214,19 +183,25 @@ def _descend(search: _Search, order: list[str], every: dict[str, str]) -> str:
     return "budget met"
 
 
-def _climb(search: _Search, order: list[str], max_units: int, max_float: int) -> str:
-    """Greedy int16 then float, then bisection and prune; returns why it stopped."""
-    order = order[:max_units]
-    size, last_short = 0, 0
-    step = search.steps[-1]
-    while size < len(order) and not step.met and not search.out_of_time():
-        last_short, size = size, min(len(order), max(1, size * 2))
-        step = search.try_levels("greedy int16", {u: "int16" for u in order[:size]})
-    if step.met and size - last_short > 1:  # bisect the smallest prefix in (last_short, size]
+def _climb(search: _Search, ranking: list[UnitSensitivity], max_units: int, max_float: int) -> str:
+    """Greedy int16 (growing prefixes of the ranking), then float in measured float-gain order,
+    then bisection and prune; returns why it stopped."""
+    order = [r.node for r in ranking][:max_units]
+    sizes, size = [], 0
+    while size < len(order):
+        size = min(len(order), max(1, size * 2))
+        sizes.append(size)
+    tried = search.try_first_met("greedy int16", [{u: "int16" for u in order[:n]} for n in sizes])
+    size = sizes[len(tried) - 1] if tried else 0
+    last_short = sizes[len(tried) - 2] if len(tried) > 1 else 0
+    if tried and tried[-1].met and size - last_short > 1:  # bisect the smallest prefix in (last_short, size]
         size = _bisect(search, order, last_short, size)
     levels = dict(search.best().precisions)  # the closest point so far (all int16 may beat the prefix)
     met = search.best().met
-    for unit in order[:min(size, max_float)] if not met else ():
+    half = time.monotonic() + (search.deadline - time.monotonic()) / 2  # the other half for the float steps
+    floats = [] if met else rank_float(search.backend, search.evaluator, search.candidates, levels, ranking,
+                                       deadline=half, on_step=search.on_step)
+    for unit in floats[:max_float]:
         if search.out_of_time():
             return f"time budget spent ({len(search.steps)} builds)"
         levels[unit] = "float"
@@ -236,7 +211,7 @@ def _climb(search: _Search, order: list[str], max_units: int, max_float: int) ->
     best = search.best()
     levels = dict(best.precisions)
     current = best
-    for unit in [u for u in reversed(order) if u in levels][:PRUNE_LIMIT]:
+    for unit in [u for u in dict.fromkeys(reversed(order + floats)) if u in levels][:PRUNE_LIMIT]:
         if search.out_of_time():
             break
         trial = dict(levels)
@@ -247,7 +222,7 @@ def _climb(search: _Search, order: list[str], max_units: int, max_float: int) ->
             levels, current = trial, step
     if met:
         return "budget met"
-    return f"max units reached ({len(order)} int16, {min(size, max_float)} float)"
+    return f"max units reached ({len(order)} int16, {min(len(floats), max_float)} float)"
 
 
 def ladder_details(backend, evaluator: Evaluator, result: FallbackResult, ranking: list[UnitSensitivity],
@@ -255,7 +230,8 @@ def ladder_details(backend, evaluator: Evaluator, result: FallbackResult, rankin
     """The report's record of a ladder search: the per-layer precision map (layer, op, precision,
     sensitivity, MACs), the share of conv/matmul MACs per precision, the nodes the quantizer keeps
     float before any search (`auto_float`: node -> reason, e.g. a Concat that writes a graph
-    output, `backends.onnx.exclusions`), the `top` first-ranked units
+    output, `backends.onnx.exclusions`), the bias-correction step (`bias_correction`: kept or
+    not, layers, max shift, SQNR and shortfall plain vs corrected; None when not tried), the `top` first-ranked units
     and the host p50 latency of the final model next to plain INT8 and FP32 (when given)."""
     sensitivity = {r.node: r.score for r in ranking if r.score not in (None, float("inf"))}
     layers = backend.layer_map(result.model, sensitivity)
@@ -267,19 +243,25 @@ def ladder_details(backend, evaluator: Evaluator, result: FallbackResult, rankin
     if fp32_model is not None:
         latency["fp32"] = evaluator.latency(backend, fp32_model).p50_ms
     auto = (getattr(backend, "settings", None) or {}).get("nodes_excluded_auto", {})
-    return {"precisions": result.best.precisions, "layers": layers, "auto_float": auto,
+    tried = next((s for s in result.steps if s.phase == "bias correction"), None)
+    bias = None if tried is None else {
+        "kept": "bias_correction" in result.best.quantization, **tried.quantization["bias_correction"],
+        "plain_sqnr_db": result.steps[0].accuracy.get("sqnr_db"), "corrected_sqnr_db": tried.accuracy.get("sqnr_db"),
+        "plain_shortfall": result.steps[0].shortfall, "corrected_shortfall": tried.shortfall}
+    return {"precisions": result.best.precisions, "layers": layers, "auto_float": auto, "bias_correction": bias,
             "mac_share": {k: round(v, 4) for k, v in sorted(share.items())},
             "ranking": [r.to_dict() for r in ranking[:top]], "latency_p50_ms": latency}
 
 
 def search_ladder(backend, evaluator: Evaluator, budget: Budget, *, max_float_layers: int = 10,
-                  time_budget_s: float = 600.0,
-                  on_step: Callable[[str], None] = lambda s: None, executor=None) -> tuple[FallbackResult, dict]:
+                  time_budget_s: float = 600.0, on_step: Callable[[str], None] = lambda s: None,
+                  executor=None) -> tuple[FallbackResult, dict]:
     """Run the ladder on `backend` (closed afterwards) and return (its FallbackResult,
-    `ladder_details` with FP32 latency when the backend gives `fp32_model()`)."""
+    `ladder_details` with FP32 latency when the backend gives `fp32_model()`); executor: see
+    `run_ladder` [default None: serial]."""
     try:
         result, ranking = run_ladder(backend, evaluator, budget, max_float_layers=max_float_layers,
-                                     time_budget_s=time_budget_s, on_step=on_step)
+                                     time_budget_s=time_budget_s, on_step=on_step, executor=executor)
         fp32 = backend.fp32_model() if hasattr(backend, "fp32_model") else None
         return result, ladder_details(backend, evaluator, result, ranking, fp32)
     finally:

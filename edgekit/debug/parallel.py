@@ -165,3 +165,10 @@ def evaluate_many(backend, evaluator: Evaluator, executor=None, calibration=None
 
     run.width = 1
     return run
+
+
+def ladder_executor(executor):
+    """The executor for the precision ladder's candidates: only one the user asked for (--jobs N > 1,
+    --ray), since the ladder sends any batch of 2+ candidates to it and cannot yet tell a short
+    search (where workers' start-up only costs) from a long one; else None (serial)."""
+    return executor if getattr(executor, "asked", False) else None

@@ -19,7 +19,7 @@ from edgekit.calibration.checks import calibration_warnings
 from edgekit.calibration.dataset import load_dataset
 from edgekit.calibration.shape_hint import shape_from_calibration
 from edgekit.debug.fallback import raise_if_unmet, run_fallback
-from edgekit.debug.parallel import evaluate_many
+from edgekit.debug.parallel import evaluate_many, ladder_executor
 from edgekit.debug.scoring import Budget, Evaluator
 from edgekit.debug.sensitivity import measure_sensitivity
 from edgekit.errors import UsageError
@@ -144,7 +144,7 @@ def _analyse(backend, data, reference, model_path, target, budget, fallback_sett
         fallback, ladder = search_ladder(backend.ladder(), evaluator, budget, on_step=on_step,
                                          max_float_layers=fallback_settings.max_float_layers,
                                          time_budget_s=max(1.0, deadline - time.monotonic()),
-                                         executor=executor)
+                                         executor=ladder_executor(executor))
     elif budget is not None:
         fallback = run_fallback(backend, evaluator, budget, ranking=ranking, on_step=on_step,
                                 max_float_layers=fallback_settings.max_float_layers,

@@ -40,6 +40,11 @@ class LazyExecutor:
         return bool(self.ray) or (self.requested or os.cpu_count() or 1) > 1
 
     @property
+    def asked(self) -> bool:
+        """True when the user asked for workers (--jobs N > 1 or --ray), not just by the default."""
+        return bool(self.ray) or (self.requested or 1) > 1
+
+    @property
     def name(self) -> str:
         return "ray" if self.ray else "pool"
 

@@ -156,7 +156,9 @@ def _gate_failures(entries: list[ArtifactEntry]) -> list[str]:
         missed = [f"{g.gate} {g.detail}" for g in e.gates if not g.passed]
         fallback = e.details.get("fallback")
         if missed and fallback and not fallback["met"]:
-            missed.append(f"best float-fallback point kept {fallback['float_layers'] or 'no layers'} in float "
+            shares = (fallback.get("ladder") or {}).get("mac_share")
+            macs = f", conv/matmul MACs {', '.join(f'{k} {v:.1%}' for k, v in shares.items())}" if shares else ""
+            missed.append(f"best fallback point kept {fallback['float_layers'] or 'no layers'} in float{macs} "
                           f"({fallback['stopped']})")
         failures += [f"{e.name}: {m}" for m in missed]
     return failures

@@ -41,7 +41,7 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, ctx, 
     from edgekit.backends.base import with_inventory
     from edgekit.debug.fallback import run_fallback
     from edgekit.debug.ladder import search_ladder
-    from edgekit.debug.parallel import evaluate_many
+    from edgekit.debug.parallel import evaluate_many, ladder_executor
     from edgekit.debug.scoring import Evaluator
 
     fb = recipe.fallback
@@ -62,7 +62,7 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, ctx, 
                 result, ladder = search_ladder(selective.ladder(), evaluator, budget,
                                                max_float_layers=fb.max_float_layers,
                                                time_budget_s=fb.time_budget_s, on_step=ctx.on_step,
-                                               executor=executor)
+                                               executor=ladder_executor(executor))
             else:
                 calibration = data.calibration_factory()
                 result = run_fallback(selective, evaluator, budget, max_float_layers=fb.max_float_layers,

@@ -35,10 +35,12 @@ def ladder_section(title: str, fallback: dict, budget: str, ladder: dict) -> lis
              f"({fallback['stopped']}, {len(fallback['steps'])} builds).",
              f"Conv/matmul MACs: {share}. Host p50: final {lat.get('final')} ms, plain INT8 "
              f"{lat.get('int8_plain')} ms, FP32 {lat.get('fp32')} ms.", "",
-             "| step | phase | int16 | float | met | shortfall |", "|---:|---|---:|---:|---|---:|"]
+             *_bias_lines(ladder.get("bias_correction")),
+             "| step | phase | base | int16 | float | met | shortfall |", "|---:|---|---|---:|---:|---|---:|"]
     for i, step in enumerate(fallback["steps"]):
         levels = list(step.get("precisions", {}).values())
-        lines.append(f"| {i} | {step['phase']} | {levels.count('int16')} | {levels.count('float')} "
+        base = "bias-corrected" if "bias_correction" in (step.get("quantization") or {}) else "plain"
+        lines.append(f"| {i} | {step['phase']} | {base} | {levels.count('int16')} | {levels.count('float')} "
                      f"| {step['met']} | {step['shortfall']} |")
     lines += [f"- float before the search: `{node}`: {reason}" for node, reason in ladder.get("auto_float", {}).items()]
     raised = [row for row in ladder["layers"] if row["precision"] != "W8A8"]
@@ -46,6 +48,14 @@ def ladder_section(title: str, fallback: dict, budget: str, ladder: dict) -> lis
     lines += [f"| `{r['layer']}` | {r['op']} | {r['precision']} | {_g(r['sensitivity'])} | {r['macs']} |"
               for r in raised] or ["| (every conv/matmul W8A8) | | | | |"]
     return lines
+
+
+def _bias_lines(bias: dict | None) -> list[str]:
+    if not bias:
+        return []
+    verdict = "the final model uses it" if bias["kept"] else "the final model does not (it scored no better)"
+    return [f"Bias correction ({bias.get('layers')} layers, max shift {_g(bias.get('max_shift'))}): {verdict}; "
+            f"SQNR plain {bias['plain_sqnr_db']} dB, corrected {bias['corrected_sqnr_db']} dB.", ""]
 
 
 def _g(value) -> str:

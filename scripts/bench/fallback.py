@@ -5,11 +5,13 @@ which ships it, is not installed).
 
     python -m scripts.bench.fallback [--out FILE.json] [--targets tflite,onnx] [--skip-mobilenet]
                                      [--skip-hostile] [--skip-paddle] [--time-budget SECONDS]
-    python -m scripts.bench.fallback --ladder-only [--skip-old]   # the classifier: old vs new search time
+    python -m scripts.bench.fallback --ladder-only [--skip-old] [--jobs N]   # the classifier: old vs new search time
 
 `--ladder-only` runs PaddleOCR's classifier search twice on the same 600 rendered lines and budget
 (top-1 agreement >= 0.99): the old float fallback (one onnxruntime quantization per candidate)
-and the precision ladder (one quantization, candidates by QDQ graph edits), and prints both times.
+and the precision ladder (one quantization, candidates by QDQ graph edits), and prints both times;
+`--jobs N` (default 0: serial) measures the ladder's independent candidates on N worker processes
+(`edgekit.executor.open_executor`), the load average printed beside the time.
 
 The hostile model (scripts/models/hostile.py) is the digits CNN of make_models.py with a planted pair of 1x1 convs,
 `outlier_up` (channel 0 times OUTLIER_GAIN) and `outlier_down` (its inverse): the float model is
@@ -166,9 +168,11 @@ def paddle_classifier_setup(work: Path, count: int = 600):
     return fp32, data, evaluator
 
 
-def bench_ladder_vs_fallback(work: Path, budget, time_budget_s: float, old: bool = True) -> dict | None:
+def bench_ladder_vs_fallback(work: Path, budget, time_budget_s: float, old: bool = True, jobs: int = 0) -> dict | None:
     """The classifier's complete search, old (float fallback, one onnxruntime quantization per
-    candidate) and new (precision ladder on one quantized graph), same data, same budget."""
+    candidate) and new (precision ladder on one quantized graph, its candidates on `jobs` worker
+    processes when > 0), same data, same budget."""
+    import os
     from edgekit.backends.onnx.ladder import OnnxLadder
     from edgekit.backends.onnx.selective import OnnxSelective
     from edgekit.debug.fallback import run_fallback
@@ -188,13 +192,19 @@ def bench_ladder_vs_fallback(work: Path, budget, time_budget_s: float, old: bool
                       "builds": len(result.steps), "float_layers": result.float_layers,
                       "accuracy": _headline(result.best.accuracy)}
         backend.close()
+    from edgekit.executor import open_executor
+
+    executor = open_executor(jobs) if jobs > 0 else None
     start = time.perf_counter()
     backend = OnnxLadder(fp32, data.calibration_factory())
-    result, ranking = run_ladder(backend, evaluator, budget, time_budget_s=time_budget_s)
+    result, ranking = run_ladder(backend, evaluator, budget, time_budget_s=time_budget_s, executor=executor)
     seconds = time.perf_counter() - start
+    if executor is not None:
+        executor.close()
     details = ladder_details(backend, evaluator, result, ranking, fp32.read_bytes())
     backend.close()
-    row["new"] = {"search_s": round(seconds, 2), "met": result.met, "builds": len(result.steps),
+    row["new"] = {"search_s": round(seconds, 2), "jobs": jobs, "load": [round(x, 2) for x in os.getloadavg()],
+                  "met": result.met, "builds": len(result.steps),
                   "int16": sum(v == "int16" for v in result.best.precisions.values()),
                   "float": sum(v == "float" for v in result.best.precisions.values()),
                   "mac_share": details["mac_share"], "latency_p50_ms": details["latency_p50_ms"],
@@ -214,7 +224,7 @@ def print_ladder(row: dict) -> None:
             print(f"{kind:<4} {r['search_s']:>8} s  met={r['met']}  builds {r['builds']}  {r['accuracy']}  "
                   + (f"float layers {r['float_layers']}" if kind == "old" else
                      f"int16 units {r['int16']}, float units {r['float']}, MAC share {r['mac_share']}, "
-                     f"p50 ms {r['latency_p50_ms']}"))
+                     f"p50 ms {r['latency_p50_ms']}, jobs {r['jobs']}, load {r['load']}"))
 
 
 def print_summary(summary: dict) -> None:
@@ -239,6 +249,7 @@ def main() -> None:
     parser.add_argument("--ladder-only", action="store_true", help="only the classifier's old vs new search")
     parser.add_argument("--skip-old", action="store_true", help="with --ladder-only: the new search alone")
     parser.add_argument("--time-budget", type=float, default=600.0, help="seconds per search [600]")
+    parser.add_argument("--jobs", type=int, default=0, help="with --ladder-only: worker processes [0: serial]")
     args = parser.parse_args()
     from edgekit.debug.scoring import Budget
     from edgekit.recipe.schema import Recipe
@@ -247,7 +258,8 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-fallback-"))
     if args.ladder_only:
-        row = bench_ladder_vs_fallback(work, Budget(min_agreement=0.99), args.time_budget, old=not args.skip_old)
+        row = bench_ladder_vs_fallback(work, Budget(min_agreement=0.99), args.time_budget, old=not args.skip_old,
+                                       jobs=args.jobs)
         if row is not None:
             print_ladder(row)
             args.out.write_text(json.dumps(row, indent=2) + "\n")

@@ -69,7 +69,7 @@ class _Evaluator:
 
 
 def test_a_short_search_stays_in_process_and_jobs_1_never_pools(monkeypatch):
-    from edgekit.debug.parallel import evaluate_many
+    from edgekit.debug.parallel import evaluate_many, ladder_executor
 
     monkeypatch.setenv("EDGEKIT_PARALLEL_MIN_S", "60")
     for jobs in (1, 2):
@@ -78,6 +78,9 @@ def test_a_short_search_stays_in_process_and_jobs_1_never_pools(monkeypatch):
             assert many([[1], [1, 2], []]) == [1, 2, 0]
             assert executor._inner is None  # no worker was started
     assert not LazyExecutor(1).parallel and LazyExecutor(2).parallel and LazyExecutor(1, "auto").parallel
+    # the ladder gets workers only when asked for: it sends every batch of 2+ candidates to them
+    assert ladder_executor(LazyExecutor()) is None and ladder_executor(LazyExecutor(1)) is None
+    assert ladder_executor(LazyExecutor(2)) is not None and ladder_executor(LazyExecutor(None, "auto")) is not None
 
 
 def test_jobs_is_not_in_the_build_cache_key(tiny_keras):

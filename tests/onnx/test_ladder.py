@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnx
 import pytest
@@ -74,7 +76,8 @@ def test_edits_keep_the_range_at_int16_and_match_float_when_float(head):
 
 
 def test_heterogeneous_concat_is_found_from_ranges_and_ranked_first(head):
-    from edgekit.debug.ladder import rank_units, run_ladder
+    from edgekit.debug.ladder import run_ladder
+    from edgekit.debug.ladder_rank import rank_units
 
     ladder, evaluator = head
     found = ladder.heterogeneous()
@@ -108,3 +111,35 @@ def test_macs_are_counted_with_a_dynamic_batch(tmp_path):
         assert ladder.unit_macs()[ladder.graph.unit_of["x"]] == 8 * 8 * 8 * 27
     finally:
         ladder.close()
+
+
+@pytest.mark.slow
+def test_search_on_an_executor_is_the_serial_search(head):
+    """executor=: the rankings' and the descent grid's candidates run on 2 worker processes (each
+    opens the ladder from its picklable recipe once); the steps and the result are the serial ones."""
+    from edgekit.debug.ladder import run_ladder
+    from edgekit.executor import open_executor
+
+    ladder, evaluator = head
+    budget = Budget(min_box_f1=0.95)
+
+    def search(executor=None):
+        result, ranking = run_ladder(ladder, evaluator, budget, measure_latency=False, executor=executor)
+        steps = [(s.phase, s.precisions, s.accuracy, s.met, s.shortfall, s.quantization) for s in result.steps]
+        return steps, result.best.precisions, result.model, [r.to_dict() for r in ranking]
+
+    class Counted:  # the pool, counting the candidates that ran in its workers
+        def __init__(self, pool):
+            self.pool, self.jobs, self.hosts = pool, pool.jobs, []
+
+        def map(self, tasks, on_done=lambda o: None):
+            outcomes = self.pool.map(tasks, on_done)
+            self.hosts += [o.result.host for o in outcomes if o.result is not None]
+            return outcomes
+
+    serial = search()
+    with open_executor(2) as pool:
+        executor = Counted(pool)
+        parallel = search(executor)
+    assert len(serial[0]) >= 4 and parallel == serial
+    assert len(executor.hosts) >= 2 and not any(h.endswith(f":{os.getpid()}") for h in executor.hosts)

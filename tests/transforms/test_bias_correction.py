@@ -114,3 +114,34 @@ def test_bias_correction_recovers_the_mean_shift_of_per_tensor_weights_tflite(pl
     before, after = sqnr(outputs(plain)), sqnr(outputs(corrected))
     assert record["layers"] == 4 and record["max_shift"] > 0
     assert after > before + 3.0, (before, after)  # measured: 18.5 -> 31.9 dB
+
+
+def test_ladder_search_turns_bias_correction_on_when_it_helps(planted_dw, tmp_path):
+    """The ONNX precision ladder validates the bias-corrected plain INT8 model after the plain one
+    and starts from it only when it scores better: here it alone meets --min-sqnr 25."""
+    import onnxruntime as ort
+
+    from edgekit.backends.onnx.artifacts import prepare_fp32
+    from edgekit.backends.onnx.ladder import OnnxLadder
+    from edgekit.debug.ladder import run_ladder
+    from edgekit.debug.scoring import Budget, Evaluator
+    from edgekit.sources.tf2onnx_export import export_to_onnx
+
+    export_to_onnx(planted_dw, tmp_path / "src.onnx")
+    name = ort.InferenceSession(str(tmp_path / "src.onnx")).get_inputs()[0].name
+    calibration, validation = _digits(name)
+    prepare_fp32(tmp_path / "src.onnx", tmp_path / "fp32.onnx", calibration_factory=lambda: iter(calibration))
+    reference = ort.InferenceSession(str(tmp_path / "fp32.onnx"))
+    evaluator = Evaluator(validation, [{o.name: v for o, v in zip(reference.get_outputs(), reference.run(None, f))}
+                                       for f in validation], [None] * len(validation))
+    ladder = OnnxLadder(tmp_path / "fp32.onnx", lambda: iter(calibration), {"per_channel": False})
+    try:
+        result, _ = run_ladder(ladder, evaluator, Budget(min_sqnr_db=25.0), measure_latency=False)
+    finally:
+        ladder.close()
+    plain, corrected = result.steps[:2]
+    print(f"ladder bias correction: plain {plain.accuracy['sqnr_db']} dB, corrected {corrected.accuracy['sqnr_db']} dB")
+    assert (plain.phase, corrected.phase) == ("baseline", "bias correction") and not plain.met
+    assert result.met and result.best is corrected and result.best.precisions == {}
+    assert result.best.quantization["bias_correction"]["layers"] == 4 and "bias_correction" not in plain.quantization
+    assert len(result.steps) == 2 and "bias correction" in result.stopped

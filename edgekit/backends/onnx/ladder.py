@@ -2,7 +2,10 @@
 
 `OnnxLadder(fp32_path, calibration, options)` calibrates and quantizes the float model once with
 `quantize_qdq` (the plain INT8 build's options), indexes its tensor groups (`QdqGraph` units) and
-builds a candidate for {unit id: "int16" | "float"} in milliseconds. It also gives what the
+builds a candidate for {unit id: "int16" | "float"} in milliseconds. `bias_correction(True)`
+switches every later build to the bias-corrected INT8 graph (`correct_biases`, computed once on
+the calibration samples; the same units). `recipe()` is a picklable `OnnxLadderRecipe` that opens
+the same ladder in another process without calibrating again (same files: a local pool). It also gives what the
 search ranks with before building anything: each unit's local quantization noise on float
 activations (`local_noise`) and the Concats whose inputs' calibrated ranges are orders of
 magnitude apart (`heterogeneous`), and the per-layer precision map of a built model (`layer_map`).
@@ -10,8 +13,9 @@ magnitude apart (`heterogeneous`), and the per-layer precision map of a built mo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -21,40 +25,96 @@ from edgekit.errors import UsageError
 HETEROGENEOUS_RATIO = 100.0  # a Concat whose inputs' ranges differ this much shares one scale badly
 
 
+@dataclass(frozen=True)
+class OnnxLadderRecipe:
+    """What reopens an `OnnxLadder` elsewhere: the float model, its INT8 QDQ build, the
+    quantizer's settings and the bias-corrected build when one is in use (paths on this machine)."""
+
+    fp32_path: str
+    int8_path: str
+    settings: dict
+    corrected_path: Optional[str] = None
+    correction: Optional[dict] = None
+
+    def open(self) -> "OnnxLadder":
+        ladder = OnnxLadder(Path(self.fp32_path), None, quantized=(Path(self.int8_path), self.settings))
+        if self.corrected_path is not None:
+            ladder._use_corrected(Path(self.corrected_path), self.correction)
+        return ladder
+
+
 class OnnxLadder:
     """fp32_path: the float (fused) ONNX model; calibration: factory of feeds; options:
-    `quantize_qdq` keyword arguments of the plain INT8 build (default: its defaults)."""
+    `quantize_qdq` keyword arguments of the plain INT8 build (default: its defaults); quantized:
+    (an INT8 QDQ build of fp32_path, its settings) to start from instead of quantizing."""
 
     target = "onnx"
     suffix = ".onnx"
 
-    def __init__(self, fp32_path: Path, calibration, options: Mapping | None = None):
+    def __init__(self, fp32_path: Path, calibration, options: Mapping | None = None, *,
+                 quantized: tuple[Path, dict] | None = None):
         import onnx
 
         from edgekit.backends.onnx.qdq_edit import QdqGraph
         from edgekit.backends.onnx.quantize import quantize_qdq
 
-        if calibration is None:
+        if calibration is None and quantized is None:
             raise UsageError("ONNX INT8 needs calibration data: pass --calibration DIR")
-        self.fp32_path = Path(fp32_path)
+        self.fp32_path, self.calibration = Path(fp32_path), calibration
         self._files = TempModelFiles(self.suffix)
-        out = self._files.path("int8.onnx")
-        self.settings = quantize_qdq(self.fp32_path, out, calibration, **dict(options or {}))
+        self.int8_path = self._files.path("int8.onnx")
+        if quantized is None:
+            self.settings = quantize_qdq(self.fp32_path, self.int8_path, calibration, **dict(options or {}))
+        else:
+            self.int8_path, self.settings = Path(quantized[0]), dict(quantized[1])
         self.fp32 = onnx.load(str(self.fp32_path))
-        self.graph = QdqGraph(onnx.load(str(out)), self.fp32)
+        self.plain = self.graph = QdqGraph(onnx.load(str(self.int8_path)), self.fp32)
         self.units = {u.id: u for u in self.graph.units}
         self._cache: dict[tuple, bytes] = {}
         self._macs: dict[str, int] | None = None
+        self._corrected: tuple | None = None  # (QdqGraph, path, record) once computed
 
     def build(self, levels: Mapping[str, str] | None = None) -> bytes:
         key = tuple(sorted((k, v) for k, v in (levels or {}).items() if v != "int8"))
-        if key not in self._cache:
-            self._cache[key] = self.graph.edit(dict(key)).SerializeToString()
-        return self._cache[key]
+        cache_key = (self.graph is not self.plain, key)
+        if cache_key not in self._cache:
+            self._cache[cache_key] = self.graph.edit(dict(key)).SerializeToString()
+        return self._cache[cache_key]
+
+    def bias_correction(self, on: bool) -> dict | None:
+        """Build from the bias-corrected INT8 graph (on) or the plain one; returns the correction's
+        record ({"layers", "samples", "rounds", "max_shift"}) when on."""
+        if not on:
+            self.graph = self.plain
+            return None
+        if self._corrected is None:
+            from edgekit.backends.onnx.bias_correction import correct_biases
+
+            path = self._files.path("int8_bias_corrected.onnx")
+            self._use_corrected(path, correct_biases(self.fp32_path, self.int8_path, path, self.calibration))
+        self.graph = self._corrected[0]
+        return self._corrected[2]
+
+    def _use_corrected(self, path: Path, record: dict | None) -> None:
+        import onnx
+
+        from edgekit.backends.onnx.qdq_edit import QdqGraph
+
+        self._corrected = (QdqGraph(onnx.load(str(path)), self.fp32), path, record)
+        self.graph = self._corrected[0]
+
+    def recipe(self) -> OnnxLadderRecipe:
+        """The picklable recipe of this ladder as it builds now (see OnnxLadderRecipe)."""
+        corrected = self.graph is not self.plain
+        return OnnxLadderRecipe(str(self.fp32_path), str(self.int8_path), self.settings,
+                                str(self._corrected[1]) if corrected else None,
+                                self._corrected[2] if corrected else None)
 
     def quantization(self, levels: Mapping[str, str] | None = None) -> dict:
         raised = {k: v for k, v in (levels or {}).items() if v != "int8"}
         settings = {k: v for k, v in self.settings.items() if k != "nodes_excluded"}
+        if self.graph is not self.plain:
+            settings["bias_correction"] = self._corrected[2]
         return {**settings, "tensor_precisions": raised} if raised else settings
 
     def fp32_model(self) -> bytes:

@@ -1,0 +1,137 @@
+"""The precision ladder's rankings: which tensor groups (units) to raise first, measured.
+
+- `rank_units` (the climb, from plain INT8): units scored by the local noise of their own INT8
+  grid on float activations, the SHORTLIST (16) noisiest measured end to end on the first
+  SENSITIVITY_SAMPLES (32) held-out samples: the output noise fraction removed with the unit
+  alone at int16 (`int16_gain`, the rank);
+- `rank_float` (the climb's float rung): the units read by a conv/matmul (at most FLOAT_SHORTLIST,
+  32, by local noise) measured alone in float over the closest point so far (often all int16) on
+  the first FLOAT_SAMPLES (16) held-out samples, highest gain first: a tensor whose error int16 does not remove (its reader's INT8 weights go
+  float with it) shows here, not in the int16 rank;
+- `rank_descent` (from all int16): every unit read by a conv/matmul measured alone at INT8, by
+  the noise it adds per MAC it would move to W8A8.
+Heterogeneous Concats (inputs' calibrated ranges orders of magnitude apart) rank first. Every
+measurement goes through `Candidates` (serial, or an executor) in batches of its width; units
+not measured before `deadline` keep their place by local noise.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Optional
+
+from edgekit.debug.parallel_ladder import Candidates
+from edgekit.debug.scoring import Evaluator, noise_fraction
+
+SENSITIVITY_SAMPLES = 32
+DESCENT_SAMPLES = 32
+SHORTLIST = 16
+FLOAT_SHORTLIST = 32
+FLOAT_SAMPLES = 16
+
+
+@dataclass
+class UnitSensitivity:
+    """One tensor group's rank: local INT8 noise, end-to-end gain at int16 (from plain INT8) and
+    in float (over the climb's closest point; None: not measured), why it went first (a
+    heterogeneous Concat), and the score it was ranked by."""
+
+    node: str
+    layer: str
+    op_type: str
+    index: int
+    local_noise: Optional[float] = None
+    int16_gain: Optional[float] = None
+    heterogeneous: Optional[str] = None
+    score: float = 0.0
+    float_gain: Optional[float] = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def measure_each(candidates: Candidates, evaluator: Evaluator, rows: list, levels_of: Callable, *,
+                 deadline: float | None, on_step: Callable[[str], None], what: str) -> list:
+    """[(row, [AccuracyReport per candidate of levels_of(row)])] for the rows measured before
+    `deadline`, in batches of the candidates' width."""
+    done = []
+    for start in range(0, len(rows), candidates.width):
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        batch = rows[start:start + candidates.width]
+        on_step(f"ladder {what} {start + len(batch)}/{len(rows)}: {batch[-1].layer}")
+        levels = [levels_of(row) for row in batch]
+        reports = iter(candidates.measure(evaluator, [c for group in levels for c in group]))
+        done += [(row, [next(reports) for _ in group]) for row, group in zip(batch, levels)]
+    return done
+
+
+def rank_units(backend, evaluator: Evaluator, candidates: Candidates | None = None, *, deadline: float | None = None,
+               shortlist: int = SHORTLIST, on_step: Callable[[str], None] = lambda s: None) -> list[UnitSensitivity]:
+    """Units in climb order (see the module docstring); candidates: default serial."""
+    candidates = candidates or Candidates(backend)
+    subset = evaluator.subset(SENSITIVITY_SAMPLES)
+    first, rows = _rows(backend, backend.local_noise(subset.feeds))
+    base = noise_fraction(subset.accuracy(backend, backend.build()))
+    noisy = sorted((r for r in rows.values() if r.heterogeneous is None and r.local_noise is not None),
+                   key=lambda r: -r.local_noise)[:shortlist]
+    for row, (acc,) in measure_each(candidates, subset, noisy, lambda r: [{r.node: "int16"}],
+                                    deadline=deadline, on_step=on_step, what="sensitivity"):
+        row.int16_gain = row.score = base - noise_fraction(acc)
+    measured = sorted((r for r in rows.values() if r.int16_gain is not None), key=lambda r: (-r.score, r.index))
+    rest = sorted((r for r in rows.values() if r.int16_gain is None and r.heterogeneous is None),
+                  key=lambda r: -(r.local_noise or 0.0))
+    return first + [r for r in measured if r.score > 0] + [r for r in measured if r.score <= 0] + rest
+
+
+def rank_float(backend, evaluator: Evaluator, candidates: Candidates, base_levels: dict, ranking: list, *,
+               deadline: float | None = None, on_step: Callable[[str], None] = lambda s: None) -> list[str]:
+    """Unit ids for the float rung over `base_levels`, highest measured float gain first (only
+    gains > 0); `ranking`'s rows get their `float_gain` over that base."""
+    subset = evaluator.subset(FLOAT_SAMPLES)
+    macs = backend.unit_macs()
+    costly = sorted((r for r in ranking if macs.get(r.node, 0) > 0 and base_levels.get(r.node) != "float"),
+                    key=lambda r: -(r.local_noise or 0.0))[:FLOAT_SHORTLIST]
+    base = noise_fraction(subset.accuracy(backend, backend.build(base_levels)))
+    gains = {}
+    for row, (acc,) in measure_each(candidates, subset, costly, lambda r: [{**base_levels, r.node: "float"}],
+                                    deadline=deadline, on_step=on_step, what="float gain"):
+        row.float_gain = gains[row.node] = base - noise_fraction(acc)
+    return [u for u, g in sorted(gains.items(), key=lambda kv: -kv[1]) if g > 0]
+
+
+def rank_descent(backend, evaluator: Evaluator, candidates: Candidates | None = None, *, deadline: float | None = None,
+                 on_step: Callable[[str], None] = lambda s: None) -> list[UnitSensitivity]:
+    """Units in the order they stay int16, measured from the all-int16 model: heterogeneous
+    Concats first, then every unit read by a conv/matmul, by the output noise fraction it adds
+    alone at INT8 per MAC it would move to W8A8, highest first (units not measured before
+    `deadline` count as most sensitive); the units that feed no conv/matmul are left out (int16
+    there costs no MACs: the descent keeps them int16 and tries them at INT8 last); candidates:
+    default serial."""
+    candidates = candidates or Candidates(backend)
+    subset = evaluator.subset(DESCENT_SAMPLES)
+    local = backend.local_noise(subset.feeds)
+    macs = backend.unit_macs()
+    every = {u.id: "int16" for u in backend.graph.units}
+    base = noise_fraction(subset.accuracy(backend, backend.build(every)))
+    first, rows = _rows(backend, local)
+    costly = [r for r in rows.values() if r.heterogeneous is None and macs.get(r.node, 0) > 0]
+    for row, (acc,) in measure_each(candidates, subset, costly, lambda r: [{**every, r.node: "int8"}],
+                                    deadline=deadline, on_step=on_step, what="sensitivity"):
+        row.int16_gain = noise_fraction(acc) - base
+        row.score = row.int16_gain / macs[row.node]
+    unmeasured = [r for r in costly if r.int16_gain is None]
+    return first + unmeasured + sorted((r for r in costly if r.int16_gain is not None), key=lambda r: -r.score)
+
+
+def _rows(backend, local: dict) -> tuple[list[UnitSensitivity], dict[str, UnitSensitivity]]:
+    """(the heterogeneous Concat units, scored first; every unit's row by id)."""
+    rows = {u.id: UnitSensitivity(u.id, backend.label(u.id), u.op_type, u.index, local.get(u.id))
+            for u in backend.graph.units}
+    first = []
+    for unit_id, ratio, concat in backend.heterogeneous():
+        rows[unit_id].heterogeneous = f"Concat {concat}: input ranges {ratio:.0f}x apart"
+        rows[unit_id].score = float("inf")
+        first.append(rows[unit_id])
+    return first, rows
