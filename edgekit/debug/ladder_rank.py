@@ -4,8 +4,7 @@
   grid on float activations, the SHORTLIST (16) noisiest measured end to end on the first
   SENSITIVITY_SAMPLES (32) held-out samples: the output noise fraction removed with the unit
   alone at int16 (`int16_gain`, the rank);
-- `rank_float` (the climb's float rung): the units read by a conv/matmul (at most FLOAT_SHORTLIST,
-  32, by local noise) measured alone in float over the closest point so far (often all int16) on
+- `rank_float` (the climb's float rung): the units (at most FLOAT_SHORTLIST, 32, by local noise) measured alone in float over the closest point so far (often all int16) on
   the first FLOAT_SAMPLES (16) held-out samples, highest gain first: a tensor whose error int16 does not remove (its reader's INT8 weights go
   float with it) shows here, not in the int16 rank;
 - `rank_descent` (from all int16): every unit read by a conv/matmul measured alone at INT8, by
@@ -90,8 +89,9 @@ def rank_float(backend, evaluator: Evaluator, candidates: Candidates, base_level
     """Unit ids for the float rung over `base_levels`, highest measured float gain first (only
     gains > 0); `ranking`'s rows get their `float_gain` over that base."""
     subset = evaluator.subset(FLOAT_SAMPLES)
-    macs = backend.unit_macs()
-    costly = sorted((r for r in ranking if macs.get(r.node, 0) > 0 and base_levels.get(r.node) != "float"),
+    # every unit, not only those a conv/matmul reads: a graph output whose held-out values leave
+    # its calibrated range is clipped at int16 too, and only float removes that
+    costly = sorted((r for r in ranking if base_levels.get(r.node) != "float"),
                     key=lambda r: -(r.local_noise or 0.0))[:FLOAT_SHORTLIST]
     base = noise_fraction(subset.accuracy(backend, backend.build(base_levels)))
     gains = {}
