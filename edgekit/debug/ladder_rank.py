@@ -4,9 +4,11 @@
   grid on float activations, the SHORTLIST (16) noisiest measured end to end on the first
   SENSITIVITY_SAMPLES (32) held-out samples: the output noise fraction removed with the unit
   alone at int16 (`int16_gain`, the rank);
-- `rank_float` (the climb's float rung): the units (at most FLOAT_SHORTLIST, 32, by local noise) measured alone in float over the closest point so far (often all int16) on
-  the first FLOAT_SAMPLES (16) held-out samples, highest gain first: a tensor whose error int16 does not remove (its reader's INT8 weights go
-  float with it) shows here, not in the int16 rank;
+- `rank_float` (the climb's float rung): the units (at most FLOAT_SHORTLIST, 32: first the
+  WEIGHT_SHORTLIST (8) whose readers' INT8 weights alone cost the output most, then by local
+  noise) measured alone in float over the closest point so far (often all int16) on the first
+  FLOAT_SAMPLES (16) held-out samples, highest gain first: a tensor whose error int16 does not
+  remove (its readers' INT8 weights go float with it) shows here, not in the int16 rank;
 - `rank_descent` (from all int16): every unit read by a conv/matmul measured alone at INT8, by
   the noise it adds per MAC it would move to W8A8.
 Heterogeneous Concats (inputs' calibrated ranges orders of magnitude apart) rank first. Every
@@ -27,14 +29,16 @@ SENSITIVITY_SAMPLES = 32
 DESCENT_SAMPLES = 32
 SHORTLIST = 16
 FLOAT_SHORTLIST = 32
+WEIGHT_SHORTLIST = 8  # of FLOAT_SHORTLIST: the units whose readers' INT8 weights cost most
 FLOAT_SAMPLES = 16
 
 
 @dataclass
 class UnitSensitivity:
     """One tensor group's rank: local INT8 noise, end-to-end gain at int16 (from plain INT8) and
-    in float (over the climb's closest point; None: not measured), why it went first (a
-    heterogeneous Concat), and the score it was ranked by."""
+    in float (over the climb's closest point; None: not measured), the output noise its readers'
+    INT8 weights alone cause (weight_noise), why it went first (a heterogeneous Concat), and the
+    score it was ranked by."""
 
     node: str
     layer: str
@@ -45,6 +49,7 @@ class UnitSensitivity:
     heterogeneous: Optional[str] = None
     score: float = 0.0
     float_gain: Optional[float] = None
+    weight_noise: Optional[float] = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,14 +96,29 @@ def rank_float(backend, evaluator: Evaluator, candidates: Candidates, base_level
     subset = evaluator.subset(FLOAT_SAMPLES)
     # every unit, not only those a conv/matmul reads: a graph output whose held-out values leave
     # its calibrated range is clipped at int16 too, and only float removes that
-    costly = sorted((r for r in ranking if base_levels.get(r.node) != "float"),
-                    key=lambda r: -(r.local_noise or 0.0))[:FLOAT_SHORTLIST]
+    open_units = [r for r in ranking if base_levels.get(r.node) != "float"]
+    by_activation = sorted(open_units, key=lambda r: -(r.local_noise or 0.0))
+    # and the units whose readers' INT8 weights cost the output most (int16 leaves weights INT8;
+    # float gives the readers their float weights): measured first
+    weights = _weight_noise(backend, subset.feeds, deadline)
+    for row in open_units:
+        row.weight_noise = weights.get(row.node)
+    by_weights = sorted((r for r in open_units if r.weight_noise), key=lambda r: -r.weight_noise)
+    costly = list({id(r): r for r in by_weights[:WEIGHT_SHORTLIST] + by_activation}.values())[:FLOAT_SHORTLIST]
     base = noise_fraction(subset.accuracy(backend, backend.build(base_levels)))
     gains = {}
     for row, (acc,) in measure_each(candidates, subset, costly, lambda r: [{**base_levels, r.node: "float"}],
                                     deadline=deadline, on_step=on_step, what="float gain"):
         row.float_gain = gains[row.node] = base - noise_fraction(acc)
     return [u for u, g in sorted(gains.items(), key=lambda kv: -kv[1]) if g > 0]
+
+
+def _weight_noise(backend, feeds, deadline) -> dict:
+    """backend.weight_noise over at most a quarter of the time left (none: {})."""
+    if not hasattr(backend, "weight_noise"):
+        return {}
+    quarter = None if deadline is None else time.monotonic() + (deadline - time.monotonic()) / 4
+    return backend.weight_noise(feeds, quarter)
 
 
 def rank_descent(backend, evaluator: Evaluator, candidates: Candidates | None = None, *, deadline: float | None = None,

@@ -143,3 +143,49 @@ def test_search_on_an_executor_is_the_serial_search(head):
         parallel = search(executor)
     assert len(serial[0]) >= 4 and parallel == serial
     assert len(executor.hosts) >= 2 and not any(h.endswith(f":{os.getpid()}") for h in executor.hosts)
+
+
+def _cancelling_conv(path):
+    """x -> Conv(k) -> Relu -> Conv(w) -> out, where k's 3x3 kernels have weights of +-1000 that
+    sum to about 1 (an edge-like filter on a smooth input): per-channel INT8 rounds each weight by
+    up to 1000/254, far more than the response itself. int16 activations cannot help; only float
+    weights do."""
+    rng = np.random.default_rng(3)
+    k = np.array([[1000.0, -996.9, 1003.1], [-1002.6, 2.4, -998.3], [997.7, -1001.2, 996.7]], np.float32)
+    kernels = np.stack([k * s for s in (1.0, -1.0, 0.5, 2.0)])[:, None]  # [4, 1, 3, 3]
+    inits = [numpy_helper.from_array(kernels, "k"),
+             numpy_helper.from_array(rng.normal(0, 0.5, (2, 4, 1, 1)).astype(np.float32), "w")]
+    nodes = [helper.make_node("Conv", ["x", "k"], ["e"], "edge"),
+             helper.make_node("Relu", ["e"], ["r"], "edge_relu"),
+             helper.make_node("Conv", ["r", "w"], ["out"], "mix")]
+    graph = helper.make_graph(nodes, "cancel", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 2, 6, 6])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
+
+
+def test_the_float_rung_finds_a_conv_whose_int8_weights_cost_the_output(tmp_path):
+    from edgekit.backends.onnx.ladder import OnnxLadder
+    from edgekit.debug.ladder_rank import rank_float, rank_units
+    from edgekit.debug.parallel_ladder import Candidates
+    from edgekit.runtime.onnx import OnnxRunner
+
+    def smooth(count, seed):
+        rng = np.random.default_rng(seed)
+        return [{"x": (1 + 1e-4 * rng.normal(0, 1, (1, 1, 8, 8))).astype(np.float32)} for _ in range(count)]
+
+    path = _cancelling_conv(tmp_path / "cancel.onnx")
+    ladder = OnnxLadder(path, lambda: iter(smooth(16, 1)))
+    try:
+        feeds = smooth(16, 2)
+        reference = OnnxRunner(path, 1)
+        evaluator = Evaluator(feeds, [reference.run(f) for f in feeds], [None] * len(feeds))
+        noise = ladder.weight_noise(feeds)
+        assert noise["x"] > 0.1 and noise["x"] > 100 * noise["r"], noise  # the edge conv's weights, not mix's
+        every = {u: "int16" for u in ladder.units}
+        ranking = rank_units(ladder, evaluator)
+        assert rank_float(ladder, evaluator, Candidates(ladder), every, ranking)[0] == "x"
+        row = next(r for r in ranking if r.node == "x")
+        assert row.weight_noise == noise["x"] and row.float_gain > 0.1
+    finally:
+        ladder.close()

@@ -158,6 +158,53 @@ class OnnxLadder:
                     signal[unit.id] = signal.get(unit.id, 0.0) + float(np.square(x, dtype=np.float64).sum())
         return {u: noise[u] / max(signal[u], 1e-30) for u in noise}
 
+    def weight_noise(self, feeds: Sequence[dict[str, np.ndarray]], deadline: float | None = None) -> dict[str, float]:
+        """Unit id -> output noise power / signal power of the float model with only the INT8
+        weights of the conv/matmul reading that unit (the unit's worst reader), on `feeds`; stops
+        at `deadline` (time.monotonic()). Floating a unit gives its readers their float weights
+        (qdq_edit), so a conv whose INT8 weights alone cost the output shows up here."""
+        import time
+
+        import onnx
+        import onnxruntime
+        from onnx import numpy_helper
+
+        from edgekit.backends.onnx.qdq_edit import COMPUTE
+        from edgekit.runtime.onnx import session_options
+
+        weights = {}  # float initializer name -> its INT8 weights, dequantized
+        inits = {i.name: i for i in self.plain.model.graph.initializer}
+        for node in self.plain.model.graph.node:
+            if node.op_type == "DequantizeLinear" and node.input[0] in inits and node.input[1] in inits:
+                name = node.input[0].removesuffix("_quantized")
+                if name in self.graph.float_weights and inits[node.input[0]].data_type == onnx.TensorProto.INT8:
+                    weights[name] = _dequantize(node, inits)
+        unit_of = {t: u.id for u in self.graph.units for t in u.tensors}
+
+        def outputs(model) -> np.ndarray:
+            session = onnxruntime.InferenceSession(model.SerializeToString(), session_options(1),
+                                                   providers=["CPUExecutionProvider"])
+            return np.concatenate([session.run(None, f)[0].reshape(-1) for f in feeds]).astype(np.float64)
+
+        reference = outputs(self.fp32)
+        signal = max(float(np.square(reference).sum()), 1e-30)
+        noise: dict[str, float] = {}
+        for node in self.fp32.graph.node:
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            unit = unit_of.get(node.input[0]) if node.input else None
+            weight = next((w for w in node.input[1:] if w in weights and len(weights[w].shape) > 1), None)
+            if node.op_type not in COMPUTE or unit is None or weight is None:
+                continue
+            model = onnx.ModelProto()
+            model.CopyFrom(self.fp32)
+            for init in model.graph.initializer:
+                if init.name == weight:
+                    init.CopyFrom(numpy_helper.from_array(weights[weight].astype(np.float32), weight))
+            value = float(np.square(outputs(model) - reference).sum()) / signal
+            noise[unit] = max(noise.get(unit, 0.0), value)
+        return noise
+
     def _fake_quant(self, tensor: str, x: np.ndarray) -> np.ndarray:
         low, high = self.graph.range(tensor)
         scale = (high - low) / 255.0
@@ -240,3 +287,19 @@ class OnnxLadder:
 
     def close(self) -> None:
         self._files.close()
+
+
+def _dequantize(dq, inits) -> np.ndarray:
+    """The real values of an initializer's DequantizeLinear (per tensor or per channel on its axis)."""
+    from onnx import numpy_helper
+
+    q = numpy_helper.to_array(inits[dq.input[0]]).astype(np.float64)
+    scale = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float64)
+    zero = (numpy_helper.to_array(inits[dq.input[2]]).astype(np.float64) if len(dq.input) > 2 and dq.input[2]
+            else np.zeros_like(scale))
+    if scale.size > 1:
+        axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+        shape = [1] * q.ndim
+        shape[axis] = -1
+        scale, zero = scale.reshape(shape), zero.reshape(shape)
+    return (q - zero) * scale
