@@ -95,7 +95,7 @@ def test_text_direction_classifier_precision_ladder(paddle_models, edgekit_cli, 
           f"{int8['accuracy']['top1_agreement']}; MAC share {ladder['mac_share']}; p50 {ladder['latency_p50_ms']}; "
           f"{len(fallback['steps'])} builds")
     assert fallback["met"] and int8["accuracy"]["top1_agreement"] >= 0.99
-    # measured: plain 0.96, ladder 0.992 with 93.2% of conv/matmul MACs W8A8 (the rest W8A16), 13 builds
+    # measured: plain 0.984, ladder 0.992 with 96.3% of conv/matmul MACs W8A8 (the rest W8A16), 14 builds
     assert ladder["mac_share"].get("W8A8", 0) >= 0.70
 
 
