@@ -23,13 +23,11 @@ from typing import Optional
 
 from edgekit.debug.scoring import Evaluator
 from edgekit.debug.sensitivity import serial
-from edgekit.errors import EdgekitError
-from edgekit.executor import Task
+from edgekit.executor import Task, entries, held
 
 log = logging.getLogger("edgekit")
 PARALLEL_MIN_SECONDS = 20.0
 BATCH_PER_WORKER = 4  # nodes per worker between two deadline checks
-_OPEN: dict[str, tuple] = {}  # in each worker process: session key -> (open backend, its directory)
 
 
 @dataclass(frozen=True)
@@ -105,14 +103,13 @@ def session_of(backend, calibration, evaluator: Evaluator):
 def evaluate_candidate(shared, float_nodes: tuple, work: Path):
     """Runs in a worker: the AccuracyReport of the model with `float_nodes` kept in float."""
     session = shared.get()
-    if shared.key not in _OPEN:
-        for old, folder in _OPEN.values():  # one session at a time per worker
-            old.close()
-            shutil.rmtree(folder, ignore_errors=True)
-        _OPEN.clear()
+
+    def open_():
         folder = _worker_dir(shared, shared.key)
-        _OPEN[shared.key] = (session.open(folder), folder)
-    backend = _OPEN[shared.key][0]
+        backend = session.open(folder)
+        return backend, lambda: (backend.close(), shutil.rmtree(folder, ignore_errors=True))
+
+    backend = held(shared.key, open_)
     return session.evaluator.accuracy(backend, backend.build(list(float_nodes)))
 
 
@@ -123,11 +120,7 @@ def on_executor(executor, session) -> callable:
     def evaluate_many(float_sets):
         tasks = [Task(f"{shared.key}:{i}", f"candidate {i}", evaluate_candidate, (shared, tuple(s)), cost=len(s))
                  for i, s in enumerate(float_sets)]
-        outcomes = executor.map(tasks)
-        failed = next((o for o in outcomes if o.result is None), None)
-        if failed is not None:
-            raise EdgekitError(f"a sensitivity candidate failed: {failed.error}")
-        return [o.result.entry for o in outcomes]
+        return entries(executor.map(tasks), "sensitivity candidate")
 
     evaluate_many.width = BATCH_PER_WORKER * executor.jobs
     return evaluate_many

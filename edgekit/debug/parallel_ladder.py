@@ -3,32 +3,31 @@
 `Candidates(backend, executor=None).measure(evaluator, [levels, ...])` returns one AccuracyReport
 per precision map ({unit id: "int16" | "float"}), in order. With an executor (edgekit.executor)
 and a backend that gives a picklable `recipe()` (`OnnxLadder.recipe()`), each candidate is a task
-(`evaluate_levels`): a worker opens the backend from the recipe once and keeps it for the next
-candidates; the reports are the ones a serial run computes. `width` is how many candidates the
+(`evaluate_levels`): the recipe and the evaluator are shared once per worker (`Executor.share`),
+which opens the backend from the recipe once and keeps it for the next candidates; the reports
+are the ones a serial run computes. `width` is how many candidates the
 search may usefully ask for at once (1 serially, the executor's `jobs` otherwise [default 2]).
 """
 
 from __future__ import annotations
 
 import hashlib
-import pickle
 from typing import Sequence
 
 from edgekit.debug.scoring import Evaluator
-from edgekit.errors import EdgekitError
-from edgekit.executor import Task
-
-_OPEN: dict[str, object] = {}  # in each worker process: recipe key -> open ladder backend
+from edgekit.executor import Task, entries, held
 
 
-def evaluate_levels(recipe, key: str, evaluator: Evaluator, levels: tuple, work=None):
-    """Runs in a worker: the AccuracyReport of the candidate `levels` ((unit, precision) pairs)."""
-    backend = _OPEN.get(key)
-    if backend is None:
-        for old in _OPEN.values():
-            old.close()
-        _OPEN.clear()
-        backend = _OPEN[key] = recipe.open()
+def evaluate_levels(shared, levels: tuple, work=None):
+    """Runs in a worker: the AccuracyReport of the candidate `levels` ((unit, precision) pairs);
+    shared: (ladder recipe, Evaluator)."""
+    recipe, evaluator = shared.get()
+
+    def open_():
+        backend = recipe.open()
+        return backend, backend.close
+
+    backend = held(shared.key, open_)
     return evaluator.accuracy(backend, backend.build(dict(levels)))
 
 
@@ -46,14 +45,9 @@ class Candidates:
         candidates = [dict(c) for c in candidates]
         if self.executor is None or len(candidates) < 2:
             return [evaluator.accuracy(self.backend, self.backend.build(c)) for c in candidates]
-        recipe = self.backend.recipe()
-        key = hashlib.sha256(pickle.dumps(recipe)).hexdigest()
+        shared = self.executor.share((self.backend.recipe(), evaluator))
         levels = [tuple(sorted(c.items())) for c in candidates]
-        tasks = [Task(hashlib.sha256(pickle.dumps((key, evaluator.feeds, lv))).hexdigest(), f"ladder candidate {i}",
-                      evaluate_levels, (recipe, key, evaluator, lv))
+        tasks = [Task(hashlib.sha256(f"{shared.key}:{lv}".encode()).hexdigest(), f"ladder candidate {i}",
+                      evaluate_levels, (shared, lv))
                  for i, lv in enumerate(levels)]  # keyed by content: backend, samples and precisions
-        outcomes = self.executor.map(tasks)
-        failed = next((o for o in outcomes if o.result is None), None)
-        if failed is not None:
-            raise EdgekitError(f"a ladder candidate failed: {failed.error}")
-        return [o.result.entry for o in outcomes]
+        return entries(self.executor.map(tasks), "ladder candidate")

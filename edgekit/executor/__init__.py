@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from edgekit.executor.base import (Executor, Outcome, Shared, Task, TaskResult, collect_files,
+from edgekit.executor.base import (Executor, Outcome, Shared, Task, TaskResult, collect_files, entries, held,
                                    run_task)
 
 
@@ -78,5 +78,5 @@ class LazyExecutor:
             inner.__exit__(*exc)
 
 
-__all__ = ["Executor", "LazyExecutor", "Outcome", "Shared", "Task", "TaskResult", "collect_files",
-           "open_executor", "run_task"]
+__all__ = ["Executor", "LazyExecutor", "Outcome", "Shared", "Task", "TaskResult", "collect_files", "entries",
+           "held", "open_executor", "run_task"]

@@ -70,6 +70,28 @@ class Shared(Protocol):
     def get(self): ...
 
 
+def entries(outcomes: list[Outcome], what: str) -> list[dict]:
+    """Each outcome's report entry, in order; the first failure raises EdgekitError("a WHAT failed: ...")."""
+    failed = next((o for o in outcomes if o.result is None), None)
+    if failed is not None:
+        raise EdgekitError(f"a {what} failed: {failed.error}")
+    return [o.result.entry for o in outcomes]
+
+
+_HELD: dict[str, tuple] = {}  # in a worker process: key -> (the object opened for it, its cleanup)
+
+
+def held(key: str, open_: Callable[[], tuple]):
+    """In a worker: the object `open_()` -> (object, cleanup) gave for `key`, opened once; opening
+    another key first runs the previous one's cleanup (one open backend per worker)."""
+    if key not in _HELD:
+        for _, cleanup in _HELD.values():
+            cleanup()
+        _HELD.clear()
+        _HELD[key] = open_()
+    return _HELD[key][0]
+
+
 def collect_files(root: Path) -> dict[str, bytes]:
     """Every file under root by its relative POSIX path (sorted)."""
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

@@ -137,6 +137,9 @@ def test_search_on_an_executor_is_the_serial_search(head):
             self.hosts += [o.result.host for o in outcomes if o.result is not None]
             return outcomes
 
+        def share(self, obj):
+            return self.pool.share(obj)
+
     serial = search()
     with open_executor(2) as pool:
         executor = Counted(pool)

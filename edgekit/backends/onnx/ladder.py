@@ -188,20 +188,22 @@ class OnnxLadder:
 
         reference = outputs(self.fp32)
         signal = max(float(np.square(reference).sum()), 1e-30)
+        model = onnx.ModelProto()
+        model.CopyFrom(self.fp32)  # one copy; each conv's weights are swapped in, then back
+        slot = {init.name: init for init in model.graph.initializer}
         noise: dict[str, float] = {}
         for node in self.fp32.graph.node:
             if deadline is not None and time.monotonic() > deadline:
                 break
             unit = unit_of.get(node.input[0]) if node.input else None
             weight = next((w for w in node.input[1:] if w in weights and len(weights[w].shape) > 1), None)
-            if node.op_type not in COMPUTE or unit is None or weight is None:
+            if node.op_type not in COMPUTE or unit is None or weight is None or weight not in slot:
                 continue
-            model = onnx.ModelProto()
-            model.CopyFrom(self.fp32)
-            for init in model.graph.initializer:
-                if init.name == weight:
-                    init.CopyFrom(numpy_helper.from_array(weights[weight].astype(np.float32), weight))
+            original = onnx.TensorProto()
+            original.CopyFrom(slot[weight])
+            slot[weight].CopyFrom(numpy_helper.from_array(weights[weight].astype(np.float32), weight))
             value = float(np.square(outputs(model) - reference).sum()) / signal
+            slot[weight].CopyFrom(original)
             noise[unit] = max(noise.get(unit, 0.0), value)
         return noise
 
