@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import multiprocessing
 import os
 import signal
+import threading
 
 STOP_GRACE_SECONDS = 3
 _PR_SET_PDEATHSIG = 1
@@ -18,6 +20,22 @@ def die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except OSError:
         pass  # not Linux: the child may outlive a SIGKILLed parent
+
+
+def die_with_parent_process() -> None:
+    """In a multiprocessing child: SIGKILL itself when the parent process ends (its sentinel pipe
+    closes), whichever parent thread started it; PR_SET_PDEATHSIG would fire when that thread
+    ends (a pool started from a background thread). Outside multiprocessing: die_with_parent()."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        die_with_parent()
+        return
+
+    def watch():
+        parent.join()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="edgekit-parent-watch", daemon=True).start()
 
 
 @contextlib.contextmanager

@@ -190,6 +190,6 @@ def executor_options(what: str, one: str = ""):
         func = click.option("--ray", "ray_address", metavar="auto|ADDRESS",
                             help=f"Run {what} on a Ray cluster instead (pip install \"edgekit[ray]\").")(func)
         return click.option("--jobs", "-j", type=click.IntRange(1, 1024),
-                            help=f"Local worker processes for {what} [default: the number of cores"
+                            help=f"Run {what} N at a time on this machine [default: the number of cores"
                                  f"{'; 1: ' + one if one else ''}].")(func)
     return add

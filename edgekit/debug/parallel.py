@@ -6,8 +6,9 @@ this process unless the executor is parallel, the backend can be reopened in a w
 (`session_of`: TFLite and ONNX selective builders) and the candidates would take at least
 PARALLEL_MIN_SECONDS serially (timed on the first one; the environment variable
 EDGEKIT_PARALLEL_MIN_S overrides it [default 20 s]: a worker first imports its framework and
-calibrates). The session (calibration samples, validation feeds) is shared once per worker, not
-pickled into each task; results are the same AccuracyReports a serial run computes.
+calibrates). This process measures candidates too, alone until the workers are ready
+(`edgekit.executor.lanes`). The session (calibration samples, validation feeds) is shared once per
+worker, not pickled into each task; results are the same AccuracyReports a serial run computes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import Optional
 
 from edgekit.debug.scoring import Evaluator
 from edgekit.debug.sensitivity import serial
-from edgekit.executor import Task, entries, held
+from edgekit.executor import Task, entries, held, workers_of
+from edgekit.executor.lanes import Lanes
 
 log = logging.getLogger("edgekit")
 PARALLEL_MIN_SECONDS = 20.0
@@ -100,8 +102,8 @@ def session_of(backend, calibration, evaluator: Evaluator):
     return None
 
 
-def evaluate_candidate(shared, float_nodes: tuple, work: Path):
-    """Runs in a worker: the AccuracyReport of the model with `float_nodes` kept in float."""
+def _open_backend(shared):
+    """This worker's backend for the shared session, opened once."""
     session = shared.get()
 
     def open_():
@@ -109,21 +111,44 @@ def evaluate_candidate(shared, float_nodes: tuple, work: Path):
         backend = session.open(folder)
         return backend, lambda: (backend.close(), shutil.rmtree(folder, ignore_errors=True))
 
-    backend = held(shared.key, open_)
+    return session, held(shared.key, open_)
+
+
+def open_session(shared, work: Path) -> dict:
+    """Runs in a worker: opens (calibrates) the session's backend for the next candidates."""
+    _open_backend(shared)
+    return {}
+
+
+def evaluate_candidate(shared, float_nodes: tuple, work: Path):
+    """Runs in a worker: the AccuracyReport of the model with `float_nodes` kept in float."""
+    session, backend = _open_backend(shared)
     return session.evaluator.accuracy(backend, backend.build(list(float_nodes)))
 
 
-def on_executor(executor, session) -> callable:
-    """An `evaluate_many` for measure_sensitivity that maps candidates over `executor`."""
-    shared = executor.share(session)
+class OnExecutor:
+    """An `evaluate_many` for measure_sensitivity: this process (`local`, an evaluate_many over the
+    caller's own backend) and the executor's workers measure the candidates together (Lanes);
+    the workers open `session` in the background first."""
 
-    def evaluate_many(float_sets):
-        tasks = [Task(f"{shared.key}:{i}", f"candidate {i}", evaluate_candidate, (shared, tuple(s)), cost=len(s))
-                 for i, s in enumerate(float_sets)]
-        return entries(executor.map(tasks), "sensitivity candidate")
+    def __init__(self, executor, session, local):
+        self.executor, self.local = executor, local
+        self.shared = executor.share(session)
+        self.lanes = Lanes(executor, workers_of(executor))
+        self.lanes.warm_up([Task(f"{self.shared.key}:open:{i}", "worker start-up", open_session, (self.shared,))
+                            for i in range(self.lanes.workers)])
 
-    evaluate_many.width = BATCH_PER_WORKER * executor.jobs
-    return evaluate_many
+    @property
+    def width(self) -> int:
+        return BATCH_PER_WORKER * self.lanes.width
+
+    def __call__(self, float_sets):
+        return self.lanes.map(float_sets, lambda s: self.local([s])[0], self._remote)
+
+    def _remote(self, float_sets) -> list:
+        tasks = [Task(f"{self.shared.key}:{i}", f"candidate {i}", evaluate_candidate, (self.shared, tuple(s)),
+                      cost=len(s)) for i, s in enumerate(float_sets)]
+        return entries(self.executor.map(tasks), "sensitivity candidate")
 
 
 def min_seconds() -> float:
@@ -131,37 +156,46 @@ def min_seconds() -> float:
     return float(os.environ.get("EDGEKIT_PARALLEL_MIN_S", PARALLEL_MIN_SECONDS))
 
 
-def evaluate_many(backend, evaluator: Evaluator, executor=None, calibration=None):
-    """measure_sensitivity's `evaluate_many` for `backend` (see the module docstring): the first
-    candidate runs here and is timed; the rest go to `executor` when worth it."""
-    local = serial(backend, evaluator)
-    if executor is None or not getattr(executor, "parallel", True):
-        return local
-    total = 2 * len(backend.nodes())
-    chosen = {}
+class _Adaptive:
+    """The first candidate here, timed; the rest here or with workers too (see evaluate_many)."""
 
-    def run(float_sets):
-        if chosen:
-            return chosen["many"](float_sets)
+    def __init__(self, backend, evaluator, executor, calibration):
+        self.backend, self.evaluator, self.executor, self.calibration = backend, evaluator, executor, calibration
+        self.local = serial(backend, evaluator)
+        self.chosen = None
+
+    @property
+    def width(self) -> int:
+        return self.chosen.width if self.chosen is not None else 1
+
+    def __call__(self, float_sets):
+        if self.chosen is not None:
+            return self.chosen(float_sets)
         start = time.monotonic()
-        first = local(float_sets[:1])
-        estimate = (time.monotonic() - start) * (total - 1)
-        session = session_of(backend, calibration, evaluator) if estimate >= min_seconds() else None
-        chosen["many"] = local if session is None else on_executor(executor, session)
-        if session is not None:
-            log.info("sensitivity candidates on the %s (%d workers)", executor.name, executor.jobs)
-        else:
+        first = self.local(float_sets[:1])
+        estimate = (time.monotonic() - start) * (2 * len(self.backend.nodes()) - 1)
+        session = session_of(self.backend, self.calibration, self.evaluator) if estimate >= min_seconds() else None
+        if session is None:
+            self.chosen = self.local
             log.info("sensitivity candidates in this process (about %.0f s serially: no %s)", estimate,
                      "workers for this backend" if estimate >= min_seconds() else f"pool below {min_seconds():g} s")
-        run.width = chosen["many"].width
-        return first + (chosen["many"](float_sets[1:]) if len(float_sets) > 1 else [])
+        else:
+            self.chosen = OnExecutor(self.executor, session, self.local)
+            workers = workers_of(self.executor)
+            log.info("sensitivity candidates here and on the %s (%d worker%s)", self.executor.name, workers,
+                     "s" * (workers != 1))
+        return first + (self.chosen(float_sets[1:]) if len(float_sets) > 1 else [])
 
-    run.width = 1
-    return run
+
+def evaluate_many(backend, evaluator: Evaluator, executor=None, calibration=None):
+    """measure_sensitivity's `evaluate_many` for `backend` (see the module docstring): the first
+    candidate runs here and is timed; the rest go to this process and `executor`'s workers
+    together when worth it."""
+    if executor is None or not getattr(executor, "parallel", True):
+        return serial(backend, evaluator)
+    return _Adaptive(backend, evaluator, executor, calibration)
 
 
 def ladder_executor(executor):
-    """The executor for the precision ladder's candidates: only one the user asked for (--jobs N > 1,
-    --ray), since the ladder sends any batch of 2+ candidates to it and cannot yet tell a short
-    search (where workers' start-up only costs) from a long one; else None (serial)."""
-    return executor if getattr(executor, "asked", False) else None
+    """The executor for the precision ladder's candidates (None: serial, for --jobs 1)."""
+    return executor if executor is not None and getattr(executor, "parallel", True) else None

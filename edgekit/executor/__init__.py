@@ -3,7 +3,8 @@
 `open_executor(jobs=None, ray=None)`: a `PoolExecutor` with `jobs` workers [default: the core
 count], or a `RayExecutor` when `ray` is "auto" or a cluster address (needs `pip install
 edgekit[ray]`). Both return the same `TaskResult`s, so a local and a Ray run give identical files.
-`LazyExecutor(jobs, ray)` opens that executor only when a search first needs it.
+`LazyExecutor(jobs, ray)` opens that executor only when a search first needs it, for a search whose
+caller measures too (`edgekit.executor.lanes`): `jobs` lanes are the caller and jobs - 1 workers.
 """
 
 from __future__ import annotations
@@ -25,11 +26,17 @@ def open_executor(jobs: int | None = None, ray: str | None = None) -> Executor:
     return PoolExecutor(jobs)
 
 
+def workers_of(executor) -> int:
+    """How many tasks `executor` runs at once (a LazyExecutor's workers, else its jobs)."""
+    return int(getattr(executor, "workers", None) or getattr(executor, "jobs", 1) or 1)
+
+
 class LazyExecutor:
-    """`open_executor(jobs, ray)`, opened on the first `map`/`share` (a search that stays in this
-    process starts no worker). `parallel`: False for jobs == 1 without Ray (callers then stay
-    serial in-process). jobs [default: the core count]. Closing kills the workers when an
-    exception (Ctrl-C) is on its way."""
+    """The executor of a search whose caller is one of its `jobs` lanes [default: the core count]:
+    a pool of jobs - 1 workers (`open_executor(jobs - 1)`), or Ray, opened on the first `map`/`share`
+    (a search that stays in this process starts no worker). `parallel`: False for jobs == 1
+    without Ray (callers then stay serial in-process). Closing kills the workers when an exception
+    (Ctrl-C) is on its way."""
 
     def __init__(self, jobs: int | None = None, ray: str | None = None):
         self.requested, self.ray = jobs, ray
@@ -50,12 +57,17 @@ class LazyExecutor:
 
     @property
     def jobs(self) -> int:
-        """Tasks that run at once (on Ray: the cluster's CPUs, which opens the executor)."""
-        return self.open().jobs if self.ray else max(1, self.requested or os.cpu_count() or 1)
+        """Lanes: the caller and the workers."""
+        return self.workers + 1
+
+    @property
+    def workers(self) -> int:
+        """Tasks the executor runs at once (on Ray: the cluster's CPUs, which opens the executor)."""
+        return self.open().jobs if self.ray else max(1, (self.requested or os.cpu_count() or 1) - 1)
 
     def open(self) -> Executor:
         if self._inner is None:
-            self._inner = open_executor(self.requested, self.ray)
+            self._inner = open_executor(self.workers, self.ray)
         return self._inner
 
     def map(self, tasks, on_done=lambda o: None):
@@ -79,4 +91,4 @@ class LazyExecutor:
 
 
 __all__ = ["Executor", "LazyExecutor", "Outcome", "Shared", "Task", "TaskResult", "collect_files", "entries",
-           "held", "open_executor", "run_task"]
+           "held", "open_executor", "run_task", "workers_of"]

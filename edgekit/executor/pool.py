@@ -1,6 +1,6 @@
 """The local executor: a pool of spawned worker processes on this machine (no server).
 
-Workers die with the parent (PR_SET_PDEATHSIG) and start with PYTHONHASHSEED=0 like the isolated
+Workers die with the parent process (they watch its sentinel) and start with PYTHONHASHSEED=0 like the isolated
 compress worker. They ignore the terminal's Ctrl-C: the caller, interrupted, stops each with
 SIGTERM (a busy one cleans up, an idle one exits) and kills it after the grace time. A worker
 that dies (a segfault, a kill) breaks the pool: the tasks in flight are retried in a fresh pool,
@@ -26,7 +26,7 @@ from typing import Callable, Iterable
 
 from edgekit.errors import condense
 from edgekit.executor.base import Outcome, Task, failure, run_task
-from edgekit.procutil import die_with_parent, fixed_hash_seed, stop_process
+from edgekit.procutil import die_with_parent_process, fixed_hash_seed, stop_process
 
 _busy = [False]
 
@@ -39,7 +39,7 @@ def _on_sigterm(signum, frame):
 
 def _init_worker() -> None:
     """A terminal's Ctrl-C goes to the caller, which stops the workers with SIGTERM."""
-    die_with_parent()
+    die_with_parent_process()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
 
@@ -79,6 +79,7 @@ class PoolExecutor:
         self.jobs = max(1, jobs or os.cpu_count() or 1)
         self._pool: cf.ProcessPoolExecutor | None = None
         self._shared_dir: str | None = None
+        self._closed = False
 
     def share(self, obj) -> FileShared:
         """`obj` pickled once into a file the workers load (removed at close)."""
@@ -91,6 +92,8 @@ class PoolExecutor:
         return FileShared(str(path), key)
 
     def _fresh_pool(self) -> cf.ProcessPoolExecutor:
+        if self._closed:  # a lane's thread still mapping while the caller stops
+            raise RuntimeError("the pool is closed")
         self._shutdown(kill=True)
         self._pool = cf.ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"),
                                             initializer=_init_worker)
@@ -171,6 +174,7 @@ class PoolExecutor:
                 t.join()
 
     def close(self, kill: bool = False) -> None:
+        self._closed = True
         self._shutdown(kill=kill)
         folder, self._shared_dir = self._shared_dir, None
         if folder:

@@ -10,8 +10,9 @@ which ships it, is not installed).
 `--ladder-only` runs PaddleOCR's classifier search twice on the same 600 rendered lines and budget
 (top-1 agreement >= 0.99): the old float fallback (one onnxruntime quantization per candidate)
 and the precision ladder (one quantization, candidates by QDQ graph edits), and prints both times;
-`--jobs N` (default 0: serial) measures the ladder's independent candidates on N worker processes
-(`edgekit.executor.open_executor`), the load average printed beside the time.
+`--jobs N` (default 0 or 1: serial) measures the ladder's independent candidates in N lanes, this
+process and N - 1 worker processes, as `compress --jobs N` does (`edgekit.executor.LazyExecutor`),
+the load average printed beside the time.
 
 The hostile model (scripts/models/hostile.py) is the digits CNN of make_models.py with a planted pair of 1x1 convs,
 `outlier_up` (channel 0 times OUTLIER_GAIN) and `outlier_down` (its inverse): the float model is
@@ -170,8 +171,8 @@ def paddle_classifier_setup(work: Path, count: int = 600):
 
 def bench_ladder_vs_fallback(work: Path, budget, time_budget_s: float, old: bool = True, jobs: int = 0) -> dict | None:
     """The classifier's complete search, old (float fallback, one onnxruntime quantization per
-    candidate) and new (precision ladder on one quantized graph, its candidates on `jobs` worker
-    processes when > 0), same data, same budget."""
+    candidate) and new (precision ladder on one quantized graph, its candidates in `jobs` lanes
+    when > 1), same data, same budget."""
     import os
     from edgekit.backends.onnx.ladder import OnnxLadder
     from edgekit.backends.onnx.selective import OnnxSelective
@@ -192,9 +193,9 @@ def bench_ladder_vs_fallback(work: Path, budget, time_budget_s: float, old: bool
                       "builds": len(result.steps), "float_layers": result.float_layers,
                       "accuracy": _headline(result.best.accuracy)}
         backend.close()
-    from edgekit.executor import open_executor
+    from edgekit.executor import LazyExecutor
 
-    executor = open_executor(jobs) if jobs > 0 else None
+    executor = LazyExecutor(jobs) if jobs > 1 else None  # --jobs N as the CLI: this process and N - 1 workers
     start = time.perf_counter()
     backend = OnnxLadder(fp32, data.calibration_factory())
     result, ranking = run_ladder(backend, evaluator, budget, time_budget_s=time_budget_s, executor=executor)
@@ -249,7 +250,8 @@ def main() -> None:
     parser.add_argument("--ladder-only", action="store_true", help="only the classifier's old vs new search")
     parser.add_argument("--skip-old", action="store_true", help="with --ladder-only: the new search alone")
     parser.add_argument("--time-budget", type=float, default=600.0, help="seconds per search [600]")
-    parser.add_argument("--jobs", type=int, default=0, help="with --ladder-only: worker processes [0: serial]")
+    parser.add_argument("--jobs", type=int, default=0,
+                        help="with --ladder-only: lanes, this process and N - 1 workers [0 or 1: serial]")
     args = parser.parse_args()
     from edgekit.debug.scoring import Budget
     from edgekit.recipe.schema import Recipe

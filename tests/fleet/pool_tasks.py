@@ -44,3 +44,7 @@ def sleep_forever(folder: str, work: Path) -> dict:
     Path(folder, str(os.getpid())).write_text("")
     while True:
         time.sleep(0.1)
+
+
+def pid(work: Path) -> dict:
+    return {"pid": os.getpid()}

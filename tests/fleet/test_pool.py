@@ -75,3 +75,45 @@ def test_ctrl_c_stops_every_worker_within_seconds(tmp_path):
     time.sleep(0.5)
     for pid in workers:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+THREAD_DRIVER = """
+import sys, threading
+from edgekit.executor import Task
+from edgekit.executor.pool import PoolExecutor
+from tests.fleet import pool_tasks
+pool = PoolExecutor(1)
+first = []
+starter = threading.Thread(target=lambda: first.extend(pool.map([Task("a", "a", pool_tasks.pid)])))
+starter.start()
+starter.join()  # the thread that spawned the worker has ended
+print(first[0].result.entry["pid"], pool.map([Task("b", "b", pool_tasks.pid)])[0].result.entry["pid"], flush=True)
+pool.map([Task("c", "c", pool_tasks.sleep_forever, (sys.argv[1],))])
+"""
+
+
+def test_a_worker_outlives_the_thread_that_started_it_and_dies_with_the_process(tmp_path):
+    """Lanes start a pool from a background thread: PR_SET_PDEATHSIG would kill its workers when
+    that thread ends; they watch the parent process instead, and still die when it is SIGKILLed."""
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    proc = subprocess.Popen([sys.executable, "-c", THREAD_DRIVER, str(tmp_path)], env=env, cwd=root,
+                            stdout=subprocess.PIPE, text=True)
+    first, second = proc.stdout.readline().split()
+    assert first == second  # the same worker, alive after its starter thread ended
+    deadline = time.monotonic() + 120
+    while not (tmp_path / first).exists() and time.monotonic() < deadline:  # busy in sleep_forever
+        time.sleep(0.1)
+    proc.kill()  # SIGKILL: no cleanup in the parent at all
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while _alive(int(first)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(int(first))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False

@@ -31,9 +31,10 @@ def fallback_of(out) -> tuple:
             (out / "model_int8.tflite").read_bytes())
 
 
-@pytest.mark.slow  # two compresses of the hostile CNN, one with a pool of 2 workers: ~60 s
+@pytest.mark.slow  # two compresses of the hostile CNN, one with a pool of 1 worker beside it: ~60 s
 def test_compress_jobs_2_equals_jobs_1(hostile_keras, tmp_path, edgekit_cli, monkeypatch):  # noqa: F811
-    monkeypatch.setenv("EDGEKIT_PARALLEL_MIN_S", "0")  # the pool even for this short search
+    monkeypatch.setenv("EDGEKIT_PARALLEL_MIN_S", "0")  # the pool even for this short search,
+    monkeypatch.setenv("EDGEKIT_WAIT_FOR_WORKERS", "1")  # measuring from the first candidates on
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(RECIPE)
     runs = {}
@@ -43,7 +44,7 @@ def test_compress_jobs_2_equals_jobs_1(hostile_keras, tmp_path, edgekit_cli, mon
                              "-t", "tflite", "--max-accuracy-drop", "1.0", "--out", out, "--runs", "2",
                              "--no-cache", "--recipe", recipe, "--jobs", jobs)
         assert result.code == 0, result.err
-        assert ("sensitivity candidates on the pool (2 workers)" in result.err) == (jobs == 2), result.err
+        assert ("sensitivity candidates here and on the pool (1 worker)" in result.err) == (jobs == 2), result.err
         runs[jobs] = fallback_of(out)
     assert runs[2] == runs[1]
     assert runs[1][0] and runs[1][1] and len(runs[1][2]) >= 2  # met, with layers in float
@@ -68,8 +69,22 @@ class _Evaluator:
         return len(model)  # the candidate's float-node count
 
 
+class _Ladder(_Slow):
+    """A ladder backend whose candidates build in no time."""
+
+    def __init__(self):
+        super().__init__(0.0)
+
+    def build(self, levels=None):
+        return bytes(len(levels or {}))
+
+    def recipe(self):
+        return "no recipe: the workers are never asked to measure"
+
+
 def test_a_short_search_stays_in_process_and_jobs_1_never_pools(monkeypatch):
     from edgekit.debug.parallel import evaluate_many, ladder_executor
+    from edgekit.debug.parallel_ladder import Candidates
 
     monkeypatch.setenv("EDGEKIT_PARALLEL_MIN_S", "60")
     for jobs in (1, 2):
@@ -78,9 +93,15 @@ def test_a_short_search_stays_in_process_and_jobs_1_never_pools(monkeypatch):
             assert many([[1], [1, 2], []]) == [1, 2, 0]
             assert executor._inner is None  # no worker was started
     assert not LazyExecutor(1).parallel and LazyExecutor(2).parallel and LazyExecutor(1, "auto").parallel
-    # the ladder gets workers only when asked for: it sends every batch of 2+ candidates to them
-    assert ladder_executor(LazyExecutor()) is None and ladder_executor(LazyExecutor(1)) is None
-    assert ladder_executor(LazyExecutor(2)) is not None and ladder_executor(LazyExecutor(None, "auto")) is not None
+    # the ladder: workers from the first candidate on when asked for (--jobs 2), else only once it
+    # has measured for EDGEKIT_PARALLEL_MIN_S here; --jobs 1 never
+    assert ladder_executor(LazyExecutor(1)) is None and ladder_executor(LazyExecutor(None, "auto")) is not None
+    for jobs, starts in ((None, False), (2, True)):
+        with LazyExecutor(jobs) as executor:
+            candidates = Candidates(_Ladder(), ladder_executor(executor))
+            assert candidates.measure(_Evaluator(), [{"a": "int16"}, {}]) == [1, 0]
+            assert (executor._inner is not None) == starts, jobs
+            candidates.lanes.wait_ready(300)
 
 
 def test_jobs_is_not_in_the_build_cache_key(tiny_keras):
@@ -125,15 +146,16 @@ def test_ctrl_c_during_a_pooled_search_exits_130_and_stops_the_workers(hostile_k
     recipe.write_text(RECIPE)
     argv = [sys.executable, "-m", "edgekit", "compress", str(hostile_keras), "--int8", "-c", str(DIGITS_DATA),
             "--color", "grayscale", "-t", "tflite", "--max-accuracy-drop", "1.0", "--out", str(tmp_path / "out"),
-            "--runs", "2", "--no-cache", "--recipe", str(recipe), "--jobs", "2"]
-    env = dict(os.environ, EDGEKIT_PARALLEL_MIN_S="0", EDGEKIT_CACHE_DIR=str(tmp_path / "cache"))
+            "--runs", "2", "--no-cache", "--recipe", str(recipe), "--jobs", "3"]
+    env = dict(os.environ, EDGEKIT_PARALLEL_MIN_S="0", EDGEKIT_WAIT_FOR_WORKERS="1",
+               EDGEKIT_CACHE_DIR=str(tmp_path / "cache"))
     seen = []
 
     def workers_up(pgid):  # spawned: the compress's isolated worker and the pool's 2 workers
         seen[:] = [pid for pid in _group(pgid) if b"spawn_main" in _cmdline(pid)]
         return len(seen) >= 3
 
-    code, took, err = interrupt_at(argv, env, "sensitivity candidates on the pool (2 workers)", delay=0.5,
+    code, took, err = interrupt_at(argv, env, "sensitivity candidates here and on the pool (2 workers)", delay=0.5,
                                    until=workers_up)
     assert len(seen) >= 3, seen
     assert code == 130, err
@@ -148,13 +170,14 @@ def test_ctrl_c_during_a_pooled_search_exits_130_and_stops_the_workers(hostile_k
 @pytest.mark.slow  # two debug runs of the hostile CNN on the ONNX target, one with a pool: ~60 s
 def test_debug_onnx_ranking_on_a_pool_equals_in_process(hostile_keras, tmp_path, edgekit_cli, monkeypatch):  # noqa: F811
     monkeypatch.setenv("EDGEKIT_PARALLEL_MIN_S", "0")
+    monkeypatch.setenv("EDGEKIT_WAIT_FOR_WORKERS", "1")
     rankings = {}
     for jobs in (1, 2):
         out = tmp_path / f"jobs{jobs}"
         result = edgekit_cli("debug", hostile_keras, "-c", DIGITS_DATA, "--color", "grayscale", "-t", "onnx",
                              "--out", out, "--jobs", jobs)
         assert result.code == 0, result.err
-        assert ("sensitivity candidates on the pool (2 workers)" in result.err) == (jobs == 2), result.err
+        assert ("sensitivity candidates here and on the pool (1 worker)" in result.err) == (jobs == 2), result.err
         # tf2onnx numbers node names by a per-process counter (Conv__27, then Conv__65 in a second
         # export in this process): the graph index names the node
         rankings[jobs] = [{k: v for k, v in r.items() if k not in ("node", "layer")}

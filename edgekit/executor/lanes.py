@@ -1,0 +1,109 @@
+"""The caller as one more lane: items measured in this process while an executor's warm workers take others.
+
+A search's caller already holds its open backend; workers first import their framework and open
+their own (seconds). `Lanes(executor, workers)` therefore starts them in the background
+(`warm_up(tasks)`, once) and, until they are ready, measures every item here, so a cold pool never
+delays a result and a short search costs no more than a serial one. Once they are ready, `map`
+gives this thread one item at a time and a background thread `workers` at a time to the executor,
+both from the front of the list, until none is left; results come back in the items' order (tasks
+are pure: the lane that ran an item does not change its result). `width`: how many items a caller
+may usefully hand over at once (1 until the workers are ready, then workers + 1).
+EDGEKIT_WAIT_FOR_WORKERS=1 makes `map` wait for the warm-up instead, so that the workers measure
+from the first items on (tests and benchmarks that must exercise them).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Callable, Sequence
+
+from edgekit.executor.base import Task, entries
+
+log = logging.getLogger("edgekit")
+
+
+class Lanes:
+    """executor: an edgekit Executor; workers: the tasks it runs at once (its `jobs`)."""
+
+    def __init__(self, executor, workers: int):
+        self.executor, self.workers = executor, max(1, int(workers))
+        self._ready = threading.Event()
+        self._warming: threading.Thread | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    @property
+    def width(self) -> int:
+        waits = os.environ.get("EDGEKIT_WAIT_FOR_WORKERS") == "1" and self._warming is not None
+        return self.workers + 1 if self.ready or waits else 1
+
+    def warm_up(self, tasks: Sequence[Task]) -> None:
+        """Start readying the workers with `tasks` (each opens a worker's backend) in the background;
+        only the first call does anything. A failed warm-up leaves every item to this process."""
+        if self._warming is not None:
+            return
+
+        def run():
+            try:
+                entries(self.executor.map(list(tasks)), "worker start-up")
+            except BaseException as err:  # noqa: BLE001 - logged; this process measures everything
+                log.info("workers not used: %s", err)
+                return
+            self._ready.set()
+
+        self._warming = threading.Thread(target=run, name="edgekit-warm-up", daemon=True)
+        self._warming.start()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the workers are ready (True) or the warm-up ended without them or timed out (False)."""
+        if self._warming is not None:
+            self._warming.join(timeout)
+        return self.ready
+
+    def map(self, items: Sequence, local: Callable, remote: Callable[[list], list]) -> list:
+        """[local(item) or remote([item, ...])'s result for each item], in order (see the module docstring)."""
+        items = list(items)
+        if os.environ.get("EDGEKIT_WAIT_FOR_WORKERS") == "1" and len(items) >= 2:
+            self.wait_ready()
+        if not self.ready or len(items) < 2:
+            return [local(item) for item in items]
+        results: list = [None] * len(items)
+        lock, taken, failure = threading.Lock(), [0], []
+        stop = threading.Event()
+
+        def take(count: int) -> range:
+            with lock:
+                start = taken[0]
+                taken[0] = min(len(items), start + count)
+                return range(start, taken[0])
+
+        def remote_lane():
+            try:
+                while not stop.is_set():
+                    batch = take(self.workers)
+                    if not batch:
+                        return
+                    for i, result in zip(batch, remote([items[i] for i in batch])):
+                        results[i] = result
+            except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
+                failure.append(err)
+
+        thread = threading.Thread(target=remote_lane, name="edgekit-remote-lane", daemon=True)
+        thread.start()
+        try:
+            while not failure:
+                batch = take(1)
+                if not batch:
+                    break
+                results[batch[0]] = local(items[batch[0]])
+        except BaseException:
+            stop.set()  # Ctrl-C or a failure here: the remote lane takes nothing more
+            raise
+        thread.join()
+        if failure:
+            raise failure[0]
+        return results

@@ -1,0 +1,116 @@
+"""Lanes: the caller measures alone while its workers start, then with them; results in order."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from edgekit.errors import EdgekitError
+from edgekit.executor import Outcome, Task, TaskResult
+from edgekit.executor.lanes import Lanes
+
+
+def _opened(work=None):
+    return {}
+
+
+class _Workers:
+    """An executor whose start-up (the warm-up tasks) waits for `started`, or fails."""
+
+    def __init__(self, fail: bool = False):
+        self.started, self.fail, self.warm_tasks = threading.Event(), fail, 0
+
+    def map(self, tasks, on_done=lambda o: None):
+        assert self.started.wait(30)
+        self.warm_tasks += len(tasks)
+        if self.fail:
+            return [Outcome(t, error="the worker could not import its framework", exit_code=1) for t in tasks]
+        return [Outcome(t, result=TaskResult({}, {})) for t in tasks]
+
+
+def _warm(workers: int) -> list[Task]:
+    return [Task(f"open {i}", "worker start-up", _opened) for i in range(workers)]
+
+
+def _ready_lanes(workers: int) -> Lanes:
+    executor = _Workers()
+    executor.started.set()
+    lanes = Lanes(executor, workers)
+    lanes.warm_up(_warm(workers))
+    assert lanes.wait_ready(30)
+    return lanes
+
+
+def test_a_cold_pool_never_delays_the_caller():
+    executor = _Workers()
+    lanes = Lanes(executor, 2)
+    lanes.warm_up(_warm(2))
+    remote = []
+    assert lanes.width == 1
+    assert lanes.map(range(5), lambda i: i * i, remote.append) == [0, 1, 4, 9, 16]  # all here, none waited
+    assert remote == [] and not lanes.ready
+    executor.started.set()
+    assert lanes.wait_ready(30) and lanes.width == 3 and executor.warm_tasks == 2
+    lanes.warm_up(_warm(2))  # once only
+    assert executor.warm_tasks == 2
+
+
+def test_warm_workers_and_the_caller_share_the_items_in_order():
+    lanes = _ready_lanes(2)
+    local_took, remote_ran = threading.Event(), threading.Event()
+    where = {}
+
+    def local(i):  # each lane waits until the other has taken an item: both run
+        where[i] = "here"
+        local_took.set()
+        assert remote_ran.wait(30)
+        return i * i
+
+    def remote(batch):
+        where.update({i: "worker" for i in batch})
+        assert local_took.wait(30)
+        remote_ran.set()
+        return [i * i for i in batch]
+
+    assert lanes.map(list(range(9)), local, remote) == [i * i for i in range(9)]
+    assert set(where) == set(range(9)) and {"here", "worker"} == set(where.values())
+
+
+def test_a_failed_start_up_leaves_everything_to_the_caller():
+    executor = _Workers(fail=True)
+    executor.started.set()
+    lanes = Lanes(executor, 1)
+    lanes.warm_up(_warm(1))
+    assert not lanes.wait_ready(30) and lanes.width == 1
+    assert lanes.map([1, 2], lambda i: -i, lambda b: pytest.fail("no worker is ready")) == [-1, -2]
+
+
+def test_a_workers_failure_reaches_the_caller_and_the_caller_stops_the_remote_lane():
+    lanes = _ready_lanes(1)
+    failed = threading.Event()
+
+    def remote(batch):
+        failed.set()
+        raise EdgekitError("a ladder candidate failed: boom")
+
+    def local(i):
+        failed.wait(30)
+        return i
+
+    with pytest.raises(EdgekitError, match="boom"):
+        lanes.map(list(range(6)), local, remote)
+    taken, called = [], threading.Event()
+
+    def interrupted(i):
+        called.set()
+        raise KeyboardInterrupt
+
+    def counting(batch):
+        taken.append(batch)
+        assert called.wait(30)
+        return list(batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        lanes.map(list(range(50)), interrupted, counting)
+    assert sum(len(b) for b in taken) < 50  # it stopped taking items
