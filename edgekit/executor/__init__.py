@@ -67,7 +67,7 @@ class LazyExecutor:
 
     def open(self) -> Executor:
         if self._inner is None:
-            self._inner = open_executor(self.workers, self.ray)
+            self._inner = open_executor(None if self.ray else self.workers, self.ray)
         return self._inner
 
     def map(self, tasks, on_done=lambda o: None):

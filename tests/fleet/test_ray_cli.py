@@ -1,5 +1,6 @@
-"""`edgekit batch FLEET --ray ADDRESS` through the CLI, on a real local Ray head (loopback), two
-tiny models: the builds run as Ray tasks on that cluster and equal a local-pool run's."""
+"""`--ray ADDRESS` through the CLI, on a real local Ray head (loopback): `batch` of two tiny models
+(the builds run as Ray tasks on that cluster and equal a local-pool run's), and the searches of
+`compress` and `debug` (their candidates on the cluster give the in-process result)."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def test_compress_ray_runs_the_fallback_candidates_on_the_cluster(head, tmp_path
     model = save_hostile(tmp_path)
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(RECIPE)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), EDGEKIT_PARALLEL_MIN_S="0")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), EDGEKIT_PARALLEL_MIN_S="0", EDGEKIT_WAIT_FOR_WORKERS="1")
     runs = {}
     for label, flags in (("ray", ["--ray", head[0]]), ("serial", ["--jobs", "1"])):
         out = tmp_path / label
@@ -79,6 +80,29 @@ def test_compress_ray_runs_the_fallback_candidates_on_the_cluster(head, tmp_path
                                  "--runs", "2", "--no-cache", "--recipe", str(recipe), *flags],
                                 env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr
-        assert ("sensitivity candidates on the ray (2 workers)" in result.stderr) == (label == "ray"), result.stderr
+        assert ("sensitivity candidates here and on the ray (2 workers)" in result.stderr) == (label == "ray"), \
+            result.stderr
         runs[label] = fallback_of(out)
     assert runs["ray"] == runs["serial"]
+
+
+def test_debug_ray_ranks_on_the_cluster_as_in_process(head, tmp_path):
+    """`edgekit debug --ray ADDRESS` (ONNX target): the ranking's candidates measured by this process
+    and the cluster's workers equal the in-process ranking."""
+    from scripts.models.hostile import save_hostile
+    from tests.conftest import DIGITS_DATA
+
+    model = save_hostile(tmp_path)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), EDGEKIT_PARALLEL_MIN_S="0", EDGEKIT_WAIT_FOR_WORKERS="1")
+    rankings = {}
+    for label, flags in (("ray", ["--ray", head[0]]), ("serial", ["--jobs", "1"])):
+        out = tmp_path / label
+        result = subprocess.run([sys.executable, "-m", "edgekit", "debug", str(model), "-c", str(DIGITS_DATA),
+                                 "--color", "grayscale", "-t", "onnx", "--out", str(out), *flags],
+                                env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr
+        assert ("sensitivity candidates here and on the ray (2 workers)" in result.stderr) == (label == "ray"), \
+            result.stderr
+        rankings[label] = [{k: v for k, v in r.items() if k not in ("node", "layer")}
+                           for r in json.loads((out / "debug.json").read_text())["ranking"]]
+    assert rankings["ray"] == rankings["serial"] and len(rankings["serial"]) >= 5

@@ -183,3 +183,23 @@ def test_debug_onnx_ranking_on_a_pool_equals_in_process(hostile_keras, tmp_path,
         rankings[jobs] = [{k: v for k, v in r.items() if k not in ("node", "layer")}
                           for r in json.loads((out / "debug.json").read_text())["ranking"]]
     assert rankings[2] == rankings[1] and len(rankings[1]) >= 5
+
+
+def test_a_search_executor_is_the_caller_and_its_workers(monkeypatch):
+    """--jobs N: this process and a pool of N - 1 workers; --ray: this process and the cluster's CPUs."""
+    import edgekit.executor as executor_module
+
+    opened = []
+
+    class _Opened:
+        jobs = 4
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(executor_module, "open_executor", lambda jobs, ray: opened.append((jobs, ray)) or _Opened())
+    assert LazyExecutor(3).workers == 2 and LazyExecutor(3).jobs == 3 and opened == []  # nothing opened yet
+    LazyExecutor(3).open()
+    on_ray = LazyExecutor(None, "auto")
+    assert (on_ray.workers, on_ray.jobs) == (4, 5)
+    assert opened == [(2, None), (None, "auto")]
