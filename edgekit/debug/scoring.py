@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -82,6 +82,28 @@ class Budget:
         parts += [f"{label} >= {getattr(self, name)}" for name, _, _, label in self.TASK
                   if getattr(self, name) is not None]
         return ", ".join(parts)
+
+
+CONFIDENCE_Z = 1.96  # the two-sided 95% normal quantile
+
+
+def confidence(budget: Budget, acc: Mapping, samples: int) -> dict:
+    """For each per-sample fraction the budget sets a floor on (top-1 agreement, sequence match):
+    {metric: {"value", "limit", "samples", "lower_95"}}, lower_95 being the Wilson score 95% lower
+    bound of the true fraction given `value` measured on `samples` held-out samples (acc: an
+    AccuracyReport as a dict, a Step's `accuracy`). A search that
+    picks among many candidates on few samples can meet its floor by chance: the bound says so."""
+    found = {}
+    for metric, limit in (("top1_agreement", budget.min_agreement), ("sequence_match", budget.min_sequence_match)):
+        value = acc.get(metric)
+        if limit is None or value is None or samples <= 0:
+            continue
+        z2 = CONFIDENCE_Z ** 2
+        centre = value + z2 / (2 * samples)
+        spread = CONFIDENCE_Z * math.sqrt(max(value * (1 - value), 0.0) / samples + z2 / (4 * samples ** 2))
+        found[metric] = {"value": value, "limit": limit, "samples": samples,
+                         "lower_95": round((centre - spread) / (1 + z2 / samples), 4)}
+    return found
 
 
 def noise_fraction(acc: AccuracyReport) -> float:

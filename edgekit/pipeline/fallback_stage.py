@@ -42,7 +42,7 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, ctx, 
     from edgekit.debug.fallback import run_fallback
     from edgekit.debug.ladder import search_ladder
     from edgekit.debug.parallel import evaluate_many, ladder_executor
-    from edgekit.debug.scoring import Evaluator
+    from edgekit.debug.scoring import Evaluator, confidence
 
     fb = recipe.fallback
     for artifact in built:
@@ -78,5 +78,8 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, ctx, 
             "stopped": result.stopped, "float_layers": result.float_layers,
             "steps": [step.to_dict() for step in result.steps],
         }
+        bounds = confidence(budget, result.best.accuracy, len(data.validation_feeds))
+        if result.met and len(result.steps) > 1 and bounds:  # chosen among candidates on these samples
+            artifact.details["fallback"]["confidence"] = {**bounds, "candidates": len(result.steps)}
         if ladder is not None:
             artifact.details["fallback"]["ladder"] = ladder

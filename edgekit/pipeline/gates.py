@@ -90,9 +90,18 @@ def collapse_guard(entry: ArtifactEntry) -> GateResult:
                       detail=f"{what} {value:g} < floor {limit:g}{also} (the artifact collapsed)")
 
 
+def _chance(entry: ArtifactEntry) -> list[tuple[str, str]]:
+    """A fallback search that met a fraction floor whose 95% lower bound on these samples is below it."""
+    bounds = ((entry.details or {}).get("fallback") or {}).get("confidence") or {}
+    return [("met_within_noise", f"the search met {metric} >= {b['limit']} with {b['value']:.4g} on "
+             f"{b['samples']} held-out samples after {bounds['candidates']} candidates; the 95% lower bound is "
+             f"{b['lower_95']:.4g}: more validation samples would tell whether it holds")
+            for metric, b in bounds.items() if isinstance(b, dict) and b["lower_95"] < b["limit"]]
+
+
 def flag_artifacts(entries: list[ArtifactEntry], baseline=lambda target: target) -> list[str]:
     """Set each entry's flags (INT8 that quantized almost nothing, INT8 slower than FP32 on the
-    host) and return one warning line per flag. baseline(target): the target whose fp32 artifact
+    host, a fallback search met within sampling noise) and return one warning line per flag. baseline(target): the target whose fp32 artifact
     a target is compared with [default: itself]."""
     fp32 = {e.target: e for e in entries if e.precision == "fp32"}
     notes = []
@@ -103,6 +112,7 @@ def flag_artifacts(entries: list[ArtifactEntry], baseline=lambda target: target)
                 e.latency.p50_ms > SLOWER_MARGIN * ref.latency.p50_ms:
             found.append(("int8_slower_than_fp32", f"INT8 host p50 {e.latency.p50_ms:.3f} ms is above FP32's "
                           f"{ref.latency.p50_ms:.3f} ms ({e.latency.p50_ms / ref.latency.p50_ms:.2f}x)"))
+        found += _chance(e)
         e.flags = [flag for flag, _ in found]
         notes += [f"{e.name}: {message}" for _, message in found]
     return notes

@@ -20,13 +20,17 @@ def _recipe(tmp_path):
 def test_compress_meets_budget_with_planted_layers_in_float(hostile_keras, planted, tmp_path, edgekit_cli):
     out = tmp_path / "fb"
     result = edgekit_cli("compress", hostile_keras, "--int8", "-c", DIGITS_DATA, "--color", "grayscale",
-                         "-t", "tflite", "-t", "onnx", "--max-accuracy-drop", "1.0", "--out", out,
-                         "--runs", "3", "--json", "--recipe", _recipe(tmp_path))
+                         "-t", "tflite", "-t", "onnx", "--max-accuracy-drop", "1.0", "--min-agreement", "0.9",
+                         "--out", out, "--runs", "3", "--json", "--recipe", _recipe(tmp_path))
     assert result.code == 0, result.err
     report = json.loads(result.out)
     for artifact in (a for a in report["artifacts"] if a["precision"] == "int8"):
         fallback = artifact["details"]["fallback"]
         assert fallback["met"] is True
+        bound = fallback["confidence"]["top1_agreement"]  # chosen among candidates: its 95% lower bound
+        assert bound["samples"] == report["calibration"]["validation_samples"] and bound["limit"] == 0.9
+        assert bound["lower_95"] < bound["value"] and ("met_within_noise" in artifact["flags"]) == (
+            bound["lower_95"] < 0.9)
         if artifact["target"] == "onnx":  # the precision ladder: the outlier tensor's readers leave W8A8
             layers = {row["layer"]: row for row in fallback["ladder"]["layers"]}
             down = [row for name, row in layers.items() if "outlier_down" in name]

@@ -99,3 +99,25 @@ def test_compress_flags_an_onnx_int8_that_quantized_nothing(tmp_path, edgekit_cl
     assert "int8_quantized_nothing" in int8["flags"] and int8["compression"]["mac_share"] == {"float32": 1.0}
     assert any("iffy_int8.onnx: INT8 artifact quantized nothing" in n for n in report["notes"])
     assert "int8_quantized_nothing" in (out / "report.md").read_text()
+
+
+def test_a_search_met_within_sampling_noise_is_flagged_with_its_bound():
+    """1.0 agreement on 66 samples cannot tell 0.99 from 0.95 (measured: a TensorRT classifier search
+    met 0.99 on 66 lines, then agreed on 0.955 of 600 fresh ones); 0.995 on 5000 can."""
+    from edgekit.debug.scoring import Budget, confidence
+
+    budget = Budget(min_agreement=0.99, min_sequence_match=0.9)
+    bounds = confidence(budget, {"top1_agreement": 1.0, "sequence_match": 0.95, "sqnr_db": 30.0}, 66)
+    assert set(bounds) == {"top1_agreement", "sequence_match"}
+    assert bounds["top1_agreement"]["lower_95"] == 0.945  # Wilson: 66 / (66 + 1.96^2)
+    assert confidence(budget, {"top1_agreement": 0.995}, 5000)["top1_agreement"]["lower_95"] > 0.99
+    entry = _entry("int8", 1.0)
+    entry.details = {"fallback": {"met": True, "confidence": {**bounds, "candidates": 46}}}
+    notes = flag_artifacts([entry])
+    assert entry.flags == ["met_within_noise", "met_within_noise"]
+    assert notes[0] == ("m_int8.onnx: the search met top1_agreement >= 0.99 with 1 on 66 held-out samples after "
+                        "46 candidates; the 95% lower bound is 0.945: more validation samples would tell whether it "
+                        "holds")
+    entry.details["fallback"]["confidence"] = {**confidence(budget, {"top1_agreement": 0.995}, 5000),
+                                               "candidates": 46}
+    assert flag_artifacts([entry]) == [] and entry.flags == []
