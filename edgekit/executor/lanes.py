@@ -6,7 +6,8 @@ their own (seconds). `Lanes(executor, workers)` therefore starts them in the bac
 delays a result and a short search costs no more than a serial one. Once they are ready, `map`
 gives this thread one item at a time and a background thread `workers` at a time to the executor,
 both from the front of the list, until none is left; results come back in the items' order (tasks
-are pure: the lane that ran an item does not change its result). `width`: how many items a caller
+are pure: the lane that ran an item does not change its result). Workers that fail give their
+items back: this process measures them and everything after. `width`: how many items a caller
 may usefully hand over at once (1 until the workers are ready, then workers + 1).
 EDGEKIT_WAIT_FOR_WORKERS=1 makes `map` wait for the warm-up instead, so that the workers measure
 from the first items on (tests and benchmarks that must exercise them).
@@ -14,11 +15,13 @@ from the first items on (tests and benchmarks that must exercise them).
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
 from typing import Callable, Sequence
 
+from edgekit.errors import condense
 from edgekit.executor.base import Task, entries
 
 log = logging.getLogger("edgekit")
@@ -65,45 +68,48 @@ class Lanes:
         return self.ready
 
     def map(self, items: Sequence, local: Callable, remote: Callable[[list], list]) -> list:
-        """[local(item) or remote([item, ...])'s result for each item], in order (see the module docstring)."""
+        """[local(item) or remote([item, ...])'s result for each item], in order (see the module
+        docstring). When `remote` raises, its items go back to this process, which measures the
+        rest and every later item alone (a candidate that fails here too raises here, as serially)."""
         items = list(items)
         if os.environ.get("EDGEKIT_WAIT_FOR_WORKERS") == "1" and len(items) >= 2:
             self.wait_ready()
         if not self.ready or len(items) < 2:
             return [local(item) for item in items]
         results: list = [None] * len(items)
-        lock, taken, failure = threading.Lock(), [0], []
-        stop = threading.Event()
+        pending, lock, stop = collections.deque(range(len(items))), threading.Lock(), threading.Event()
 
-        def take(count: int) -> range:
+        def take(count: int) -> list[int]:
             with lock:
-                start = taken[0]
-                taken[0] = min(len(items), start + count)
-                return range(start, taken[0])
+                return [pending.popleft() for _ in range(min(count, len(pending)))]
 
         def remote_lane():
-            try:
-                while not stop.is_set():
-                    batch = take(self.workers)
-                    if not batch:
-                        return
-                    for i, result in zip(batch, remote([items[i] for i in batch])):
-                        results[i] = result
-            except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
-                failure.append(err)
+            while not stop.is_set():
+                batch = take(self.workers)
+                if not batch:
+                    return
+                try:
+                    done = remote([items[i] for i in batch])
+                except BaseException as err:  # noqa: BLE001 - this process takes the items back
+                    with lock:
+                        pending.extendleft(reversed(batch))
+                    self._ready.clear()  # a broken pool restarts cold: not worth waiting for again
+                    log.warning("the workers failed (%s): this process measures the rest", condense(str(err)))
+                    return
+                for i, result in zip(batch, done):
+                    results[i] = result
 
         thread = threading.Thread(target=remote_lane, name="edgekit-remote-lane", daemon=True)
         thread.start()
         try:
-            while not failure:
+            while True:
                 batch = take(1)
-                if not batch:
-                    break
-                results[batch[0]] = local(items[batch[0]])
+                if batch:
+                    results[batch[0]] = local(items[batch[0]])
+                    continue
+                thread.join()  # the remote lane's last batch, or its items given back
+                if not pending:
+                    return results
         except BaseException:
             stop.set()  # Ctrl-C or a failure here: the remote lane takes nothing more
             raise
-        thread.join()
-        if failure:
-            raise failure[0]
-        return results

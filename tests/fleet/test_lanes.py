@@ -86,20 +86,24 @@ def test_a_failed_start_up_leaves_everything_to_the_caller():
     assert lanes.map([1, 2], lambda i: -i, lambda b: pytest.fail("no worker is ready")) == [-1, -2]
 
 
-def test_a_workers_failure_reaches_the_caller_and_the_caller_stops_the_remote_lane():
+def test_a_workers_failure_gives_its_items_back_and_the_caller_stops_the_remote_lane(caplog):
     lanes = _ready_lanes(1)
     failed = threading.Event()
 
     def remote(batch):
         failed.set()
-        raise EdgekitError("a ladder candidate failed: boom")
+        raise EdgekitError("a ladder candidate failed: the worker process died")
 
     def local(i):
         failed.wait(30)
-        return i
+        return i * 10
 
-    with pytest.raises(EdgekitError, match="boom"):
-        lanes.map(list(range(6)), local, remote)
+    assert lanes.map(list(range(6)), local, remote) == [0, 10, 20, 30, 40, 50]  # all measured here
+    assert "the workers failed (a ladder candidate failed: the worker process died)" in caplog.text
+    assert not lanes.ready and lanes.width == 1  # later items stay here
+    lanes._ready.set()
+    with pytest.raises(EdgekitError, match="not a model"):  # failing here too: raised, as serially
+        lanes.map([1, 2], lambda i: (_ for _ in ()).throw(EdgekitError("not a model")), remote)
     taken, called = [], threading.Event()
 
     def interrupted(i):
