@@ -6,12 +6,15 @@ Strategy (greedy by measured sensitivity, then a prune pass):
    first SENSITIVITY_SAMPLES (32) held-out samples, given at most half the time budget; nodes it
    did not reach rank last, in graph order);
 3. greedy: keep the next most sensitive node in float, rebuild, re-validate, until the budget is
-   met or `max_float_layers` (default 10) nodes are float;
+   met or `max_float_layers` (default 10) nodes are float (when the ranking ran on workers, the
+   next few prefixes are built and scored at once, by this process and the workers: the steps
+   recorded are the serial run's, up to the first that meets);
 4. prune: try dropping each float node again, least sensitive first, and keep it quantized when
    the budget still holds, so the final set is minimal (no single node can be removed). When the
    greedy pass ended short of the budget, a drop is kept when it is no further from the budget:
    quantization errors interact (on a real MobileNetV3, floating the 3rd-ranked node on top of
    the first two cost 6 dB), so the best point may need fewer float layers than the greedy set.
+   The next few drops are tried at once the same way, up to the first kept one.
 Every build is a recorded step (float layers, accuracy, size, host latency). The search stops at
 `time_budget_s` (default 600 s) with the best point so far. When the budget is not met,
 `FallbackResult.met` is False and `best` is the step closest to it (smallest shortfall, then
@@ -107,7 +110,32 @@ class _Search:
     def try_set(self, phase: str, float_nodes: Sequence[str]) -> Step:
         self.on_step(f"fallback {phase}: {len(float_nodes)} float layer(s)")
         model = self.backend.build(list(float_nodes))
-        acc = self.evaluator.accuracy(self.backend, model)
+        return self.record(phase, float_nodes, model, self.evaluator.accuracy(self.backend, model))
+
+    def try_first(self, phase: str, sets: list[list[str]], builds, done: Callable[[Step], bool]) -> list[Step]:
+        """Steps for `sets` in order up to the first that is `done` (inclusive), as a serial run
+        records them; `builds` (edgekit.debug.parallel): measures `width` of them at once."""
+        if builds is None or builds.width < 2 or len(sets) < 2:
+            steps = []
+            for float_nodes in sets:
+                steps.append(self.try_set(phase, float_nodes))
+                if done(steps[-1]):
+                    break
+            return steps
+        steps = []
+        for start in range(0, len(sets), builds.width):
+            batch = sets[start:start + builds.width]
+            for float_nodes in batch:
+                self.on_step(f"fallback {phase}: {len(float_nodes)} float layer(s)")
+            for float_nodes, (model, acc) in zip(batch, builds(batch)):
+                steps.append(self.record(phase, float_nodes, model, acc))
+                if done(steps[-1]):
+                    return steps
+            if self.out_of_time():
+                break
+        return steps
+
+    def record(self, phase: str, float_nodes: Sequence[str], model: bytes, acc) -> Step:
         latency = self.evaluator.latency(self.backend, model).p50_ms if self.measure_latency else None
         step = Step(phase, list(float_nodes), [self.labels[n] for n in float_nodes],
                     acc.model_dump(mode="json"), len(model), latency, self.budget.met(acc),
@@ -142,30 +170,32 @@ def run_fallback(backend, evaluator: Evaluator, budget: Budget, *, max_float_lay
     baseline = search.try_set("baseline", [])
     if baseline.met:
         return _result(search, budget, list(ranking or []), "full INT8 meets the budget")
+    many = None
     if ranking is None:
         half = search.start + time_budget_s / 2
         subset = evaluator.subset(SENSITIVITY_SAMPLES)
-        ranking, _ = measure_sensitivity(backend, subset, deadline=half, on_step=on_step,
-                                         evaluate_many=parallel(subset) if parallel else None)
+        many = parallel(subset) if parallel else None
+        ranking, _ = measure_sensitivity(backend, subset, deadline=half, on_step=on_step, evaluate_many=many)
     order = [r.node for r in ranking]
-    chosen: list[str] = []
-    stopped = f"max_float_layers ({max_float_layers}) reached"
-    for node in order[:max_float_layers]:
-        if search.out_of_time():
-            stopped = f"time budget ({time_budget_s:g} s) spent"
-            break
-        chosen.append(node)
-        if search.try_set("greedy", chosen).met:
-            stopped = "budget met"
-            break
+    builds = many.builds(evaluator) if hasattr(many, "builds") else None  # the ranking's workers, if any
+    prefixes = [order[:k] for k in range(1, min(len(order), max_float_layers) + 1)]
+    greedy = [] if search.out_of_time() else search.try_first("greedy", prefixes, builds,
+                                                              lambda step: step.met or search.out_of_time())
+    chosen = list(greedy[-1].float_nodes) if greedy else []
+    stopped = ("budget met" if greedy and greedy[-1].met else f"time budget ({time_budget_s:g} s) spent"
+               if len(greedy) < len(prefixes) else f"max_float_layers ({max_float_layers}) reached")
     current = search.steps[-1]
-    for node in reversed(chosen[:-1] if current.met else chosen):
-        if search.out_of_time():
-            break
-        trial = [n for n in chosen if n != node]
-        step = search.try_set("prune", trial)
-        if step.met or (not current.met and step.shortfall <= current.shortfall):
-            chosen, current = trial, step
+    drops = list(reversed(chosen[:-1] if current.met else chosen))
+    while drops and not search.out_of_time():  # each kept drop changes the trials after it
+
+        def kept(step, current=current):
+            return step.met or (not current.met and step.shortfall <= current.shortfall)
+
+        trials = [[n for n in chosen if n != node] for node in drops]
+        tried = search.try_first("prune", trials, builds, lambda step: kept(step) or search.out_of_time())
+        drops = drops[len(tried):]
+        if tried and kept(tried[-1]):
+            chosen, current = list(tried[-1].float_nodes), tried[-1]
     return _result(search, budget, list(ranking), stopped)
 
 

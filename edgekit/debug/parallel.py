@@ -126,13 +126,22 @@ def evaluate_candidate(shared, float_nodes: tuple, work: Path):
     return session.evaluator.accuracy(backend, backend.build(list(float_nodes)))
 
 
+def build_candidate(shared, float_nodes: tuple, evaluator, work: Path) -> tuple:
+    """Runs in a worker: (model bytes, AccuracyReport on the shared `evaluator`) of the model with
+    `float_nodes` kept in float."""
+    _, backend = _open_backend(shared)
+    model = backend.build(list(float_nodes))
+    return model, evaluator.get().accuracy(backend, model)
+
+
 class OnExecutor:
     """An `evaluate_many` for measure_sensitivity: this process (`local`, an evaluate_many over the
     caller's own backend) and the executor's workers measure the candidates together (Lanes);
-    the workers open `session` in the background first."""
+    the workers open `session` in the background first. `builds(evaluator)`: the same lanes
+    building and scoring float-node sets on another evaluator (the search's greedy and prune)."""
 
-    def __init__(self, executor, session, local):
-        self.executor, self.local = executor, local
+    def __init__(self, executor, session, local, backend=None):
+        self.executor, self.local, self.backend = executor, local, backend
         self.shared = executor.share(session)
         self.lanes = Lanes(executor, workers_of(executor))
         self.lanes.warm_up([Task(f"{self.shared.key}:open:{i}", "worker start-up", open_session, (self.shared,))
@@ -149,6 +158,36 @@ class OnExecutor:
         tasks = [Task(f"{self.shared.key}:{i}", f"candidate {i}", evaluate_candidate, (self.shared, tuple(s)),
                       cost=len(s)) for i, s in enumerate(float_sets)]
         return entries(self.executor.map(tasks), "sensitivity candidate")
+
+    def builds(self, evaluator: Evaluator):
+        """build_many(float_sets) -> [(model bytes, AccuracyReport on `evaluator`)], in order, with
+        `width`; None without this process's backend."""
+        if self.backend is None:
+            return None
+        log.info("fallback builds here and on the %s too", self.executor.name)
+        return _Builds(self, evaluator)
+
+
+class _Builds:
+    def __init__(self, on: OnExecutor, evaluator: Evaluator):
+        self.on, self.evaluator = on, evaluator
+        self.shared_evaluator = on.executor.share(evaluator)
+
+    @property
+    def width(self) -> int:
+        return self.on.lanes.width
+
+    def _local(self, float_set):
+        model = self.on.backend.build(list(float_set))
+        return model, self.evaluator.accuracy(self.on.backend, model)
+
+    def _remote(self, float_sets) -> list:
+        tasks = [Task(f"{self.on.shared.key}:{self.shared_evaluator.key}:{i}", f"build {i}", build_candidate,
+                      (self.on.shared, tuple(s), self.shared_evaluator), cost=len(s)) for i, s in enumerate(float_sets)]
+        return entries(self.on.executor.map(tasks), "fallback candidate")
+
+    def __call__(self, float_sets) -> list:
+        return self.on.lanes.map(float_sets, self._local, self._remote)
 
 
 def min_seconds() -> float:
@@ -168,6 +207,10 @@ class _Adaptive:
     def width(self) -> int:
         return self.chosen.width if self.chosen is not None else 1
 
+    def builds(self, evaluator: Evaluator):
+        """The workers' `builds` when the ranking went to them, else None (serial)."""
+        return self.chosen.builds(evaluator) if isinstance(self.chosen, OnExecutor) else None
+
     def __call__(self, float_sets):
         if self.chosen is not None:
             return self.chosen(float_sets)
@@ -180,7 +223,7 @@ class _Adaptive:
             log.info("sensitivity candidates in this process (about %.0f s serially: no %s)", estimate,
                      "workers for this backend" if estimate >= min_seconds() else f"pool below {min_seconds():g} s")
         else:
-            self.chosen = OnExecutor(self.executor, session, self.local)
+            self.chosen = OnExecutor(self.executor, session, self.local, self.backend)
             workers = workers_of(self.executor)
             log.info("sensitivity candidates here and on the %s (%d worker%s)", self.executor.name, workers,
                      "s" * (workers != 1))

@@ -44,7 +44,8 @@ def _init_worker() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
 
 
-_LOADED: dict[str, object] = {}  # in a worker: the last shared object it loaded, by key
+_LOADED: dict[str, object] = {}  # in a worker: the shared objects it loaded last, by key
+LOADED_KEEP = 4  # a search shares a few (its session, an evaluator or two); older ones are dropped
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ class FileShared:
 
     def get(self):
         if self.key not in _LOADED:
-            _LOADED.clear()  # one search at a time: keep the memory of one
+            while len(_LOADED) >= LOADED_KEEP:
+                _LOADED.pop(next(iter(_LOADED)))
             with open(self.path, "rb") as f:
                 _LOADED[self.key] = pickle.load(f)
         return _LOADED[self.key]

@@ -81,7 +81,7 @@ class _Backend:
     def nodes(self):
         return self._nodes
 
-    def build(self, float_nodes):
+    def build(self, float_nodes=()):
         return ",".join(sorted(float_nodes)).encode()
 
     def quantization(self, float_nodes):
@@ -91,6 +91,9 @@ class _Backend:
 class _Evaluator:
     def __init__(self, score):
         self.score = score
+
+    def subset(self, count):
+        return self
 
     def accuracy(self, backend, model: bytes):
         return _acc(sqnr=self.score(set(filter(None, model.decode().split(",")))))
@@ -126,3 +129,52 @@ def test_a_small_integer_setting_held_constant_is_not_a_calibration_warning():
     warnings = calibration_warnings(feeds)
     assert not any("'sr'" in w for w in warnings)
     assert any("'gain' is nearly constant" in w for w in warnings)
+
+
+class _Lanes:
+    """A ranking `evaluate_many` whose `builds` measures 3 float sets per call (the workers' lanes)."""
+
+    def __init__(self, backend, evaluator):
+        self.backend, self.evaluator, self.batches = backend, evaluator, []
+        self.width = 1
+
+    def __call__(self, float_sets):
+        return [self.evaluator.accuracy(self.backend, self.backend.build(s)) for s in float_sets]
+
+    def builds(self, evaluator):
+        outer = self
+
+        class Builds:
+            width = 3
+
+            def __call__(self, float_sets):
+                outer.batches.append([list(s) for s in float_sets])
+                return [(outer.backend.build(s), evaluator.accuracy(outer.backend, outer.backend.build(s)))
+                        for s in float_sets]
+
+        return Builds()
+
+
+@pytest.mark.parametrize("score", [
+    lambda s: 30.0 if {"B", "C"} <= s else 16.0,  # met by a pair that helps only together
+    lambda s: 16 + 5 * ("A" in s) - ("B" in s) - 7 * ("C" in s) + 2 * ("D" in s) + 3 * ("E" in s),  # unmet
+])
+def test_greedy_and_prune_in_batches_record_the_serial_steps(score):
+    from edgekit.debug.fallback import run_fallback
+
+    def search(parallel):
+        backend = _Backend(list("ABCDE"))
+        lanes = []
+
+        def many(evaluator):
+            lanes.append(_Lanes(backend, evaluator))
+            return lanes[-1]
+
+        result = run_fallback(backend, _Evaluator(score), Budget(min_sqnr_db=25.0), measure_latency=False,
+                              max_float_layers=5, parallel=many if parallel else None)
+        steps = [(s.phase, s.float_nodes, s.accuracy, s.met) for s in result.steps]
+        return steps, result.float_nodes, result.model, result.stopped, (lanes[0].batches if lanes else [])
+
+    serial, batched = search(False), search(True)
+    assert batched[:4] == serial[:4] and [s[0] for s in serial[0]].count("greedy") >= 2
+    assert batched[4] and all(len(b) <= 3 for b in batched[4]) and max(len(b) for b in batched[4]) == 3

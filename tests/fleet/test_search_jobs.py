@@ -45,6 +45,7 @@ def test_compress_jobs_2_equals_jobs_1(hostile_keras, tmp_path, edgekit_cli, mon
                              "--no-cache", "--recipe", recipe, "--jobs", jobs)
         assert result.code == 0, result.err
         assert ("sensitivity candidates here and on the pool (1 worker)" in result.err) == (jobs == 2), result.err
+        assert ("fallback builds here and on the pool too" in result.err) == (jobs == 2), result.err
         runs[jobs] = fallback_of(out)
     assert runs[2] == runs[1]
     assert runs[1][0] and runs[1][1] and len(runs[1][2]) >= 2  # met, with layers in float
