@@ -132,8 +132,9 @@ def test_text_recognizer_precision_ladder(paddle_models, edgekit_cli, tmp_path):
 
 def test_text_detector_precision_ladder(paddle_models, edgekit_cli, tmp_path):
     """--min-map-iou 0.95 (DBNet's threshold 0.3, declared in the recipe) --min-sqnr 25 on the
-    probability map: the IoU holds from the all-int16 point on; 25 dB is not reached today (exit
-    10 naming the budget and the best point, every step in the report)."""
+    probability map: met. The all-int16 point now raises weights too (W16A16, 43 dB: the INT8
+    weights were most of the loss, which int16 activations never touched), and the descent sends
+    the least sensitive units and conv weights per MAC back to INT8."""
     pages = text_lines.write_text_pages(tmp_path / "pages", 80)
     recipe = tmp_path / "det.yaml"
     recipe.write_text("outputs:\n  sigmoid_0.tmp_0: {role: map, map_threshold: 0.3}\n")
@@ -141,9 +142,10 @@ def test_text_detector_precision_ladder(paddle_models, edgekit_cli, tmp_path):
                                         *IMAGENET, "--recipe", recipe, "--min-map-iou", "0.95", "--min-sqnr", "25")
     plain, best = fallback["steps"][0]["accuracy"], int8["accuracy"]
     print(f"zoo det ladder: map IoU plain {plain['map_iou']}, best {best['map_iou']}; SQNR plain {plain['sqnr_db']}, "
-          f"best {best['sqnr_db']}; MAC share {fallback['ladder']['mac_share']}; {len(fallback['steps'])} builds")
-    assert best["map_iou"] >= 0.95 and best["sqnr_db"] >= plain["sqnr_db"] + 8, (plain, best)
-    if code == 10:  # never a silent wrong answer: the budget and the best point are named
-        assert not fallback["met"] and "min_sqnr_db" in err and "best fallback point" in err, err
-    # measured: map IoU plain 0.899, best 0.987; SQNR plain 10.3 dB, best 23.3 dB (93.3% of MACs W8A16,
-    # 6.7% float), 25 builds
+          f"best {best['sqnr_db']}; MAC share {fallback['ladder']['mac_share']}; {len(fallback['steps'])} builds, "
+          f"{fallback['steps'][-1]['elapsed_s']} s")
+    assert code == 0 and fallback["met"], err
+    assert best["map_iou"] >= 0.95 and best["sqnr_db"] >= 25, (plain, best)
+    # measured: map IoU plain 0.899, ladder 0.990; SQNR plain 10.3 dB, ladder 26.0 dB with 74.5% of
+    # conv/matmul MACs W8A8 (12.6% W16A16, 6.5% W8A16, 6.4% W16A8), 17 builds, 64 s of search
+    assert fallback["ladder"]["mac_share"].get("W8A8", 0) >= 0.5
