@@ -111,9 +111,13 @@ def _ladder(cli, model, data, out, *flags) -> tuple:
 
 def test_text_recognizer_precision_ladder(paddle_models, edgekit_cli, tmp_path):
     """--min-sequence-match 0.97 --min-agreement 0.99 (decoded id sequences and per-timestep
-    argmax vs float): the ladder's climb raises tensors to int16, then to float in measured
-    float-gain order. Not met today: exit 10, the line names the budget and the best point, the
-    report holds every step; the best point agrees with float better than plain INT8."""
+    argmax vs float). The all-int16 point (every tensor and every conv/matmul's weights int16:
+    W16A16) reaches the per-timestep budget but decodes 2 of 42 lines differently; floats over it
+    reach 41.6 dB without changing those lines. Not met: exit 10, the line names the budget and
+    the best point, the report holds every step. The issue's >= 50% of MACs in W8A8 is out of reach
+    of this search: every large 1x1 conv's INT8 weights alone cost the output 23-28 dB (per-channel
+    weight SQNR 30-40 dB, amplified downstream; clipping the weight range does not help), and the
+    52.7% of MACs with the least weight noise at W8A8 over W16A16 measured 18.4 dB, sequence match 0.86."""
     lines = data.write_word_lines(tmp_path / "lines", 200)
     code, err, int8, fallback = _ladder(edgekit_cli, paddle_models / "ch_PP-OCRv4_rec_infer.onnx", lines,
                                         tmp_path / "out", *UNIT, "--min-sequence-match", "0.97",
@@ -125,9 +129,10 @@ def test_text_recognizer_precision_ladder(paddle_models, edgekit_cli, tmp_path):
     assert [s["phase"] for s in fallback["steps"][:3]] == ["baseline", "bias correction", "all int16"]
     if code == 10:  # never a silent wrong answer: the budget and the best point are named
         assert not fallback["met"] and "min_sequence_match" in err and "best fallback point" in err, err
-    assert best["sequence_match"] > plain["sequence_match"] and best["top1_agreement"] >= plain["top1_agreement"] + 0.03
-    # measured (42 held-out lines): sequence match plain 0.50, best 0.74; per-timestep plain 0.893, best
-    # 0.963 (99.9% of MACs W8A16, 0.08% float, none W8A8), 16 builds in the 600 s budget; 12.8 min with the det test
+    assert best["sequence_match"] >= 0.9 and best["top1_agreement"] >= 0.99, (plain, best)
+    # measured (42 held-out lines): sequence match plain 0.50, best 0.952; per-timestep plain 0.893, best
+    # 0.998 (SQNR 7.9 -> 41.6 dB; 99.9% of MACs W16A16, 0.1% W8A16, none W8A8), 17 builds in the 600 s
+    # budget, 11.9 min for this test (before the weight rung: best 0.74, 0.963)
 
 
 def test_text_detector_precision_ladder(paddle_models, edgekit_cli, tmp_path):
