@@ -1,4 +1,5 @@
-"""The precision ladder: per tensor group, W8A8 -> W8A16 -> float, cheapest first, against a budget.
+"""The precision ladder: per tensor group, W8A8 -> W8A16 -> float, and per conv/matmul's weights,
+INT8 -> int16 -> float, cheapest first, against a budget.
 
 On a backend that quantizes once and edits the graph (`backends.onnx.ladder.OnnxLadder`):
 1. the plain INT8 model is validated on the full held-out split; if it meets the budget, stop;
@@ -7,10 +8,12 @@ On a backend that quantizes once and edits the graph (`backends.onnx.ladder.Onnx
    (smaller shortfall, then higher SQNR): a recorded step "bias correction" either way;
    Concats whose inputs' calibrated ranges are orders of magnitude apart (`heterogeneous`,
    known before any build) rank first in both directions below (`edgekit.debug.ladder_rank`);
-2. descent, when the all-int16 model meets the budget: every unit read by a conv/matmul is
-   measured on the first DESCENT_SAMPLES (32) samples as the output noise fraction
-   (10^(-SQNR/10) of the primary output) it adds alone at INT8 to the all-int16 model, per MAC
-   it would move to W8A8; the most sensitive 1/8, 2/8, ... of them are kept int16 (the rest back
+2. descent, when the all-int16 model (every unit and every conv/matmul's weights int16: W16A16)
+   meets the budget: every unit read by a conv/matmul is measured on the first DESCENT_SAMPLES
+   (32) samples as the output noise fraction (10^(-SQNR/10) of the primary output) it adds alone
+   at INT8 to the all-int16 model, and every conv/matmul's weights by the output noise of its INT8
+   weights alone (no build), per MAC it would move to W8A8 (a conv with int16 weights and INT8
+   activations is W16A8: off W8A8); the most sensitive 1/8, 2/8, ... of them are kept int16 (the rest back
    to INT8) until one meets the budget, then up to PRUNE_LIMIT (8) kept units are tried at INT8
    alone; units that feed no conv/matmul stay int16 (no MAC cost) unless all can go back at once;
 3. climb, otherwise: units are scored by the local noise of their own INT8 grid on float
@@ -36,7 +39,7 @@ import time
 from typing import Callable
 
 from edgekit.debug.fallback import FallbackResult, Step
-from edgekit.debug.ladder_rank import UnitSensitivity, rank_descent, rank_float, rank_units
+from edgekit.debug.ladder_rank import UnitSensitivity, all_int16, rank_descent, rank_float, rank_units
 from edgekit.debug.parallel_ladder import Candidates
 from edgekit.debug.scoring import Budget, Evaluator
 
@@ -97,8 +100,9 @@ class _Search:
 
     def cost(self, levels: dict) -> tuple:
         """(MACs moved off W8A8, float units, int16 units): the cheapest met step wins."""
-        return (sum(self.macs.get(u, 0) for u in levels), sum(v == "float" for v in levels.values()),
-                sum(v == "int16" for v in levels.values()))
+        off = (self.backend.off_w8a8_macs(levels) if hasattr(self.backend, "off_w8a8_macs")
+               else sum(self.macs.get(u, 0) for u in levels))
+        return (off, sum(v == "float" for v in levels.values()), sum(v == "int16" for v in levels.values()))
 
 
 def run_ladder(backend, evaluator: Evaluator, budget: Budget, *, max_float_layers: int = 10,
@@ -113,7 +117,7 @@ def run_ladder(backend, evaluator: Evaluator, budget: Budget, *, max_float_layer
     if not baseline.met and hasattr(backend, "bias_correction"):
         _bias_correction(search, baseline)
     if not search.best().met:
-        every = {u.id: "int16" for u in backend.graph.units}
+        every = all_int16(backend)
         half = search.start + time_budget_s / 2
         if search.try_levels("all int16", every).met:
             ranking = rank_descent(backend, evaluator, search.candidates, deadline=half, on_step=on_step)

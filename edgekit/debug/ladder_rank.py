@@ -9,8 +9,9 @@
   noise) measured alone in float over the closest point so far (often all int16) on the first
   FLOAT_SAMPLES (16) held-out samples, highest gain first: a tensor whose error int16 does not
   remove (its readers' INT8 weights go float with it) shows here, not in the int16 rank;
-- `rank_descent` (from all int16): every unit read by a conv/matmul measured alone at INT8, by
-  the noise it adds per MAC it would move to W8A8.
+- `rank_descent` (from all int16, weights included): every unit read by a conv/matmul measured
+  alone at INT8, and every conv/matmul's weights by the output noise of its INT8 weights alone
+  (no build), by the noise per MAC it would move to W8A8.
 Heterogeneous Concats (inputs' calibrated ranges orders of magnitude apart) rank first. Every
 measurement goes through `Candidates` (serial, or an executor) in batches of its width; units
 not measured before `deadline` keep their place by local noise.
@@ -113,36 +114,52 @@ def rank_float(backend, evaluator: Evaluator, candidates: Candidates, base_level
     return [u for u, g in sorted(gains.items(), key=lambda kv: -kv[1]) if g > 0]
 
 
-def _weight_noise(backend, feeds, deadline) -> dict:
-    """backend.weight_noise over at most a quarter of the time left (none: {})."""
-    if not hasattr(backend, "weight_noise"):
+def _weight_noise(backend, feeds, deadline, per_conv: bool = False) -> dict:
+    """backend.weight_noise (per unit) or conv_weight_noise (per weight key, per_conv) over at most
+    a quarter of the time left (none: {})."""
+    measure = getattr(backend, "conv_weight_noise" if per_conv else "weight_noise", None)
+    if measure is None:
         return {}
     quarter = None if deadline is None else time.monotonic() + (deadline - time.monotonic()) / 4
-    return backend.weight_noise(feeds, quarter)
+    return measure(feeds, quarter)
+
+
+def all_int16(backend) -> dict[str, str]:
+    """Every unit, and every conv/matmul's weights (`weight_keys`, when the backend has them), at int16."""
+    return {**{u.id: "int16" for u in backend.graph.units},
+            **{k: "int16" for k in (backend.weight_keys() if hasattr(backend, "weight_keys") else ())}}
 
 
 def rank_descent(backend, evaluator: Evaluator, candidates: Candidates | None = None, *, deadline: float | None = None,
                  on_step: Callable[[str], None] = lambda s: None) -> list[UnitSensitivity]:
-    """Units in the order they stay int16, measured from the all-int16 model: heterogeneous
-    Concats first, then every unit read by a conv/matmul, by the output noise fraction it adds
-    alone at INT8 per MAC it would move to W8A8, highest first (units not measured before
-    `deadline` count as most sensitive); the units that feed no conv/matmul are left out (int16
-    there costs no MACs: the descent keeps them int16 and tries them at INT8 last); candidates:
-    default serial."""
+    """Units and weight keys in the order they stay int16, from the all-int16 model (`all_int16`):
+    heterogeneous Concats first, then every unit read by a conv/matmul, measured alone at INT8
+    (the output noise fraction it adds), and every conv/matmul's weights (the output noise
+    fraction of its INT8 weights alone on the float model, `conv_weight_noise`: no build), each
+    per MAC it would move to W8A8, highest first (units not measured before `deadline` count as
+    most sensitive); the units that feed no conv/matmul are left out (int16 there costs no MACs:
+    the descent keeps them int16 and tries them at INT8 last); candidates: default serial."""
     candidates = candidates or Candidates(backend)
     subset = evaluator.subset(DESCENT_SAMPLES)
     local = backend.local_noise(subset.feeds)
     macs = backend.unit_macs()
-    every = {u.id: "int16" for u in backend.graph.units}
+    every = all_int16(backend)
+    weights = _weight_noise(backend, subset.feeds, deadline, per_conv=True)
     base = noise_fraction(subset.accuracy(backend, backend.build(every)))
     first, rows = _rows(backend, local)
     costly = [r for r in rows.values() if r.heterogeneous is None and macs.get(r.node, 0) > 0]
+    costly.sort(key=lambda r: -(r.local_noise or 0.0))  # the noisiest measured first
     for row, (acc,) in measure_each(candidates, subset, costly, lambda r: [{**every, r.node: "int8"}],
                                     deadline=deadline, on_step=on_step, what="sensitivity"):
         row.int16_gain = noise_fraction(acc) - base
         row.score = row.int16_gain / macs[row.node]
+    weight_rows = [UnitSensitivity(key, backend.label(key), "weights", -1, None, noise, weight_noise=noise,
+                                   score=noise / macs[key]) for key, noise in weights.items() if macs.get(key, 0) > 0]
     unmeasured = [r for r in costly if r.int16_gain is None]
-    return first + unmeasured + sorted((r for r in costly if r.int16_gain is not None), key=lambda r: -r.score)
+    unmeasured += [UnitSensitivity(k, backend.label(k), "weights", -1) for k in every
+                   if k not in rows and k not in weights and macs.get(k, 0) > 0]
+    measured = [r for r in costly if r.int16_gain is not None] + weight_rows
+    return first + unmeasured + sorted(measured, key=lambda r: -r.score)
 
 
 def _rows(backend, local: dict) -> tuple[list[UnitSensitivity], dict[str, UnitSensitivity]]:

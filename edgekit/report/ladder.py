@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from edgekit.report.schema import Report
 
-COLOURS = {"W8A8": "#4C72B0", "W8A16": "#DD8452", "float": "#C44E52"}
+COLOURS = {"W8A8": "#4C72B0", "W8A16": "#DD8452", "W16A8": "#55A868", "W16A16": "#8172B3", "WfA8": "#937860",
+           "WfA16": "#DA8BC3", "float": "#C44E52"}
 
 
 def _ladders(report: Report):
@@ -37,6 +38,7 @@ def ladder_section(title: str, fallback: dict, budget: str, ladder: dict) -> lis
              f"{lat.get('int8_plain')} ms, FP32 {lat.get('fp32')} ms.", "",
              *_bias_lines(ladder.get("bias_correction")),
              "| step | phase | base | int16 | float | met | shortfall |", "|---:|---|---|---:|---:|---|---:|"]
+    # int16 / float: tensor groups and conv/matmul weights (keys "weights:<node>") raised
     for i, step in enumerate(fallback["steps"]):
         levels = list(step.get("precisions", {}).values())
         base = "bias-corrected" if "bias_correction" in (step.get("quantization") or {}) else "plain"
@@ -73,8 +75,8 @@ def ladder_figure(report: Report) -> list[str]:
         fig, ax = plt.subplots(figsize=(13, 3.4))
         ax.bar(range(len(rows)), [r["macs"] for r in rows], color=[COLOURS.get(r["precision"], "#888") for r in rows])
         ax.set_ylabel("MACs")
-        ax.set_title(f"{a.name}: conv/matmul layers by precision (blue W8A8, orange W8A16, red float); "
-                     "line: sensitivity")
+        ax.set_title(f"{a.name}: conv/matmul layers by precision (blue W8A8, orange W8A16, green W16A8, "
+                     "purple W16A16, red float); line: sensitivity")
         sens = [(i, r["sensitivity"]) for i, r in enumerate(rows) if r["sensitivity"] and r["sensitivity"] > 0]
         if sens:
             twin = ax.twinx()

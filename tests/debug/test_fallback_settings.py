@@ -37,10 +37,11 @@ def test_fallback_steps_use_the_plain_build_settings(per_channel, method, tmp_pa
         own = ("tensor_precisions", "bias_correction")
         assert {k: v for k, v in step["quantization"].items() if k not in own} == expected, step["phase"]
     assert steps[-1]["precisions"] or int8["details"]["fallback"]["float_layers"], "the gate must need a raise"
-    # the shipped fallback model: weight scales per tensor (scalar) or per channel (a vector)
+    # the shipped fallback model: weight scales per tensor (scalar) or per channel (a vector), INT8
+    # weights and those the ladder's weight rung requantized int16 alike
     graph = onnx.load(str(out / "dense_int8.onnx")).graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     weight_scales = [inits[n.input[1]] for n in graph.node
                      if n.op_type == "DequantizeLinear" and inits.get(n.input[0]) is not None
-                     and inits[n.input[0]].dtype.name == "int8"]
+                     and inits[n.input[0]].dtype.name in ("int8", "int16")]
     assert weight_scales and all((s.ndim == 1) is per_channel for s in weight_scales)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -169,22 +170,30 @@ def _cancelling_conv(path):
     return path
 
 
-def test_the_float_rung_finds_a_conv_whose_int8_weights_cost_the_output(tmp_path):
+@contextlib.contextmanager
+def _ladder_on(path, calibration: list, feeds: list):
+    """(OnnxLadder of `path` calibrated on `calibration`, Evaluator on `feeds` against float)."""
     from edgekit.backends.onnx.ladder import OnnxLadder
+    from edgekit.runtime.onnx import OnnxRunner
+
+    ladder = OnnxLadder(path, lambda: iter(calibration))
+    try:
+        reference = OnnxRunner(path, 1)
+        yield ladder, Evaluator(feeds, [reference.run(f) for f in feeds], [None] * len(feeds))
+    finally:
+        ladder.close()
+
+
+def test_the_float_rung_finds_a_conv_whose_int8_weights_cost_the_output(tmp_path):
     from edgekit.debug.ladder_rank import rank_float, rank_units
     from edgekit.debug.parallel_ladder import Candidates
-    from edgekit.runtime.onnx import OnnxRunner
 
     def smooth(count, seed):
         rng = np.random.default_rng(seed)
         return [{"x": (1 + 1e-4 * rng.normal(0, 1, (1, 1, 8, 8))).astype(np.float32)} for _ in range(count)]
 
-    path = _cancelling_conv(tmp_path / "cancel.onnx")
-    ladder = OnnxLadder(path, lambda: iter(smooth(16, 1)))
-    try:
-        feeds = smooth(16, 2)
-        reference = OnnxRunner(path, 1)
-        evaluator = Evaluator(feeds, [reference.run(f) for f in feeds], [None] * len(feeds))
+    with _ladder_on(_cancelling_conv(tmp_path / "cancel.onnx"), smooth(16, 1), smooth(16, 2)) as (ladder, evaluator):
+        feeds = evaluator.feeds
         noise = ladder.weight_noise(feeds)
         assert noise["x"] > 0.1 and noise["x"] > 100 * noise["r"], noise  # the edge conv's weights, not mix's
         every = {u: "int16" for u in ladder.units}
@@ -192,5 +201,74 @@ def test_the_float_rung_finds_a_conv_whose_int8_weights_cost_the_output(tmp_path
         assert rank_float(ladder, evaluator, Candidates(ladder), every, ranking)[0] == "x"
         row = next(r for r in ranking if r.node == "x")
         assert row.weight_noise == noise["x"] and row.float_gain > 0.1
-    finally:
-        ladder.close()
+
+
+def _outlier_weights(path):
+    """x[1, 8, 8, 8] -> Conv(a, 1x1) -> Relu -> Conv(b, 3x3, pad 1) -> out. Each output channel of
+    `a` has a weight of 100 on input channel 0, which the inputs leave near 0 (a dead channel), and
+    weights of +-0.5 elsewhere: per-channel INT8 steps of 100/127 round the weights that matter to
+    0 or 0.79, while every activation is well spread over its INT8 range."""
+    rng = np.random.default_rng(5)
+    a = rng.choice([-0.5, -0.3, 0.3, 0.5], (8, 8, 1, 1)).astype(np.float32)
+    a[:, 0] = 100.0
+    inits = [numpy_helper.from_array(a, "a"),
+             numpy_helper.from_array(rng.normal(0, 0.3, (8, 8, 3, 3)).astype(np.float32), "b")]
+    nodes = [helper.make_node("Conv", ["x", "a"], ["h"], "mix"),
+             helper.make_node("Relu", ["h"], ["r"], "mix_relu"),
+             helper.make_node("Conv", ["r", "b"], ["out"], "spatial", pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(nodes, "outlier", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 8, 8])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 8, 8, 8])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
+
+
+def test_the_weight_rung_fixes_int8_weights_and_keeps_the_rest_w8a8(tmp_path):
+    """INT8 weights ruin one conv while its activations are fine: the descent from W16A16 keeps only
+    that conv's weights int16 (W16A8) and every other MAC W8A8. Before the weight rung int16 left
+    weights INT8 and only float (WfA... or a float unit) could fix it."""
+    from edgekit.backends.onnx.qdq_edit import weight_key
+    from edgekit.debug.ladder import ladder_details, run_ladder
+
+    def inputs(count, seed):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(0, 1, (count, 1, 8, 8, 8)).astype(np.float32)
+        x[:, :, 0] *= 1e-4  # the dead channel
+        return [{"x": f} for f in x]
+
+    with _ladder_on(_outlier_weights(tmp_path / "outlier.onnx"), inputs(32, 1), inputs(32, 2)) as (ladder, evaluator):
+        only_weights = evaluator.accuracy(ladder, ladder.build({weight_key("mix"): "int16"}))
+        assert only_weights.sqnr_db > 32, only_weights.sqnr_db  # int16 weights, INT8 activations: fixed
+        result, ranking = run_ladder(ladder, evaluator, Budget(min_sqnr_db=28), measure_latency=False)
+        plain = result.steps[0].accuracy["sqnr_db"]
+        details = ladder_details(ladder, evaluator, result, ranking)
+        precision = {row["layer"]: row["precision"] for row in details["layers"]}
+        print(f"outlier weights: SQNR plain {plain:.1f} dB, ladder {result.best.accuracy['sqnr_db']:.1f} dB, "
+              f"{result.best.precisions}, {details['mac_share']}")
+        assert plain < 25 and result.met, (plain, result.best.accuracy)
+        assert precision == {"mix": "W16A8", "spatial": "W8A8"}, precision
+        assert details["mac_share"]["W8A8"] > 0.85
+
+
+def test_int16_keeps_the_values_the_int8_zero_point_rounding_cut_off(tmp_path):
+    """onnxruntime rounds a uint8 zero point to an integer, which moves the grid's low end up to
+    half a step above the calibrated minimum (here -0.35 -> -0.339). int16 over exactly that range
+    clipped every value at a plateau below it (5% of them, like hardswish's -0.375 minimum on the
+    recognizer, where 30-47% of some tensors sat there): one INT8 step of error that int16 kept."""
+    from edgekit.backends.onnx.qdq_edit import weight_key
+
+    def plateau(count, seed):
+        rng = np.random.default_rng(seed)
+        return [{"x": np.maximum(rng.uniform(-1, 12, (1, 4, 8, 8)), -0.35).astype(np.float32)} for _ in range(count)]
+
+    w = numpy_helper.from_array(np.eye(4, dtype=np.float32)[:, :, None, None], "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["out"], "copy")], "plateau",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 8, 8])], [w])
+    path = tmp_path / "plateau.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    with _ladder_on(path, plateau(8, 1), plateau(4, 2)) as (ladder, evaluator):
+        low, _ = ladder.graph.range("x")
+        assert low > -0.35 + 0.005, low  # the INT8 grid does not reach the plateau
+        runner = ladder.runner(ladder.build({**{u: "int16" for u in ladder.units}, weight_key("copy"): "int16"}), 1)
+        error = max(float(np.abs(runner.run(f)["out"] - f["x"]).max()) for f in evaluator.feeds)
+        assert error < 1e-3, error

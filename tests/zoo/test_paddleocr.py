@@ -95,7 +95,8 @@ def test_text_direction_classifier_precision_ladder(paddle_models, edgekit_cli, 
           f"{int8['accuracy']['top1_agreement']}; MAC share {ladder['mac_share']}; p50 {ladder['latency_p50_ms']}; "
           f"{len(fallback['steps'])} builds")
     assert fallback["met"] and int8["accuracy"]["top1_agreement"] >= 0.99
-    # measured: plain 0.984, ladder 0.992 with 96.3% of conv/matmul MACs W8A8 (the rest W8A16), 14 builds
+    # measured: plain 0.984, ladder 1.0 with 82.5% of conv/matmul MACs W8A8 (14.9% W8A16, 1.6% W16A16, 0.9%
+    # W16A8), 15 builds; before the weight rung 0.992 with 96.3% W8A8 (the descent now also ranks weights)
     assert ladder["mac_share"].get("W8A8", 0) >= 0.70
 
 
@@ -111,9 +112,13 @@ def _ladder(cli, model, data, out, *flags) -> tuple:
 
 def test_text_recognizer_precision_ladder(paddle_models, edgekit_cli, tmp_path):
     """--min-sequence-match 0.97 --min-agreement 0.99 (decoded id sequences and per-timestep
-    argmax vs float): the ladder's climb raises tensors to int16, then to float in measured
-    float-gain order. Not met today: exit 10, the line names the budget and the best point, the
-    report holds every step; the best point agrees with float better than plain INT8."""
+    argmax vs float). The all-int16 point (every tensor and every conv/matmul's weights int16:
+    W16A16) reaches the per-timestep budget but decodes 2 of 42 lines differently; floats over it
+    reach 41.6 dB without changing those lines. Not met: exit 10, the line names the budget and
+    the best point, the report holds every step. The issue's >= 50% of MACs in W8A8 is out of reach
+    of this search: every large 1x1 conv's INT8 weights alone cost the output 23-28 dB (per-channel
+    weight SQNR 30-40 dB, amplified downstream; clipping the weight range does not help), and the
+    52.7% of MACs with the least weight noise at W8A8 over W16A16 measured 18.4 dB, sequence match 0.86."""
     lines = data.write_word_lines(tmp_path / "lines", 200)
     code, err, int8, fallback = _ladder(edgekit_cli, paddle_models / "ch_PP-OCRv4_rec_infer.onnx", lines,
                                         tmp_path / "out", *UNIT, "--min-sequence-match", "0.97",
@@ -125,15 +130,17 @@ def test_text_recognizer_precision_ladder(paddle_models, edgekit_cli, tmp_path):
     assert [s["phase"] for s in fallback["steps"][:3]] == ["baseline", "bias correction", "all int16"]
     if code == 10:  # never a silent wrong answer: the budget and the best point are named
         assert not fallback["met"] and "min_sequence_match" in err and "best fallback point" in err, err
-    assert best["sequence_match"] > plain["sequence_match"] and best["top1_agreement"] >= plain["top1_agreement"] + 0.03
-    # measured (42 held-out lines): sequence match plain 0.50, best 0.74; per-timestep plain 0.893, best
-    # 0.963 (99.9% of MACs W8A16, 0.08% float, none W8A8), 16 builds in the 600 s budget; 12.8 min with the det test
+    assert best["sequence_match"] >= 0.9 and best["top1_agreement"] >= 0.99, (plain, best)
+    # measured (42 held-out lines): sequence match plain 0.50, best 0.952; per-timestep plain 0.893, best
+    # 0.998 (SQNR 7.9 -> 41.6 dB; 99.9% of MACs W16A16, 0.1% W8A16, none W8A8), 17 builds in the 600 s
+    # budget, 11.9 min for this test (before the weight rung: best 0.74, 0.963)
 
 
 def test_text_detector_precision_ladder(paddle_models, edgekit_cli, tmp_path):
     """--min-map-iou 0.95 (DBNet's threshold 0.3, declared in the recipe) --min-sqnr 25 on the
-    probability map: the IoU holds from the all-int16 point on; 25 dB is not reached today (exit
-    10 naming the budget and the best point, every step in the report)."""
+    probability map: met. The all-int16 point now raises weights too (W16A16, 43 dB: the INT8
+    weights were most of the loss, which int16 activations never touched), and the descent sends
+    the least sensitive units and conv weights per MAC back to INT8."""
     pages = text_lines.write_text_pages(tmp_path / "pages", 80)
     recipe = tmp_path / "det.yaml"
     recipe.write_text("outputs:\n  sigmoid_0.tmp_0: {role: map, map_threshold: 0.3}\n")
@@ -141,9 +148,10 @@ def test_text_detector_precision_ladder(paddle_models, edgekit_cli, tmp_path):
                                         *IMAGENET, "--recipe", recipe, "--min-map-iou", "0.95", "--min-sqnr", "25")
     plain, best = fallback["steps"][0]["accuracy"], int8["accuracy"]
     print(f"zoo det ladder: map IoU plain {plain['map_iou']}, best {best['map_iou']}; SQNR plain {plain['sqnr_db']}, "
-          f"best {best['sqnr_db']}; MAC share {fallback['ladder']['mac_share']}; {len(fallback['steps'])} builds")
-    assert best["map_iou"] >= 0.95 and best["sqnr_db"] >= plain["sqnr_db"] + 8, (plain, best)
-    if code == 10:  # never a silent wrong answer: the budget and the best point are named
-        assert not fallback["met"] and "min_sqnr_db" in err and "best fallback point" in err, err
-    # measured: map IoU plain 0.899, best 0.987; SQNR plain 10.3 dB, best 23.3 dB (93.3% of MACs W8A16,
-    # 6.7% float), 25 builds
+          f"best {best['sqnr_db']}; MAC share {fallback['ladder']['mac_share']}; {len(fallback['steps'])} builds, "
+          f"{fallback['steps'][-1]['elapsed_s']} s")
+    assert code == 0 and fallback["met"], err
+    assert best["map_iou"] >= 0.95 and best["sqnr_db"] >= 25, (plain, best)
+    # measured: map IoU plain 0.899, ladder 0.990; SQNR plain 10.3 dB, ladder 26.0 dB with 74.5% of
+    # conv/matmul MACs W8A8 (12.6% W16A16, 6.5% W8A16, 6.4% W16A8), 17 builds, 64 s of search
+    assert fallback["ladder"]["mac_share"].get("W8A8", 0) >= 0.5

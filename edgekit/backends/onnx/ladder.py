@@ -2,13 +2,17 @@
 
 `OnnxLadder(fp32_path, calibration, options)` calibrates and quantizes the float model once with
 `quantize_qdq` (the plain INT8 build's options), indexes its tensor groups (`QdqGraph` units) and
-builds a candidate for {unit id: "int16" | "float"} in milliseconds. `bias_correction(True)`
+builds a candidate for {unit id or weight key: "int16" | "float"} in milliseconds (a weight key,
+`weight_keys()`, sets one conv/matmul's weights apart from its activations: `qdq_edit`). `bias_correction(True)`
 switches every later build to the bias-corrected INT8 graph (`correct_biases`, computed once on
 the calibration samples; the same units). `recipe()` is a picklable `OnnxLadderRecipe` that opens
 the same ladder in another process without calibrating again (same files: a local pool). It also gives what the
 search ranks with before building anything: each unit's local quantization noise on float
 activations (`local_noise`) and the Concats whose inputs' calibrated ranges are orders of
-magnitude apart (`heterogeneous`), and the per-layer precision map of a built model (`layer_map`).
+magnitude apart (`heterogeneous`), the output noise of each conv/matmul's INT8 weights alone
+(`conv_weight_noise`), and the per-layer precision map of a built model (`layer_map`): a conv/matmul
+is W8A8, W8A16, W16A8, W16A16 (weights x activations bits), WfA8/WfA16 (float weights) or float;
+only W8A8 runs in 8-bit integer arithmetic.
 """
 
 from __future__ import annotations
@@ -125,7 +129,18 @@ class OnnxLadder:
 
         return OnnxRunner(self._files.write(model), threads)
 
+    def weight_keys(self) -> list[str]:
+        """The weight keys of the conv/matmul/gemm nodes with INT8 weights, in graph order."""
+        from edgekit.backends.onnx.qdq_edit import COMPUTE, weight_key
+
+        ops = {n.name: n.op_type for n in self.graph.model.graph.node}
+        return [weight_key(n) for n in self.graph.weights if ops[n] in COMPUTE]
+
     def label(self, unit_id: str) -> str:
+        from edgekit.backends.onnx.qdq_edit import WEIGHTS
+
+        if unit_id.startswith(WEIGHTS):
+            return f"{unit_id[len(WEIGHTS):]} weights"
         unit = self.units[unit_id]
         return f"{unit.layer} -> {unit_id}" if unit.layer != unit_id else unit_id
 
@@ -159,52 +174,57 @@ class OnnxLadder:
         return {u: noise[u] / max(signal[u], 1e-30) for u in noise}
 
     def weight_noise(self, feeds: Sequence[dict[str, np.ndarray]], deadline: float | None = None) -> dict[str, float]:
-        """Unit id -> output noise power / signal power of the float model with only the INT8
-        weights of the conv/matmul reading that unit (the unit's worst reader), on `feeds`; stops
-        at `deadline` (time.monotonic()). Floating a unit gives its readers their float weights
-        (qdq_edit), so a conv whose INT8 weights alone cost the output shows up here."""
+        """Unit id -> the largest `conv_weight_noise` of the conv/matmul nodes reading that unit
+        (floating a unit gives its readers their float weights: qdq_edit)."""
+        from edgekit.backends.onnx.qdq_edit import WEIGHTS
+
+        made = {n.name: n for n in self.plain.model.graph.node}
+        noise: dict[str, float] = {}
+        for key, value in self.conv_weight_noise(feeds, deadline).items():
+            unit = self._input_unit(made[key[len(WEIGHTS):]], self.plain.made)
+            if unit is not None:
+                noise[unit] = max(noise.get(unit, 0.0), value)
+        return noise
+
+    def conv_weight_noise(self, feeds: Sequence[dict[str, np.ndarray]], deadline: float | None = None
+                          ) -> dict[str, float]:
+        """Weight key -> output noise power / signal power of the float model with only that
+        conv/matmul's INT8 weights, on `feeds`; stops at `deadline` (time.monotonic())."""
         import time
 
         import onnx
         import onnxruntime
         from onnx import numpy_helper
 
-        from edgekit.backends.onnx.qdq_edit import COMPUTE
+        from edgekit.backends.onnx.qdq_edit import WEIGHTS
         from edgekit.runtime.onnx import session_options
-
-        weights = {}  # float initializer name -> its INT8 weights, dequantized
-        inits = {i.name: i for i in self.plain.model.graph.initializer}
-        for node in self.plain.model.graph.node:
-            if node.op_type == "DequantizeLinear" and node.input[0] in inits and node.input[1] in inits:
-                name = node.input[0].removesuffix("_quantized")
-                if name in self.graph.float_weights and inits[node.input[0]].data_type == onnx.TensorProto.INT8:
-                    weights[name] = _dequantize(node, inits)
-        unit_of = {t: u.id for u in self.graph.units for t in u.tensors}
 
         def outputs(model) -> np.ndarray:
             session = onnxruntime.InferenceSession(model.SerializeToString(), session_options(1),
                                                    providers=["CPUExecutionProvider"])
             return np.concatenate([session.run(None, f)[0].reshape(-1) for f in feeds]).astype(np.float64)
 
+        inits = self.plain.inits
         reference = outputs(self.fp32)
         signal = max(float(np.square(reference).sum()), 1e-30)
         model = onnx.ModelProto()
         model.CopyFrom(self.fp32)  # one copy; each conv's weights are swapped in, then back
         slot = {init.name: init for init in model.graph.initializer}
         noise: dict[str, float] = {}
-        for node in self.fp32.graph.node:
+        for key in self.weight_keys():
             if deadline is not None and time.monotonic() > deadline:
                 break
-            unit = unit_of.get(node.input[0]) if node.input else None
-            weight = next((w for w in node.input[1:] if w in weights and len(weights[w].shape) > 1), None)
-            if node.op_type not in COMPUTE or unit is None or weight is None or weight not in slot:
-                continue
-            original = onnx.TensorProto()
-            original.CopyFrom(slot[weight])
-            slot[weight].CopyFrom(numpy_helper.from_array(weights[weight].astype(np.float32), weight))
-            value = float(np.square(outputs(model) - reference).sum()) / signal
-            slot[weight].CopyFrom(original)
-            noise[unit] = max(noise.get(unit, 0.0), value)
+            swapped = []
+            for _, dq in self.plain.weights[key[len(WEIGHTS):]]:
+                name = dq.input[0].removesuffix("_quantized")
+                if name in slot and len(slot[name].dims) > 1:
+                    swapped.append((name, onnx.TensorProto()))
+                    swapped[-1][1].CopyFrom(slot[name])
+                    slot[name].CopyFrom(numpy_helper.from_array(_dequantize(dq, inits).astype(np.float32), name))
+            if swapped:
+                noise[key] = float(np.square(outputs(model) - reference).sum()) / signal
+            for name, original in swapped:
+                slot[name].CopyFrom(original)
         return noise
 
     def _fake_quant(self, tensor: str, x: np.ndarray) -> np.ndarray:
@@ -235,9 +255,24 @@ class OnnxLadder:
         return sorted(found, key=lambda f: -f[1])
 
     def unit_macs(self) -> dict[str, int]:
-        """Unit id -> MACs of the conv/matmul/gemm nodes that read it (what int16 or float costs)."""
+        """Unit id -> MACs of the conv/matmul/gemm nodes that read it, weight key -> its node's
+        MACs (what int16 or float costs)."""
+        from edgekit.backends.onnx.qdq_edit import WEIGHTS
+
         self._count_macs()
-        return {u.id: sum(self._macs.get(r, 0) for r in u.readers) for u in self.graph.units}
+        return {**{u.id: sum(self._macs.get(r, 0) for r in u.readers) for u in self.graph.units},
+                **{k: self._macs.get(k[len(WEIGHTS):], 0) for k in self.weight_keys()}}
+
+    def off_w8a8_macs(self, levels: Mapping[str, str]) -> int:
+        """Conv/matmul/gemm MACs that `levels` moves off W8A8 (each node counted once)."""
+        from edgekit.backends.onnx.qdq_edit import WEIGHTS
+
+        self._count_macs()
+        nodes = set()
+        for key, level in levels.items():
+            if level != "int8":
+                nodes.update([key[len(WEIGHTS):]] if key.startswith(WEIGHTS) else self.units[key].readers)
+        return sum(self._macs.get(n, 0) for n in nodes)
 
     def _count_macs(self) -> None:
         import onnx
@@ -255,8 +290,9 @@ class OnnxLadder:
             self._macs = {n.name: _macs(n, base) for n in self.graph.model.graph.node if n.op_type in COMPUTE}
 
     def layer_map(self, model: bytes, sensitivity: Mapping[str, float]) -> list[dict]:
-        """Per conv/matmul/gemm (and every other quantizable reader): layer, op, precision
-        (W8A8 | W8A16 | float), the sensitivity of its input unit, MACs."""
+        """Per conv/matmul/gemm: layer, op, precision (W8A8 | W8A16 | W16A8 | W16A16 | WfA8 | WfA16 |
+        float: weight x activation bits, f = float weights; float: float activations), the
+        sensitivity of its input unit, MACs."""
         import onnx
 
         from edgekit.backends.onnx.inspect import COMPUTE
@@ -264,14 +300,15 @@ class OnnxLadder:
         self._count_macs()
         graph = onnx.load_from_string(model).graph
         made = {out: n for n in graph.node for out in n.output}
-        zero_points = {init.name: init.data_type for init in graph.initializer}
+        types = {init.name: init.data_type for init in graph.initializer}
         rows = []
         for node in graph.node:
             if node.op_type not in COMPUTE:
                 continue
             dq = made.get(node.input[0])
-            bits = zero_points.get(dq.input[2]) if dq is not None and dq.op_type == "DequantizeLinear" else None
-            precision = {2: "W8A8", 3: "W8A8", 4: "W8A16", 5: "W8A16"}.get(bits, "float")
+            bits = types.get(dq.input[2]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+            activations = {2: "A8", 3: "A8", 4: "A16", 5: "A16"}.get(bits)
+            precision = "float" if activations is None else f"{_weight_bits(node, made, types)}{activations}"
             unit = self._input_unit(node, made)
             rows.append({"layer": node.name, "op": node.op_type, "precision": precision,
                          "macs": self._macs.get(node.name, 0), "unit": unit,
@@ -289,6 +326,17 @@ class OnnxLadder:
 
     def close(self) -> None:
         self._files.close()
+
+
+def _weight_bits(node, made, types) -> str:
+    """W8, W16 or Wf: how a conv/matmul's constant weights are stored (W8 without any)."""
+    for name in node.input[1:2]:
+        source = made.get(name)
+        if source is not None and source.op_type == "DequantizeLinear" and source.input[0] in types:
+            return "W16" if types[source.input[0]] in (4, 5) else "W8"
+        if source is None and types.get(name) in (1, 10, 16):
+            return "Wf"
+    return "W8"
 
 
 def _dequantize(dq, inits) -> np.ndarray:

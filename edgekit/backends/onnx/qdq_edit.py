@@ -1,4 +1,4 @@
-"""Precision edits on a quantized QDQ graph: one tensor group at int8, int16 or float, no re-quantization.
+"""Precision edits on a quantized QDQ graph: one tensor group, or one conv/matmul's weights, at int8, int16 or float.
 
 `QdqGraph(quantized, fp32)` indexes the activation Q/DQ pairs of an onnxruntime QDQ model (built
 once, from one calibration) into units: a quantized tensor together with the tensors that share
@@ -6,9 +6,16 @@ its scale through pass-through ops (MaxPool, Reshape, Flatten, Transpose, ...), 
 and every consumer of an outlier tensor, pooling included, change together. `edit(levels)` returns
 a new model where each named unit is
 - "int16": its QuantizeLinear/DequantizeLinear retyped to 16 bits (com.microsoft domain, which
-  onnxruntime runs at any opset) over the same calibrated range: uint8 zero point z and scale s
-  become 257 z and s / 257, int8 z becomes 257 z + 128;
+  onnxruntime runs at any opset) over the INT8 grid's range widened by one INT8 step on each side
+  (scale s / 255: the zero point's rounding to an integer cuts up to half a step off the
+  calibrated range, an error int16 would otherwise keep), or over exactly the same range (s / 257)
+  where the quantizer folded a Relu/Clip into it (its bounds are the activation's);
 - "float": its Q removed and each DQ replaced by Identity of the float tensor.
+A weight key (`weight_key(node)`: WEIGHTS + the name of a conv/matmul/gemm with INT8 weights,
+`QdqGraph.weights`) edits that node's weights alone, whatever its activations:
+- "int16": requantized from the FP32 model's weights, symmetric, per channel on the INT8 build's
+  axis (per tensor when it was), read through a com.microsoft DequantizeLinear;
+- "float": the FP32 model's weights.
 A conv/matmul whose activation inputs are all float after the edits gets its float weights back
 (from the FP32 model). Everything else is the single INT8 build, byte for byte.
 """
@@ -30,8 +37,9 @@ PASS_THROUGH = {"MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsque
 ACTIVATIONS = {"Relu", "Clip"}  # onnxruntime's quantizer folds them into the INT8 range
 COMPUTE = {"Conv", "ConvTranspose", "MatMul", "Gemm"}
 CONTRIB = "com.microsoft"
-WIDE = {onnx.TensorProto.UINT8: (onnx.TensorProto.UINT16, np.uint16, 0),
-        onnx.TensorProto.INT8: (onnx.TensorProto.INT16, np.int16, 128)}
+WEIGHTS = "weights:"  # a weight key: this prefix + the conv/matmul node's name
+WIDE = {onnx.TensorProto.UINT8: (onnx.TensorProto.UINT16, np.uint16, False),  # (16-bit type, numpy, signed)
+        onnx.TensorProto.INT8: (onnx.TensorProto.INT16, np.int16, True)}
 
 
 @dataclass
@@ -73,6 +81,15 @@ class QdqGraph:
                 self.pairs[node.input[0]] = (node, dqs)
         self.units = self._group()
         self.unit_of = {t: u.id for u in self.units for t in u.tensors}
+        self.weights = {}  # node name -> [(input index, DQ of its 8-bit constant)]
+        for node in graph.node:
+            found = [(i, self.made[name]) for i, name in enumerate(node.input)
+                     if node.op_type != "QuantizeLinear" and name in self.made
+                     and self.made[name].op_type == "DequantizeLinear" and self.made[name].input[0] in self.inits
+                     and self.inits[self.made[name].input[0]].data_type in WIDE
+                     and _original(self.made[name].input[0]) in self.float_weights]
+            if found:
+                self.weights[node.name] = found
 
     def _source(self, tensor: str) -> str:
         """The quantized tensor a pass-through op's output shares its scale with, else itself."""
@@ -123,6 +140,9 @@ class QdqGraph:
         inits = {init.name: init for init in graph.initializer}
         drop: set[str] = set()
         widened: dict[str, int] = {}  # Q output -> its 16-bit element type
+        unknown = [k for k in levels if k.startswith(WEIGHTS) and k[len(WEIGHTS):] not in self.weights]
+        if unknown:
+            raise ValueError(f"no INT8 weights to edit for {unknown[0]!r}")
         for unit in self.units:
             level = levels.get(unit.id, "int8")
             if level not in LEVELS:
@@ -130,19 +150,24 @@ class QdqGraph:
             for tensor in unit.tensors if level != "int8" else ():
                 q, dqs = self.pairs[tensor]
                 if level == "int16":
-                    widened[q.output[0]] = self._widen(graph, inits, by_name[q.name], [by_name[d.name] for d in dqs])
+                    widened[q.output[0]] = self._widen(graph, inits, by_name[q.name], [by_name[d.name] for d in dqs],
+                                                       self._folded(tensor))
                 else:
                     drop.add(q.name)
                     for dq in dqs:
                         self._unquantize(graph, by_name[dq.name], tensor)
-        if widened:
+        rewired = self._weights(graph, by_name, levels)
+        if widened or rewired:
             if CONTRIB not in {o.domain for o in model.opset_import}:
                 model.opset_import.append(helper.make_opsetid(CONTRIB, 1))
+        if widened:
             kept_info = [v for v in graph.value_info if v.name not in widened]
             del graph.value_info[:]
             graph.value_info.extend([*kept_info, *(helper.make_tensor_value_info(name, elem, None)
                                                    for name, elem in widened.items())])
         self._float_weights(graph)
+        used = {name for node in graph.node for name in node.input} | {v.name for v in graph.output}
+        drop |= {dq.name for found in self.weights.values() for _, dq in found if dq.output[0] not in used}
         kept = [node for node in graph.node if node.name not in drop]
         del graph.node[:]
         graph.node.extend(kept)
@@ -170,14 +195,26 @@ class QdqGraph:
                 graph.initializer.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
             dq.input.append(name)
 
+    def _folded(self, tensor: str) -> bool:
+        """Whether the quantizer folded the float model's Relu/Clip writing `tensor` into its Q range."""
+        folded, writer = self.fp32_made.get(tensor), self.made.get(tensor)
+        return (folded is not None and folded.op_type in ACTIVATIONS
+                and (writer is None or writer.op_type != folded.op_type))
+
     @staticmethod
-    def _widen(graph, inits, q, dqs) -> int:
-        """Retype q and its DQs to 16 bits over the same range; returns the 16-bit element type."""
+    def _widen(graph, inits, q, dqs, exact: bool) -> int:
+        """Retype q and its DQs to 16 bits; returns the 16-bit element type. exact: over the same
+        range (s / 257; a folded Relu/Clip's bounds); else one INT8 step wider on each side (s / 255),
+        which the zero point's rounding to an integer took from the calibrated range."""
         zero = inits[q.input[2]]
-        wide_type, wide_np, offset = WIDE[zero.data_type]
+        wide_type, wide_np, signed = WIDE[zero.data_type]
         name = q.input[0]
-        z = numpy_helper.to_array(zero).astype(np.int64) * 257 + offset
-        s = numpy_helper.to_array(inits[q.input[1]]).astype(np.float32) / np.float32(257)
+        z = numpy_helper.to_array(zero).astype(np.int64)
+        if exact:  # [0, 255] -> [0, 65535] (z -> 257 z); [-128, 127] -> [-32768, 32767] (z -> 257 z + 128)
+            z, steps = z * 257 + (128 if signed else 0), 257
+        else:  # [-1, 256] -> [0, 65280] (z -> 255 (z + 1)); [-128.5, 128.5] -> [-32768, 32767] (z -> 255 z)
+            z, steps = (z if signed else z + 1) * 255, 255
+        s = numpy_helper.to_array(inits[q.input[1]]).astype(np.float32) / np.float32(steps)
         graph.initializer.extend([numpy_helper.from_array(s, f"{name}_scale16"),
                                   numpy_helper.from_array(z.astype(wide_np), f"{name}_zero_point16")])
         for node in (q, *dqs):
@@ -185,11 +222,36 @@ class QdqGraph:
             node.input[1], node.input[2] = f"{name}_scale16", f"{name}_zero_point16"
         return wide_type
 
+    def _weights(self, graph, by_name, levels: Mapping[str, str]) -> bool:
+        """Rewire the weights of each weight key in `levels` (see the module); True when any went int16."""
+        wide = False
+        added = {init.name for init in graph.initializer}
+        for key, level in levels.items():
+            if not key.startswith(WEIGHTS) or level == "int8":
+                continue
+            if level not in LEVELS:
+                raise ValueError(f"unknown precision {level!r} for {key}; choose from {LEVELS}")
+            node = by_name[key[len(WEIGHTS):]]
+            for index, dq in self.weights[node.name]:
+                original = _original(dq.input[0])
+                value = numpy_helper.to_array(self.float_weights[original])
+                name = f"{original}_{'float' if level == 'float' else 'int16'}"
+                if name not in added:
+                    added.add(name)
+                    if level == "float":
+                        graph.initializer.append(numpy_helper.from_array(value, name))
+                    else:
+                        per_channel = numpy_helper.to_array(self.inits[dq.input[1]]).size > 1
+                        graph.node.insert(0, _int16_weights(graph, value, name, dq, per_channel))
+                node.input[index] = name if level == "float" else f"{name}_dequantized"
+                wide |= level == "int16"
+        return wide
+
     def _float_weights(self, graph) -> None:
         """Conv/MatMul/Gemm with only float activation inputs read their float weights."""
         made = {out: node for node in graph.node for out in node.output}
         inits = {init.name for init in graph.initializer}
-        added: set[str] = set()
+        added = set(inits)
         for node in graph.node:
             if node.op_type not in COMPUTE:
                 continue
@@ -200,7 +262,7 @@ class QdqGraph:
             if any(src is not None and src.op_type == "DequantizeLinear" for src in activations) or not weights:
                 continue
             for i in weights:
-                original = made[node.input[i]].input[0].removesuffix("_quantized")
+                original = _original(made[node.input[i]].input[0])
                 value = self.float_weights.get(original)
                 if value is None:
                     continue
@@ -209,3 +271,29 @@ class QdqGraph:
                     graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(value), name))
                     added.add(name)
                 node.input[i] = name
+
+
+def weight_key(node: str) -> str:
+    """The `edit` key of a conv/matmul node's weights."""
+    return WEIGHTS + node
+
+
+def _original(name: str) -> str:
+    """The FP32 initializer a quantized weight initializer was made from."""
+    return name.removesuffix("_quantized").removesuffix("_int16")
+
+
+def _int16_weights(graph, value: np.ndarray, name: str, dq, per_channel: bool) -> onnx.NodeProto:
+    """Add `value` quantized symmetric int16 (per channel on `dq`'s axis when per_channel) as
+    initializer `name`; returns the com.microsoft DequantizeLinear that reads it."""
+    axis = next((a.i for a in dq.attribute if a.name == "axis"), 1) % max(value.ndim, 1)
+    reduce = tuple(a for a in range(value.ndim) if a != axis) if per_channel else None
+    peak = np.abs(value).max(axis=reduce) if value.size else np.zeros(1, np.float32)
+    scale = np.where(peak > 0, peak / 32767.0, 1.0).astype(np.float32)
+    shape = [-1 if a == axis else 1 for a in range(value.ndim)] if per_channel else []
+    q = np.clip(np.round(value / scale.reshape(shape)), -32767, 32767).astype(np.int16)
+    graph.initializer.extend([numpy_helper.from_array(q, name), numpy_helper.from_array(scale, f"{name}_scale"),
+                              numpy_helper.from_array(np.zeros(scale.shape, np.int16), f"{name}_zero_point")])
+    attributes = {"axis": axis} if per_channel else {}
+    return helper.make_node("DequantizeLinear", [name, f"{name}_scale", f"{name}_zero_point"],
+                            [f"{name}_dequantized"], f"{name}_dequantize", domain=CONTRIB, **attributes)
