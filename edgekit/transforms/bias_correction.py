@@ -1,10 +1,11 @@
 """Empirical bias correction (Nagel et al. 2019; Finkelstein et al. 2019), backend-neutral.
 
-Quantizing a layer's weights (and everything upstream of it) shifts the mean of its output
-channels: E[y_quantized] != E[y_float]. Measured on calibration data, the per-channel shift
-E[y_float - y_quantized] is added to the layer's bias, so the quantized layer's output mean
-matches float's again. This is the full (empirical) variant: the shift is measured on the real
-quantized model's outputs, so it also absorbs what upstream activation quantization moved.
+Quantizing a layer's weights shifts the mean of its output channels. Measured on calibration
+data, the per-channel shift is added to the layer's bias, so the quantized layer's output mean
+matches float's again. ONNX (backends/onnx/bias_correction.py) measures the shift its INT8
+weights alone cause on the layer's real input; TFLite measures E[y_float - y_quantized] on the
+layer's output, which also absorbs what upstream activation quantization moved (on PaddleOCR's
+models that made ONNX far worse, which is why ONNX no longer does). `ShiftMeter` streams either.
 """
 
 from __future__ import annotations

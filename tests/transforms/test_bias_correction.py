@@ -77,7 +77,7 @@ def test_bias_correction_recovers_the_mean_shift_of_per_tensor_weights_onnx(plan
     before = _sqnr(ort.InferenceSession(str(plain)), validation, reference)
     after = _sqnr(ort.InferenceSession(str(corrected)), validation, reference)
     assert record["layers"] == 4 and record["max_shift"] > 0
-    assert after > before + 3.0, (before, after)  # measured: 18.5 -> 28.9 dB (the pipeline's split: 21.2 -> 25.4)
+    assert after > before + 3.0, (before, after)  # measured: 18.5 -> 23.1 dB (the INT8 weights' own shift)
 
 
 def test_bias_correction_recovers_the_mean_shift_of_per_tensor_weights_tflite(planted_dw):
@@ -118,7 +118,8 @@ def test_bias_correction_recovers_the_mean_shift_of_per_tensor_weights_tflite(pl
 
 def test_ladder_search_turns_bias_correction_on_when_it_helps(planted_dw, tmp_path):
     """The ONNX precision ladder validates the bias-corrected plain INT8 model after the plain one
-    and starts from it only when it scores better: here it alone meets --min-sqnr 25."""
+    and starts from it only when it scores better: here it does (18.5 -> 23.1 dB), and the search
+    meets --min-sqnr 25 over it."""
     import onnxruntime as ort
 
     from edgekit.backends.onnx.artifacts import prepare_fp32
@@ -142,6 +143,44 @@ def test_ladder_search_turns_bias_correction_on_when_it_helps(planted_dw, tmp_pa
     plain, corrected = result.steps[:2]
     print(f"ladder bias correction: plain {plain.accuracy['sqnr_db']} dB, corrected {corrected.accuracy['sqnr_db']} dB")
     assert (plain.phase, corrected.phase) == ("baseline", "bias correction") and not plain.met
-    assert result.met and result.best is corrected and result.best.precisions == {}
-    assert result.best.quantization["bias_correction"]["layers"] == 4 and "bias_correction" not in plain.quantization
-    assert len(result.steps) == 2 and "bias correction" in result.stopped
+    assert corrected.accuracy["sqnr_db"] > plain.accuracy["sqnr_db"] + 3
+    assert result.met and result.best.quantization["bias_correction"]["layers"] == 4  # built over the corrected base
+    assert "bias_correction" not in plain.quantization
+
+
+def test_a_conv_whose_weights_leave_int8_gets_its_uncorrected_bias_back(planted_dw, tmp_path):
+    """The correction compensates INT8 weights: raised to int16 or float, a conv keeps the plain bias
+    (with the corrected one over int16 weights the detector's all-W16A16 point lost its budget)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from edgekit.backends.onnx.artifacts import prepare_fp32
+    from edgekit.backends.onnx.ladder import OnnxLadder
+    from edgekit.sources.tf2onnx_export import export_to_onnx
+
+    export_to_onnx(planted_dw, tmp_path / "src.onnx")
+    name = ort.InferenceSession(str(tmp_path / "src.onnx")).get_inputs()[0].name
+    calibration, _ = _digits(name)
+    prepare_fp32(tmp_path / "src.onnx", tmp_path / "fp32.onnx", calibration_factory=lambda: iter(calibration))
+    ladder = OnnxLadder(tmp_path / "fp32.onnx", lambda: iter(calibration), {"per_channel": False})
+    try:
+        def biases(model: bytes) -> dict:
+            graph = onnx.load_from_string(model).graph
+            made = {out: n for n in graph.node for out in n.output}
+            inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+            return {n.name: inits[made[n.input[2]].input[0]] for n in graph.node
+                    if n.op_type == "Conv" and len(n.input) > 2 and n.input[2] in made}
+
+        plain = biases(ladder.build({}))
+        ladder.bias_correction(True)
+        corrected = biases(ladder.build({}))
+        moved = [n for n in plain if not np.array_equal(plain[n], corrected[n])]
+        assert moved, "the correction moved no bias"
+        keys = [k for k in ladder.weight_keys() if k.endswith(moved[0])]
+        for level in ("int16", "float"):
+            raised = biases(ladder.build({keys[0]: level}))
+            assert np.array_equal(raised[moved[0]], plain[moved[0]]), level  # its own weights left INT8
+            assert all(np.array_equal(raised[n], corrected[n]) for n in moved[1:])  # the others keep theirs
+    finally:
+        ladder.close()

@@ -82,12 +82,15 @@ class OnnxLadder:
         key = tuple(sorted((k, v) for k, v in (levels or {}).items() if v != "int8"))
         cache_key = (self.graph is not self.plain, key)
         if cache_key not in self._cache:
-            self._cache[cache_key] = self.graph.edit(dict(key)).SerializeToString()
+            model = self.graph.edit(dict(key))
+            if self.graph is not self.plain:
+                _plain_biases_where_weights_left_int8(model, self.plain.inits)
+            self._cache[cache_key] = model.SerializeToString()
         return self._cache[cache_key]
 
     def bias_correction(self, on: bool) -> dict | None:
         """Build from the bias-corrected INT8 graph (on) or the plain one; returns the correction's
-        record ({"layers", "samples", "rounds", "max_shift"}) when on."""
+        record ({"layers", "samples", "max_shift"}) when on."""
         if not on:
             self.graph = self.plain
             return None
@@ -196,6 +199,7 @@ class OnnxLadder:
         import onnxruntime
         from onnx import numpy_helper
 
+        from edgekit.backends.onnx.graph import dequantize
         from edgekit.backends.onnx.qdq_edit import WEIGHTS
         from edgekit.runtime.onnx import session_options
 
@@ -220,7 +224,7 @@ class OnnxLadder:
                 if name in slot and len(slot[name].dims) > 1:
                     swapped.append((name, onnx.TensorProto()))
                     swapped[-1][1].CopyFrom(slot[name])
-                    slot[name].CopyFrom(numpy_helper.from_array(_dequantize(dq, inits).astype(np.float32), name))
+                    slot[name].CopyFrom(numpy_helper.from_array(dequantize(dq, inits).astype(np.float32), name))
             if swapped:
                 noise[key] = float(np.square(outputs(model) - reference).sum()) / signal
             for name, original in swapped:
@@ -339,17 +343,19 @@ def _weight_bits(node, made, types) -> str:
     return "W8"
 
 
-def _dequantize(dq, inits) -> np.ndarray:
-    """The real values of an initializer's DequantizeLinear (per tensor or per channel on its axis)."""
-    from onnx import numpy_helper
+def _plain_biases_where_weights_left_int8(model, plain_inits) -> None:
+    """Bias correction compensates INT8 weights: a Conv/Gemm whose weights were raised to int16 or
+    float gets its uncorrected int32 bias back (`plain_inits`: the plain INT8 build's initializers)."""
+    import onnx
 
-    q = numpy_helper.to_array(inits[dq.input[0]]).astype(np.float64)
-    scale = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float64)
-    zero = (numpy_helper.to_array(inits[dq.input[2]]).astype(np.float64) if len(dq.input) > 2 and dq.input[2]
-            else np.zeros_like(scale))
-    if scale.size > 1:
-        axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
-        shape = [1] * q.ndim
-        shape[axis] = -1
-        scale, zero = scale.reshape(shape), zero.reshape(shape)
-    return (q - zero) * scale
+    made = {out: n for n in model.graph.node for out in n.output}
+    inits = {init.name: init for init in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 3:
+            continue
+        weights, bias = made.get(node.input[1]), made.get(node.input[2])
+        int8 = (weights is not None and weights.op_type == "DequantizeLinear" and weights.input[0] in inits
+                and inits[weights.input[0]].data_type == onnx.TensorProto.INT8)
+        if not int8 and bias is not None and bias.op_type == "DequantizeLinear" and bias.input[0] in plain_inits \
+                and bias.input[0] in inits:
+            inits[bias.input[0]].CopyFrom(plain_inits[bias.input[0]])
