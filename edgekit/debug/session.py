@@ -18,7 +18,7 @@ import edgekit
 from edgekit.calibration.checks import calibration_warnings
 from edgekit.calibration.dataset import load_dataset
 from edgekit.calibration.shape_hint import shape_from_calibration
-from edgekit.debug.fallback import raise_if_unmet, run_fallback
+from edgekit.debug.fallback import SENSITIVITY_SAMPLES, raise_if_unmet, run_fallback
 from edgekit.debug.parallel import evaluate_many, ladder_executor
 from edgekit.debug.scoring import Budget, Evaluator
 from edgekit.debug.sensitivity import measure_sensitivity
@@ -131,10 +131,9 @@ def _analyse(backend, data, reference, model_path, target, budget, fallback_sett
     on_step("per-layer error")
     errors = backend.layer_errors(feeds)
     remaining = deadline - time.monotonic()
-    ranking, _ = measure_sensitivity(backend, evaluator, deadline=time.monotonic() + remaining / 2,
-                                     on_step=on_step,
-                                     evaluate_many=evaluate_many(backend, evaluator, executor,
-                                                                 data.calibration_factory()))
+    subset = evaluator.subset(SENSITIVITY_SAMPLES)  # as compress's search ranks: the same order, the same layers
+    ranking, _ = measure_sensitivity(backend, subset, deadline=time.monotonic() + remaining / 2, on_step=on_step,
+                                     evaluate_many=evaluate_many(backend, subset, executor, data.calibration_factory()))
     on_step("checking calibration data")
     warnings = calibration_warnings(data.calibration_factory()(), errors)
     fallback = ladder = None
