@@ -108,32 +108,28 @@ class _Search:
         return time.monotonic() > self.deadline
 
     def try_set(self, phase: str, float_nodes: Sequence[str]) -> Step:
-        self.on_step(f"fallback {phase}: {len(float_nodes)} float layer(s)")
-        model = self.backend.build(list(float_nodes))
-        return self.record(phase, float_nodes, model, self.evaluator.accuracy(self.backend, model))
+        return self.try_first(phase, [list(float_nodes)], None, lambda step: True)[0]
 
     def try_first(self, phase: str, sets: list[list[str]], builds, done: Callable[[Step], bool]) -> list[Step]:
         """Steps for `sets` in order up to the first that is `done` (inclusive), as a serial run
-        records them; `builds` (edgekit.debug.parallel): measures `width` of them at once."""
-        if builds is None or builds.width < 2 or len(sets) < 2:
-            steps = []
-            for float_nodes in sets:
-                steps.append(self.try_set(phase, float_nodes))
-                if done(steps[-1]):
-                    break
-            return steps
-        steps = []
-        for start in range(0, len(sets), builds.width):
-            batch = sets[start:start + builds.width]
+        records them; `builds` (edgekit.debug.parallel): measures `width` of them at once
+        [default None: one at a time here]."""
+        width = builds.width if builds is not None else 1
+        steps: list[Step] = []
+        for start in range(0, len(sets), width):
+            batch = sets[start:start + width]
             for float_nodes in batch:
                 self.on_step(f"fallback {phase}: {len(float_nodes)} float layer(s)")
-            for float_nodes, (model, acc) in zip(batch, builds(batch)):
+            measured = builds(batch) if width > 1 else [self._measure(batch[0])]
+            for float_nodes, (model, acc) in zip(batch, measured):
                 steps.append(self.record(phase, float_nodes, model, acc))
                 if done(steps[-1]):
                     return steps
-            if self.out_of_time():
-                break
         return steps
+
+    def _measure(self, float_nodes: Sequence[str]) -> tuple:
+        model = self.backend.build(list(float_nodes))
+        return model, self.evaluator.accuracy(self.backend, model)
 
     def record(self, phase: str, float_nodes: Sequence[str], model: bytes, acc) -> Step:
         latency = self.evaluator.latency(self.backend, model).p50_ms if self.measure_latency else None

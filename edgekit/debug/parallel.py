@@ -24,7 +24,7 @@ from typing import Optional
 
 from edgekit.debug.scoring import Evaluator
 from edgekit.debug.sensitivity import serial
-from edgekit.executor import Task, entries, held, workers_of
+from edgekit.executor import held, workers_of
 from edgekit.executor.lanes import Lanes
 
 log = logging.getLogger("edgekit")
@@ -144,8 +144,7 @@ class OnExecutor:
         self.executor, self.local, self.backend = executor, local, backend
         self.shared = executor.share(session)
         self.lanes = Lanes(executor, workers_of(executor))
-        self.lanes.warm_up([Task(f"{self.shared.key}:open:{i}", "worker start-up", open_session, (self.shared,))
-                            for i in range(self.lanes.workers)])
+        self.lanes.warm_up(open_session, self.shared)
 
     @property
     def width(self) -> int:
@@ -155,9 +154,8 @@ class OnExecutor:
         return self.lanes.map(float_sets, lambda s: self.local([s])[0], self._remote)
 
     def _remote(self, float_sets) -> list:
-        tasks = [Task(f"{self.shared.key}:{i}", f"candidate {i}", evaluate_candidate, (self.shared, tuple(s)),
-                      cost=len(s)) for i, s in enumerate(float_sets)]
-        return entries(self.executor.map(tasks), "sensitivity candidate")
+        return self.lanes.on_workers("sensitivity candidate", evaluate_candidate,
+                                     [(self.shared, tuple(s)) for s in float_sets])
 
     def builds(self, evaluator: Evaluator):
         """build_many(float_sets) -> [(model bytes, AccuracyReport on `evaluator`)], in order, with
@@ -182,9 +180,8 @@ class _Builds:
         return model, self.evaluator.accuracy(self.on.backend, model)
 
     def _remote(self, float_sets) -> list:
-        tasks = [Task(f"{self.on.shared.key}:{self.shared_evaluator.key}:{i}", f"build {i}", build_candidate,
-                      (self.on.shared, tuple(s), self.shared_evaluator), cost=len(s)) for i, s in enumerate(float_sets)]
-        return entries(self.on.executor.map(tasks), "fallback candidate")
+        return self.on.lanes.on_workers("fallback candidate", build_candidate,
+                                        [(self.on.shared, tuple(s), self.shared_evaluator) for s in float_sets])
 
     def __call__(self, float_sets) -> list:
         return self.on.lanes.map(float_sets, self._local, self._remote)

@@ -12,13 +12,12 @@ ask for at once (1 serially or while the workers start, then workers + 1).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Sequence
 
 from edgekit.debug.parallel import min_seconds
 from edgekit.debug.scoring import Evaluator
-from edgekit.executor import Task, entries, held, workers_of
+from edgekit.executor import held, workers_of
 from edgekit.executor.lanes import Lanes
 
 
@@ -76,14 +75,10 @@ class Candidates:
         if self.lanes is None or self.local_seconds < self.warm_after:
             return [local(c) for c in candidates]
         shared = self.executor.share((self.backend.recipe(), evaluator))
-        self.lanes.warm_up([Task(f"{shared.key}:open:{i}", "worker start-up", open_ladder, (shared,))
-                            for i in range(self.lanes.workers)])  # from the first candidate on
+        self.lanes.warm_up(open_ladder, shared)  # from the first candidate on
 
         def remote(batch: list) -> list:
-            levels = [tuple(sorted(c.items())) for c in batch]
-            tasks = [Task(hashlib.sha256(f"{shared.key}:{lv}".encode()).hexdigest(), f"ladder candidate {i}",
-                          evaluate_levels, (shared, lv))
-                     for i, lv in enumerate(levels)]  # keyed by content: backend, samples and precisions
-            return entries(self.executor.map(tasks), "ladder candidate")
+            return self.lanes.on_workers("ladder candidate", evaluate_levels,
+                                         [(shared, tuple(sorted(c.items()))) for c in batch])
 
         return self.lanes.map(candidates, local, remote)

@@ -74,8 +74,8 @@ def run_debug(model_path: str | Path, out: str | Path, recipe: Recipe, *, target
               ray: Optional[str] = None) -> dict:
     """Analyse `model_path` for `target` [default: the model format's own]; write OUT; return the
     document. The fallback's limits (most float layers, time budget) are the recipe's `fallback:`.
-    jobs: worker processes for the sensitivity candidates [default: the core count; 1: in this
-    process]; ray: a Ray cluster for them instead ("auto" or an address). Same results either way.
+    jobs: lanes for the search's candidates, this process and jobs - 1 workers [default: the core
+    count; 1: in this process alone]; ray: a Ray cluster for them instead ("auto" or an address). Same results either way.
 
     The model goes through the same source and Target as compress (`Target.selective`), so the
     nodes named here are the ones compress's fallback keeps in float.

@@ -2,14 +2,14 @@
 
 A search's caller already holds its open backend; workers first import their framework and open
 their own (seconds). `Lanes(executor, workers)` therefore starts them in the background
-(`warm_up(tasks)`, once) and, until they are ready, measures every item here, so a cold pool never
+(`warm_up(opener, *args)`, once) and, until they are ready, measures every item here, so a cold pool never
 delays a result and a short search costs no more than a serial one. Once they are ready, `map`
 gives this thread one item at a time and a background thread `workers` at a time to the executor,
 both from the front of the list, until none is left; results come back in the items' order (tasks
 are pure: the lane that ran an item does not change its result). Workers that fail give their
 items back: this process measures them and everything after. `width`: how many items a caller
-may usefully hand over at once (1 until the workers are ready, then workers + 1).
-EDGEKIT_WAIT_FOR_WORKERS=1 makes `map` wait for the warm-up instead, so that the workers measure
+may usefully hand over at once (1 until the workers are ready, then workers + 1); `on_workers`
+runs a batch of tasks there (what a `remote` lane calls). EDGEKIT_WAIT_FOR_WORKERS=1 makes `map` wait for the warm-up instead, so that the workers measure
 from the first items on (tests and benchmarks that must exercise them).
 """
 
@@ -25,6 +25,11 @@ from edgekit.errors import condense
 from edgekit.executor.base import Task, entries
 
 log = logging.getLogger("edgekit")
+WARM_UP = "worker start-up"  # the name of the warm-up tasks
+
+
+def _waits_for_workers() -> bool:
+    return os.environ.get("EDGEKIT_WAIT_FOR_WORKERS") == "1"
 
 
 class Lanes:
@@ -41,18 +46,20 @@ class Lanes:
 
     @property
     def width(self) -> int:
-        waits = os.environ.get("EDGEKIT_WAIT_FOR_WORKERS") == "1" and self._warming is not None
+        waits = _waits_for_workers() and self._warming is not None
         return self.workers + 1 if self.ready or waits else 1
 
-    def warm_up(self, tasks: Sequence[Task]) -> None:
-        """Start readying the workers with `tasks` (each opens a worker's backend) in the background;
-        only the first call does anything. A failed warm-up leaves every item to this process."""
+    def warm_up(self, opener: Callable, *args) -> None:
+        """Start readying the workers in the background: `opener(*args, work=...)` once per worker
+        (it opens that worker's backend); only the first call does anything. A failed warm-up
+        leaves every item to this process."""
         if self._warming is not None:
             return
+        tasks = [Task(f"open {i}", WARM_UP, opener, args) for i in range(self.workers)]
 
         def run():
             try:
-                entries(self.executor.map(list(tasks)), "worker start-up")
+                entries(self.executor.map(tasks), WARM_UP)
             except BaseException as err:  # noqa: BLE001 - logged; this process measures everything
                 log.info("workers not used: %s", err)
                 return
@@ -67,12 +74,18 @@ class Lanes:
             self._warming.join(timeout)
         return self.ready
 
+    def on_workers(self, what: str, func: Callable, argsets: Sequence[tuple]) -> list:
+        """[func(*args, work=...) for each args] run on the executor's workers, in order; the first
+        failure raises EdgekitError("a WHAT failed: ...")."""
+        return entries(self.executor.map([Task(f"{what} {i}", f"{what} {i}", func, args)
+                                          for i, args in enumerate(argsets)]), what)
+
     def map(self, items: Sequence, local: Callable, remote: Callable[[list], list]) -> list:
         """[local(item) or remote([item, ...])'s result for each item], in order (see the module
         docstring). When `remote` raises, its items go back to this process, which measures the
         rest and every later item alone (a candidate that fails here too raises here, as serially)."""
         items = list(items)
-        if os.environ.get("EDGEKIT_WAIT_FOR_WORKERS") == "1" and len(items) >= 2:
+        if _waits_for_workers() and len(items) >= 2:
             self.wait_ready()
         if not self.ready or len(items) < 2:
             return [local(item) for item in items]

@@ -1,7 +1,7 @@
 """The local executor: a pool of spawned worker processes on this machine (no server).
 
-Workers die with the parent process (they watch its sentinel) and start with PYTHONHASHSEED=0 like the isolated
-compress worker. They ignore the terminal's Ctrl-C: the caller, interrupted, stops each with
+Workers die with the parent process (they watch its sentinel) and start with PYTHONHASHSEED=0
+like the isolated compress worker. They ignore the terminal's Ctrl-C: the caller, interrupted, stops each with
 SIGTERM (a busy one cleans up, an idle one exits) and kills it after the grace time. A worker
 that dies (a segfault, a kill) breaks the pool: the tasks in flight are retried in a fresh pool,
 each alone, and one that dies alone is reported failed. Tasks start largest first (`Task.cost`);

@@ -90,7 +90,7 @@ class CompressJob:
     registry: dict = field(default_factory=backends.registrations)  # targets registered at run time too
     stage: Optional[Path] = None  # where the worker writes (created and published by the caller)
     work: Optional[Path] = None  # scratch directory (created and removed by the caller)
-    jobs: Optional[int] = 1  # the fallback search's worker processes (None: the core count); not in the key
+    jobs: Optional[int] = 1  # the fallback search's lanes: this process and jobs - 1 workers (None: the core count); not in the key
     ray: Optional[str] = None  # or its Ray cluster ("auto" or an address)
 
 

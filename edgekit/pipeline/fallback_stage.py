@@ -78,8 +78,9 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, ctx, 
             "stopped": result.stopped, "float_layers": result.float_layers,
             "steps": [step.to_dict() for step in result.steps],
         }
-        bounds = confidence(budget, result.best.accuracy, len(data.validation_feeds))
-        if result.met and len(result.steps) > 1 and bounds:  # chosen among candidates on these samples
+        bounds = confidence(budget, result.best.accuracy, len(data.validation_feeds)) \
+            if result.met and len(result.steps) > 1 else None  # chosen among candidates on these samples
+        if bounds:
             artifact.details["fallback"]["confidence"] = {**bounds, "candidates": len(result.steps)}
         if ladder is not None:
             artifact.details["fallback"]["ladder"] = ladder

@@ -101,8 +101,8 @@ def _chance(entry: ArtifactEntry) -> list[tuple[str, str]]:
 
 def flag_artifacts(entries: list[ArtifactEntry], baseline=lambda target: target) -> list[str]:
     """Set each entry's flags (INT8 that quantized almost nothing, INT8 slower than FP32 on the
-    host, a fallback search met within sampling noise) and return one warning line per flag. baseline(target): the target whose fp32 artifact
-    a target is compared with [default: itself]."""
+    host, a fallback search met within sampling noise) and return one warning line per flag.
+    baseline(target): the target whose fp32 artifact a target is compared with [default: itself]."""
     fp32 = {e.target: e for e in entries if e.precision == "fp32"}
     notes = []
     for e in entries:

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from edgekit.errors import EdgekitError
-from edgekit.executor import Outcome, Task, TaskResult
+from edgekit.executor import Outcome, TaskResult
 from edgekit.executor.lanes import Lanes
 
 
@@ -29,15 +29,11 @@ class _Workers:
         return [Outcome(t, result=TaskResult({}, {})) for t in tasks]
 
 
-def _warm(workers: int) -> list[Task]:
-    return [Task(f"open {i}", "worker start-up", _opened) for i in range(workers)]
-
-
 def _ready_lanes(workers: int) -> Lanes:
     executor = _Workers()
     executor.started.set()
     lanes = Lanes(executor, workers)
-    lanes.warm_up(_warm(workers))
+    lanes.warm_up(_opened)
     assert lanes.wait_ready(30)
     return lanes
 
@@ -45,14 +41,14 @@ def _ready_lanes(workers: int) -> Lanes:
 def test_a_cold_pool_never_delays_the_caller():
     executor = _Workers()
     lanes = Lanes(executor, 2)
-    lanes.warm_up(_warm(2))
+    lanes.warm_up(_opened)
     remote = []
     assert lanes.width == 1
     assert lanes.map(range(5), lambda i: i * i, remote.append) == [0, 1, 4, 9, 16]  # all here, none waited
     assert remote == [] and not lanes.ready
     executor.started.set()
     assert lanes.wait_ready(30) and lanes.width == 3 and executor.warm_tasks == 2
-    lanes.warm_up(_warm(2))  # once only
+    lanes.warm_up(_opened)  # once only
     assert executor.warm_tasks == 2
 
 
@@ -81,7 +77,7 @@ def test_a_failed_start_up_leaves_everything_to_the_caller():
     executor = _Workers(fail=True)
     executor.started.set()
     lanes = Lanes(executor, 1)
-    lanes.warm_up(_warm(1))
+    lanes.warm_up(_opened)
     assert not lanes.wait_ready(30) and lanes.width == 1
     assert lanes.map([1, 2], lambda i: -i, lambda b: pytest.fail("no worker is ready")) == [-1, -2]
 

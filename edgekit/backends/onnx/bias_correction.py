@@ -23,6 +23,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgekit.backends.onnx.graph import dequantize
+from edgekit.backends.onnx.qdq_edit import original_weight
 from edgekit.transforms.bias_correction import ShiftMeter, corrected_int_bias
 
 SAMPLES = 256
@@ -41,7 +42,7 @@ def _corrected_layers(qdq: onnx.ModelProto, fp32: onnx.ModelProto) -> list[tuple
         if bias_dq is None or weight_dq is None or {bias_dq.op_type, weight_dq.op_type} != {"DequantizeLinear"}:
             continue
         data, scale = inits.get(bias_dq.input[0]), inits.get(bias_dq.input[1])
-        source = floats.get(weight_dq.input[0].removesuffix("_quantized"))
+        source = floats.get(original_weight(weight_dq.input[0]))
         if data is None or scale is None or data.data_type != onnx.TensorProto.INT32 or source is None \
                 or weight_dq.input[0] not in inits or weight_dq.input[1] not in inits:
             continue

@@ -200,7 +200,7 @@ class OnnxLadder:
         from onnx import numpy_helper
 
         from edgekit.backends.onnx.graph import dequantize
-        from edgekit.backends.onnx.qdq_edit import WEIGHTS
+        from edgekit.backends.onnx.qdq_edit import WEIGHTS, original_weight
         from edgekit.runtime.onnx import session_options
 
         def outputs(model) -> np.ndarray:
@@ -220,7 +220,7 @@ class OnnxLadder:
                 break
             swapped = []
             for _, dq in self.plain.weights[key[len(WEIGHTS):]]:
-                name = dq.input[0].removesuffix("_quantized")
+                name = original_weight(dq.input[0])
                 if name in slot and len(slot[name].dims) > 1:
                     swapped.append((name, onnx.TensorProto()))
                     swapped[-1][1].CopyFrom(slot[name])

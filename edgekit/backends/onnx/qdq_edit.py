@@ -87,7 +87,7 @@ class QdqGraph:
                      if node.op_type != "QuantizeLinear" and name in self.made
                      and self.made[name].op_type == "DequantizeLinear" and self.made[name].input[0] in self.inits
                      and self.inits[self.made[name].input[0]].data_type in WIDE
-                     and _original(self.made[name].input[0]) in self.float_weights]
+                     and original_weight(self.made[name].input[0]) in self.float_weights]
             if found:
                 self.weights[node.name] = found
 
@@ -233,7 +233,7 @@ class QdqGraph:
                 raise ValueError(f"unknown precision {level!r} for {key}; choose from {LEVELS}")
             node = by_name[key[len(WEIGHTS):]]
             for index, dq in self.weights[node.name]:
-                original = _original(dq.input[0])
+                original = original_weight(dq.input[0])
                 value = numpy_helper.to_array(self.float_weights[original])
                 name = f"{original}_{'float' if level == 'float' else 'int16'}"
                 if name not in added:
@@ -262,7 +262,7 @@ class QdqGraph:
             if any(src is not None and src.op_type == "DequantizeLinear" for src in activations) or not weights:
                 continue
             for i in weights:
-                original = _original(made[node.input[i]].input[0])
+                original = original_weight(made[node.input[i]].input[0])
                 value = self.float_weights.get(original)
                 if value is None:
                     continue
@@ -278,7 +278,7 @@ def weight_key(node: str) -> str:
     return WEIGHTS + node
 
 
-def _original(name: str) -> str:
+def original_weight(name: str) -> str:
     """The FP32 initializer a quantized weight initializer was made from."""
     return name.removesuffix("_quantized").removesuffix("_int16")
 
