@@ -4,13 +4,14 @@ A search's caller already holds its open backend; workers first import their fra
 their own (seconds). `Lanes(executor, workers)` therefore starts them in the background
 (`warm_up(opener, *args)`, once) and, until they are ready, measures every item here, so a cold pool never
 delays a result and a short search costs no more than a serial one. Once they are ready, `map`
-gives this thread one item at a time and a background thread `workers` at a time to the executor,
-both from the front of the list, until none is left; results come back in the items' order (tasks
-are pure: the lane that ran an item does not change its result). Workers that fail give their
-items back: this process measures them and everything after. `width`: how many items a caller
-may usefully hand over at once (1 until the workers are ready, then workers + 1); `on_workers`
-runs a batch of tasks there (what a `remote` lane calls). EDGEKIT_WAIT_FOR_WORKERS=1 makes `map` wait for the warm-up instead, so that the workers measure
-from the first items on (tests and benchmarks that must exercise them).
+gives this thread one item at a time and IN_FLIGHT background threads batches to the executor
+(guided: a worker's share of a batch is 1/(2 x lanes) of what is left), all from the front of the
+list, until none is left; results come back in the items' order (tasks are pure: the lane that ran
+an item does not change its result). Workers that fail give their items back: this process
+measures them and everything after. `width`: how many items a caller may usefully hand over at
+once (1 until the workers are ready, then workers + 1); `on_workers` runs a batch on the workers,
+one task per worker (what a `remote` lane calls). EDGEKIT_WAIT_FOR_WORKERS=1 makes `map` wait for
+the warm-up instead, so that the workers measure from the first items on (tests and benchmarks that must exercise them).
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ from edgekit.executor.base import Task, entries
 
 log = logging.getLogger("edgekit")
 WARM_UP = "worker start-up"  # the name of the warm-up tasks
+IN_FLIGHT = 2  # batches handed to the workers at once: their next one waits queued while this
+# process takes in the last (its candidates hold the GIL for milliseconds, so a round trip is slow)
+
+
+def _each(func, argsets, work):
+    return [func(*args, work=work) for args in argsets]
 
 
 def _waits_for_workers() -> bool:
@@ -77,8 +84,12 @@ class Lanes:
     def on_workers(self, what: str, func: Callable, argsets: Sequence[tuple]) -> list:
         """[func(*args, work=...) for each args] run on the executor's workers, in order; the first
         failure raises EdgekitError("a WHAT failed: ...")."""
-        return entries(self.executor.map([Task(f"{what} {i}", f"{what} {i}", func, args)
-                                          for i, args in enumerate(argsets)]), what)
+        argsets = list(argsets)
+        size = -(-len(argsets) // self.workers)  # one task (one round trip) per worker
+        chunks = [argsets[i:i + size] for i in range(0, len(argsets), size)]
+        done = entries(self.executor.map([Task(f"{what} {i}", f"{what} {i}", _each, (func, chunk))
+                                          for i, chunk in enumerate(chunks)]), what)
+        return [result for chunk in done for result in chunk]
 
     def map(self, items: Sequence, local: Callable, remote: Callable[[list], list]) -> list:
         """[local(item) or remote([item, ...])'s result for each item], in order (see the module
@@ -92,13 +103,18 @@ class Lanes:
         results: list = [None] * len(items)
         pending, lock, stop = collections.deque(range(len(items))), threading.Lock(), threading.Event()
 
-        def take(count: int) -> list[int]:
+        def take(count: int | None = None) -> list[int]:
+            """`count` items from the front; None: a remote batch, guided self-scheduling: each worker
+            gets a 1/(2 x lanes) share of what is left (at least one item), so that round trips are
+            few while the list is long and the last batches are short."""
             with lock:
+                if count is None:
+                    count = self.workers * max(1, len(pending) // (2 * (self.workers + 1)))
                 return [pending.popleft() for _ in range(min(count, len(pending)))]
 
         def remote_lane():
             while not stop.is_set():
-                batch = take(self.workers)
+                batch = take()
                 if not batch:
                     return
                 try:
@@ -112,15 +128,18 @@ class Lanes:
                 for i, result in zip(batch, done):
                     results[i] = result
 
-        thread = threading.Thread(target=remote_lane, name="edgekit-remote-lane", daemon=True)
-        thread.start()
+        threads = [threading.Thread(target=remote_lane, name="edgekit-remote-lane", daemon=True)
+                   for _ in range(IN_FLIGHT)]
+        for thread in threads:
+            thread.start()
         try:
             while True:
                 batch = take(1)
                 if batch:
                     results[batch[0]] = local(items[batch[0]])
                     continue
-                thread.join()  # the remote lane's last batch, or its items given back
+                for thread in threads:
+                    thread.join()  # the remote lanes' last batches, or their items given back
                 if not pending:
                     return results
         except BaseException:

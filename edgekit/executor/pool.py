@@ -82,6 +82,7 @@ class PoolExecutor:
         self._pool: cf.ProcessPoolExecutor | None = None
         self._shared_dir: str | None = None
         self._closed = False
+        self._lock = threading.Lock()
 
     def share(self, obj) -> FileShared:
         """`obj` pickled once into a file the workers load (removed at close)."""
@@ -93,36 +94,38 @@ class PoolExecutor:
             path.write_bytes(data)
         return FileShared(str(path), key)
 
-    def _fresh_pool(self) -> cf.ProcessPoolExecutor:
-        if self._closed:  # a lane's thread still mapping while the caller stops
-            raise RuntimeError("the pool is closed")
-        self._shutdown(kill=True)
-        self._pool = cf.ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_init_worker)
-        return self._pool
+    def _current_pool(self) -> cf.ProcessPoolExecutor:
+        """The running pool, or a fresh one (maps may run at once, from a search's lanes)."""
+        with self._lock:
+            if self._closed:  # a lane's thread still mapping while the caller stops
+                raise RuntimeError("the pool is closed")
+            if self._pool is None:
+                self._pool = cf.ProcessPoolExecutor(self.jobs, initializer=_init_worker,
+                                                    mp_context=multiprocessing.get_context("spawn"))
+            return self._pool
 
     def map(self, tasks: Iterable[Task], on_done: Callable[[Outcome], None] = lambda o: None) -> list[Outcome]:
         """Tasks that name the same resource (a device) never run at the same time."""
         tasks = list(tasks)
         outcomes: dict[int, Outcome] = {}
         waiting = sorted(range(len(tasks)), key=lambda i: -tasks[i].cost)  # largest first: no long tail
-        running, busy = {}, set()
+        running, busy = {}, set()  # future -> (task index, its pool)
         suspects: set[int] = set()  # in flight when a worker died: retried alone, one by one
         alone = None
         try:
             while waiting or running:
                 for i in self._ready(tasks, waiting, running, busy, suspects):
-                    pool = self._pool or self._fresh_pool()
+                    pool = self._current_pool()
                     with fixed_hash_seed():  # workers are spawned on the first submits
-                        running[pool.submit(_run, tasks[i].func, tasks[i].args)] = i
+                        running[pool.submit(_run, tasks[i].func, tasks[i].args)] = i, pool
                     busy |= set(tasks[i].resources)
                     waiting.remove(i)
                     alone = i if i in suspects else None
                 done, _ = cf.wait(running, timeout=0.2, return_when=cf.FIRST_COMPLETED)
                 for future in done:
-                    i = running.pop(future)
+                    i, pool = running.pop(future)
                     busy -= set(tasks[i].resources)
-                    outcome = self._outcome(tasks[i], future, culprit=i == alone)
+                    outcome = self._outcome(tasks[i], future, pool, culprit=i == alone)
                     if outcome is None:
                         suspects.add(i)
                         waiting.append(i)
@@ -148,13 +151,15 @@ class PoolExecutor:
                 taken |= set(tasks[i].resources)
         return ready
 
-    def _outcome(self, task: Task, future, culprit: bool) -> Outcome | None:
+    def _outcome(self, task: Task, future, pool, culprit: bool) -> Outcome | None:
         """The task's outcome, or None when a worker died while it ran beside others (it is then
         retried alone; dying alone, it is reported)."""
         try:
             return Outcome(task, result=future.result())
         except cf.process.BrokenProcessPool as err:
-            self._pool = None  # broken for good: the next submit starts a fresh one
+            with self._lock:
+                if self._pool is pool:  # broken for good: the next submit starts a fresh one
+                    self._pool = None
             if not culprit:
                 return None
             return Outcome(task, error=f"the worker process died ({condense(str(err))}), also when "
@@ -163,7 +168,8 @@ class PoolExecutor:
             return failure(task, err)
 
     def _shutdown(self, kill: bool) -> None:
-        pool, self._pool = self._pool, None
+        with self._lock:
+            pool, self._pool = self._pool, None
         if pool is None:
             return
         processes = list((getattr(pool, "_processes", None) or {}).values())

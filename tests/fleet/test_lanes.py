@@ -99,7 +99,7 @@ def test_a_workers_failure_gives_its_items_back_and_the_caller_stops_the_remote_
     assert not lanes.ready and lanes.width == 1  # later items stay here
     lanes._ready.set()
     with pytest.raises(EdgekitError, match="not a model"):  # failing here too: raised, as serially
-        lanes.map([1, 2], lambda i: (_ for _ in ()).throw(EdgekitError("not a model")), remote)
+        lanes.map([1, 2], lambda i: (_ for _ in ()).throw(EdgekitError("not a model")), lambda b: list(b))
     taken, called = [], threading.Event()
 
     def interrupted(i):
@@ -114,3 +114,40 @@ def test_a_workers_failure_gives_its_items_back_and_the_caller_stops_the_remote_
     with pytest.raises(KeyboardInterrupt):
         lanes.map(list(range(50)), interrupted, counting)
     assert sum(len(b) for b in taken) < 50  # it stopped taking items
+
+
+def test_the_workers_hold_two_guided_batches_at_once():
+    """Two remote batches are in flight together (the workers' next one is queued while this
+    process takes in the last), long ones first: 40 items, one worker -> batches of about 40 // 4."""
+    lanes = _ready_lanes(1)
+    both_in_flight, passed, lock, sizes = threading.Barrier(2, timeout=30), threading.Event(), threading.Lock(), []
+
+    def remote(batch):
+        with lock:
+            sizes.append(len(batch))
+            first_two = len(sizes) <= 2
+        if first_two:
+            both_in_flight.wait()  # breaks (and the items come back here) unless two are in flight
+            passed.set()
+        return [i * i for i in batch]
+
+    def local(i):
+        assert passed.wait(30)
+        return i * i
+
+    assert lanes.map(list(range(40)), local, remote) == [i * i for i in range(40)]
+    assert lanes.ready and 7 <= min(sizes[:2]) <= max(sizes[:2]) <= 10
+    assert sizes[-1] < sizes[0]
+
+
+def test_on_workers_sends_one_task_per_worker_and_keeps_the_order():
+    class Recording:
+        tasks: list = []
+
+        def map(self, tasks, on_done=lambda o: None):
+            self.tasks = list(tasks)
+            return [Outcome(t, result=TaskResult(t.func(*t.args, work=None), {})) for t in self.tasks]
+
+    executor = Recording()
+    assert Lanes(executor, 2).on_workers("x", lambda a, b, work: a * b, [(1, 2), (3, 4), (5, 6)]) == [2, 12, 30]
+    assert len(executor.tasks) == 2

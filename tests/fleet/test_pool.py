@@ -46,6 +46,26 @@ def test_a_dead_worker_is_retried_then_reported_and_the_others_complete(tmp_path
     assert d.result.entry == {"label": "fine"}
 
 
+
+def test_maps_from_two_threads_share_one_pool(tmp_path):
+    """A search's lanes map from two threads at once, from the start: one pool, the same workers."""
+    import threading
+
+    with PoolExecutor(2) as pool:
+        start, results = threading.Barrier(2, timeout=30), {}
+
+        def lane(name):
+            start.wait()
+            results[name] = pool.map([Task(f"{name}{i}", f"{name}{i}", pool_tasks.pid) for i in range(4)])
+
+        threads = [threading.Thread(target=lane, args=(n,)) for n in "ab"]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    workers = {o.result.entry["pid"] for n in "ab" for o in results[n]}
+    assert sorted(results) == ["a", "b"] and len(workers) <= 2
+
 DRIVER = """
 import sys
 from edgekit.executor import Task
