@@ -99,7 +99,9 @@ def test_a_workers_failure_gives_its_items_back_and_the_caller_stops_the_remote_
     assert not lanes.ready and lanes.width == 1  # later items stay here
     lanes._ready.set()
     with pytest.raises(EdgekitError, match="not a model"):  # failing here too: raised, as serially
-        lanes.map([1, 2], lambda i: (_ for _ in ()).throw(EdgekitError("not a model")), lambda b: list(b))
+        lanes.map([1, 2], lambda i: (_ for _ in ()).throw(EdgekitError("not a model")), remote)
+    for lane in [t for t in threading.enumerate() if t.name == "edgekit-remote-lane"]:
+        lane.join(30)  # their warnings are logged while caplog still listens
     taken, called = [], threading.Event()
 
     def interrupted(i):

@@ -46,7 +46,6 @@ def test_a_dead_worker_is_retried_then_reported_and_the_others_complete(tmp_path
     assert d.result.entry == {"label": "fine"}
 
 
-
 def test_maps_from_two_threads_share_one_pool(tmp_path):
     """A search's lanes map from two threads at once, from the start: one pool, the same workers."""
     import threading
@@ -65,6 +64,7 @@ def test_maps_from_two_threads_share_one_pool(tmp_path):
             t.join(60)
     workers = {o.result.entry["pid"] for n in "ab" for o in results[n]}
     assert sorted(results) == ["a", "b"] and len(workers) <= 2
+
 
 DRIVER = """
 import sys
