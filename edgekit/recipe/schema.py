@@ -67,6 +67,10 @@ class Int8(Strict):
     bias_correction: Literal["auto", "on", "off"] = Field(
         "off", description="fold the per-channel mean shift INT8 causes (measured on calibration samples) "
                            "into the biases; auto keeps it where the held-out samples score better")
+    weight_rounding: Literal["auto", "gptq", "nearest"] = Field(
+        "auto", description="ONNX INT8 weight rounding: gptq rounds each conv/matmul's weights to move "
+                            "its output least on the calibration samples (same scales); auto = the "
+                            "precision ladder builds on gptq, the plain INT8 build rounds to nearest")
 
 
 class Validation(Strict):

@@ -29,13 +29,16 @@ def test_fallback_steps_use_the_plain_build_settings(per_channel, method, tmp_pa
     plain = int8["details"]["steps"]["quantization"]
     assert plain["per_channel"] is per_channel and plain["method"] == (method if method != "auto" else
                                                                        plain["method"])
-    expected = {k: v for k, v in plain.items() if k != "nodes_excluded"}
+    expected = {k: v for k, v in plain.items() if k not in ("nodes_excluded", "weight_rounding")}
     steps = int8["details"]["fallback"]["steps"]
     assert len(steps) >= 2 and steps[0]["phase"] == "baseline"
     for step in steps:  # the ladder's steps add the tensors they raise (and the bias correction step its
-        # record) to the plain build's settings
-        own = ("tensor_precisions", "bias_correction")
+        # record) to the plain build's settings, and round its INT8 weights with GPTQ (int8.weight_rounding auto)
+        own = ("tensor_precisions", "bias_correction", "weight_rounding")
         assert {k: v for k, v in step["quantization"].items() if k not in own} == expected, step["phase"]
+    assert plain["weight_rounding"] == "nearest"
+    raised = [s["quantization"]["weight_rounding"] for s in steps if s["quantization"].get("tensor_precisions")]
+    assert raised and all(r["method"] == "gptq" for r in raised), [s["phase"] for s in steps]
     assert steps[-1]["precisions"] or int8["details"]["fallback"]["float_layers"], "the gate must need a raise"
     # the shipped fallback model: weight scales per tensor (scalar) or per channel (a vector), INT8
     # weights and those the ladder's weight rung requantized int16 alike

@@ -95,12 +95,14 @@ def build_onnx_artifacts(
     nodes_to_exclude: Sequence[str] = (),
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     equalize: str = "off",
+    weight_rounding: str = "nearest",
 ) -> list[dict]:
     """Build the ONNX artifacts of `source_onnx_path` into `out_dir` (see the module docstring).
 
     The FP32 (fused) artifact is always produced, first; "int8" needs `calibration_factory`, a
     callable returning a fresh iterator of {input name: array} samples each time it is called.
-    equalize: cross-layer equalization of the FP32 graph every artifact starts from [default off].
+    equalize: cross-layer equalization of the FP32 graph every artifact starts from [default off];
+    weight_rounding: of the INT8 weights, "nearest" [default] or "gptq" (`quantize_qdq`).
     """
     from edgekit.backends.onnx.quantize import convert_fp16, quantize_qdq
 
@@ -119,7 +121,7 @@ def build_onnx_artifacts(
         path = out_dir / f"{stem}_int8.onnx"
         settings = quantize_qdq(fp32_path, path, calibration_factory, method=method, per_channel=per_channel,
                                 symmetric_activations=symmetric_activations,
-                                nodes_to_exclude=nodes_to_exclude)  # fmt: skip
+                                nodes_to_exclude=nodes_to_exclude, weight_rounding=weight_rounding)  # fmt: skip
         artifacts.append(_artifact(path, "int8", info, {"from": fp32_path.name, "quantization": settings}))
     if "fp16" in precisions:
         path = out_dir / f"{stem}_fp16.onnx"

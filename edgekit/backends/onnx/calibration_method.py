@@ -17,9 +17,10 @@ CANDIDATES = ("minmax", "entropy", "percentile")
 
 
 def choose_onnx_method(fp32_path: Path, int8_path: Path, calibration, feeds, reference, labels, roles=None, *,
-                       per_channel: bool, threads: int) -> dict:
+                       per_channel: bool, threads: int, weight_rounding: str = "nearest") -> dict:
     """Try every candidate; leave the best INT8 model at `int8_path`; return what was measured
-    ({"chosen", "candidates": {method: metrics}, "settings": the chosen quantizer settings})."""
+    ({"chosen", "candidates": {method: metrics}, "settings": the chosen quantizer settings}).
+    weight_rounding: `quantize_qdq`'s (gptq: rounded once, the same integers for every method)."""
     from edgekit.backends.onnx.quantize import quantize_qdq
     from edgekit.runtime.onnx import OnnxRunner
 
@@ -27,7 +28,8 @@ def choose_onnx_method(fp32_path: Path, int8_path: Path, calibration, feeds, ref
     with tempfile.TemporaryDirectory(prefix="edgekit-method-") as work:
         for method in CANDIDATES:
             candidate = Path(work) / f"{method}.onnx"
-            settings = quantize_qdq(fp32_path, candidate, calibration, method=method, per_channel=per_channel)
+            settings = quantize_qdq(fp32_path, candidate, calibration, method=method, per_channel=per_channel,
+                                    weight_rounding=weight_rounding, rounding_cache=Path(work) / "rounded.npz")
             runner = OnnxRunner(candidate, threads)
             acc = compare(reference, [runner.run(f) for f in feeds], labels, roles)
             scores[method] = {"accuracy": acc.accuracy, "top1_agreement": acc.top1_agreement,

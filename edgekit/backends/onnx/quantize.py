@@ -127,12 +127,17 @@ def quantize_qdq(
     percentile: float = 99.999,
     chunk: int = 16,
     ranges_cache: str | Path | None = None,
+    weight_rounding: str = "nearest",
+    rounding_cache: str | Path | None = None,
 ) -> dict:
     """Quantize `fp32_path` to a QDQ INT8 model at `out_path`; return the settings used.
 
     `ranges_cache` (default none): a JSON file where onnxruntime keeps the calibrated activation
     ranges; when it exists they are reused instead of calibrating again (one calibration, many
     builds that differ only in excluded nodes). Ignored by onnxruntime versions without it.
+    `weight_rounding` (default "nearest"): "gptq" re-rounds the INT8 weights on the calibration
+    samples (`weight_rounding.round_weights`; `rounding_cache`: its .npz of rounded integers, reused
+    when it exists).
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -177,8 +182,21 @@ def quantize_qdq(
     except Exception as err:  # onnxruntime raises bare ValueError/RuntimeError/Fail
         raise ConversionError(f"onnxruntime quantization failed: {condense(err)}",
                               fp32_path) from None  # fmt: skip
+    rounding = "nearest"
+    if weight_rounding == "gptq":
+        import onnx
+
+        from edgekit.backends.onnx.weight_rounding import round_weights
+
+        qdq = onnx.load(str(out_path))
+        rounding = round_weights(qdq, onnx.load(str(fp32_path)), calibration_factory,
+                                 cache=Path(rounding_cache) if rounding_cache is not None else None)
+        onnx.save(qdq, str(out_path))
+    elif weight_rounding != "nearest":
+        raise RecipeError(f"unknown weight rounding {weight_rounding!r}; choose gptq or nearest")
     return {
         "format": "QDQ",
+        "weight_rounding": rounding,
         "method": method,
         "per_channel": per_channel,
         "weights": "int8 symmetric" + (" per-channel" if per_channel else " per-tensor"),
@@ -199,6 +217,8 @@ def rebuild_options(settings: Mapping) -> dict:
                "chunk": settings["calibration_chunk"]}
     if "percentile" in settings:
         options["percentile"] = settings["percentile"]
+    if isinstance(settings.get("weight_rounding"), Mapping):
+        options["weight_rounding"] = settings["weight_rounding"]["method"]
     return options
 
 

@@ -67,7 +67,8 @@ class OnnxSelective:
                 raise UsageError(f"unknown ONNX node(s) {sorted(unknown)[:3]}; see `edgekit debug` for names")
             out = self._files.write(b"")
             settings = quantize_qdq(self.fp32_path, out, self.calibration, nodes_to_exclude=sorted(key),
-                                    ranges_cache=self._files.path("ranges.json"), **self.options)
+                                    ranges_cache=self._files.path("ranges.json"),
+                                    rounding_cache=self._files.path("rounded.npz"), **self.options)
             self._settings[key] = {k: v for k, v in settings.items() if k != "nodes_excluded"}
             self._cache[key] = out.read_bytes()
         return self._cache[key]
@@ -105,11 +106,16 @@ class OnnxSelective:
 
 
 class OnnxLadderSelective(OnnxSelective):
-    """OnnxSelective that also offers the precision ladder (W8A8 -> W8A16 -> float)."""
+    """OnnxSelective that also offers the precision ladder (W8A8 -> W8A16 -> float);
+    ladder_rounding: the ladder's INT8 weight rounding [default "gptq"; "nearest"]."""
+
+    ladder_rounding = "gptq"
 
     def ladder(self):
-        """The precision ladder over the same float graph and quantizer options (one quantization,
-        candidates by QDQ graph edits; `edgekit.backends.onnx.ladder.OnnxLadder`)."""
+        """The precision ladder over the same float graph and quantizer options, its INT8 weights
+        rounded by `ladder_rounding` (one quantization, candidates by QDQ graph edits;
+        `edgekit.backends.onnx.ladder.OnnxLadder`)."""
         from edgekit.backends.onnx.ladder import OnnxLadder
 
-        return OnnxLadder(self.fp32_path, self.calibration, options=self.options)
+        options = {**self.options, "weight_rounding": self.ladder_rounding}
+        return OnnxLadder(self.fp32_path, self.calibration, options=options)

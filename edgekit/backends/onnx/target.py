@@ -60,10 +60,12 @@ class OnnxTarget:
             result.notes.append("onnx: dynamic-range precision is built for TFLite only")
         ctx.on_step("building onnx " + ", ".join(precisions))
         auto = recipe.calibration.method == "auto"
+        rounding = "gptq" if recipe.int8.weight_rounding == "gptq" else "nearest"  # auto: the ladder's only
         method = "minmax" if auto else recipe.calibration.method
         artifacts = build_onnx_artifacts(
             onnx_in, ctx.stage, precisions=precisions, calibration_factory=calibration,
             method=method, per_channel=recipe.int8.per_channel,
+            weight_rounding=rounding,
             input_shapes={spec.name: list(spec.shape) for spec in source.inputs},  # as the source fixed them
             equalize=recipe.int8.equalize if "int8" in precisions or ctx.dependency_only else "off")
         int8 = next((a for a in artifacts if a["precision"] == "int8"), None)
@@ -72,7 +74,8 @@ class OnnxTarget:
 
             ctx.on_step("choosing the ONNX calibration method")
             choice = choose_onnx_method(Path(artifacts[0]["path"]), Path(int8["path"]), calibration, *ctx.validation,
-                                        per_channel=recipe.int8.per_channel, threads=recipe.validation.threads)
+                                        per_channel=recipe.int8.per_channel, threads=recipe.validation.threads,
+                                        weight_rounding=rounding)
             int8["steps"]["quantization"] = choice.pop("settings")
             int8["steps"]["calibration_method"] = choice
             method = choice["chosen"]
@@ -129,8 +132,11 @@ class OnnxTarget:
             options = rebuild_options(int8.details["steps"]["quantization"])
         else:
             method = recipe.calibration.method
-            options = {"method": "minmax" if method == "auto" else method, "per_channel": recipe.int8.per_channel}
-        return OnnxLadderSelective(fp32, calibration, source.layer_names, options=options)
+            options = {"method": "minmax" if method == "auto" else method, "per_channel": recipe.int8.per_channel,
+                       "weight_rounding": "gptq" if recipe.int8.weight_rounding == "gptq" else "nearest"}
+        selective = OnnxLadderSelective(fp32, calibration, source.layer_names, options=options)
+        selective.ladder_rounding = "nearest" if recipe.int8.weight_rounding == "nearest" else "gptq"
+        return selective
 
 
 TARGET = OnnxTarget()
