@@ -119,7 +119,8 @@ def _layers(qdq: onnx.ModelProto, fp32: onnx.ModelProto) -> list[_Layer]:
         zero = inits.get(dq.input[2]) if len(dq.input) > 2 and dq.input[2] else None
         source = floats.get(original_weight(dq.input[0]))
         if qinit is None or scale is None or source is None or max(readers[dq.input[0]], readers[node.input[1]]) > 1 or qinit.data_type not in (
-                onnx.TensorProto.INT8, onnx.TensorProto.UINT8) or tuple(source.dims) != tuple(qinit.dims):
+                onnx.TensorProto.INT8, onnx.TensorProto.UINT8) or tuple(source.dims) != tuple(qinit.dims) \
+                or (node.op_type != "Conv" and len(qinit.dims) != 2):  # a batched MatMul weight: nearest
             continue
         found.append(_Layer(node, dq, qinit, scale, zero, source))
     return found
