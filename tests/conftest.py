@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -20,6 +21,18 @@ class CliResult:
     code: int
     out: str
     err: str
+
+
+@pytest.fixture(autouse=True)
+def _edgekit_logger_restored():
+    """The in-process CLI (edgekit.logs.setup_logging) stops the 'edgekit' logger propagating: a
+    later test's caplog would see none of its lines. Each test starts from the logger as it was."""
+    logger = logging.getLogger("edgekit")
+    saved = logger.handlers[:], logger.level, logger.propagate
+    yield
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
 
 
 @pytest.fixture

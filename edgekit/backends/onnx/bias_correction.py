@@ -23,7 +23,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgekit.backends.onnx.graph import dequantize
-from edgekit.backends.onnx.qdq_edit import original_weight
+from edgekit.backends.onnx.qdq_edit import quantized_weights
 from edgekit.transforms.bias_correction import ShiftMeter, corrected_int_bias
 
 SAMPLES = 256
@@ -32,19 +32,14 @@ SAMPLES = 256
 def _corrected_layers(qdq: onnx.ModelProto, fp32: onnx.ModelProto) -> list[tuple]:
     """[(Conv/Gemm node, its int32 bias initializer, the bias scale, the weight error)] of `qdq`."""
     inits = {i.name: i for i in qdq.graph.initializer}
-    floats = {i.name: i for i in fp32.graph.initializer}
     made = {out: n for n in qdq.graph.node for out in n.output}
     found = []
-    for node in qdq.graph.node:
-        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 3:
-            continue
-        bias_dq, weight_dq = made.get(node.input[2]), made.get(node.input[1])
-        if bias_dq is None or weight_dq is None or {bias_dq.op_type, weight_dq.op_type} != {"DequantizeLinear"}:
+    for node, weight_dq, _, source in quantized_weights(qdq, fp32, ("Conv", "Gemm")):
+        bias_dq = made.get(node.input[2]) if len(node.input) > 2 else None
+        if bias_dq is None or bias_dq.op_type != "DequantizeLinear":
             continue
         data, scale = inits.get(bias_dq.input[0]), inits.get(bias_dq.input[1])
-        source = floats.get(original_weight(weight_dq.input[0]))
-        if data is None or scale is None or data.data_type != onnx.TensorProto.INT32 or source is None \
-                or weight_dq.input[0] not in inits or weight_dq.input[1] not in inits:
+        if data is None or scale is None or data.data_type != onnx.TensorProto.INT32:
             continue
         error = numpy_helper.to_array(source).astype(np.float64) - dequantize(weight_dq, inits)
         found.append((node, data, scale, error.astype(np.float32)))

@@ -171,15 +171,21 @@ def _subgraph_inputs(graph: onnx.GraphProto) -> set[str]:
     return names
 
 
-def dequantize(dq: onnx.NodeProto, inits) -> np.ndarray:
-    """The real values of an initializer's DequantizeLinear (per tensor or per channel on its axis)."""
-    q = numpy_helper.to_array(inits[dq.input[0]]).astype(np.float64)
+def dequantize_params(dq: onnx.NodeProto, inits, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, zero point) of an initializer's DequantizeLinear as float64 arrays that broadcast
+    against its `ndim`-dimensional input (per tensor, or per channel on its axis)."""
     scale = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float64)
     zero = (numpy_helper.to_array(inits[dq.input[2]]).astype(np.float64) if len(dq.input) > 2 and dq.input[2]
             else np.zeros_like(scale))
     if scale.size > 1:
-        axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
-        shape = [1] * q.ndim
-        shape[axis] = -1
+        shape = [1] * ndim
+        shape[attribute(dq, "axis", 1) % ndim] = -1
         scale, zero = scale.reshape(shape), zero.reshape(shape)
+    return scale, zero
+
+
+def dequantize(dq: onnx.NodeProto, inits) -> np.ndarray:
+    """The real values of an initializer's DequantizeLinear (per tensor or per channel on its axis)."""
+    q = numpy_helper.to_array(inits[dq.input[0]]).astype(np.float64)
+    scale, zero = dequantize_params(dq, inits, q.ndim)
     return (q - zero) * scale

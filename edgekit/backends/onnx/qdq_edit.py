@@ -283,6 +283,25 @@ def original_weight(name: str) -> str:
     return name.removesuffix("_quantized").removesuffix("_int16")
 
 
+def quantized_weights(qdq: onnx.ModelProto, fp32: onnx.ModelProto, ops: tuple[str, ...]) -> list[tuple]:
+    """[(node, its weights' DequantizeLinear, the quantized initializer, the float initializer it
+    was made from)] for each `ops` node of `qdq` whose second input dequantizes an initializer
+    (with initializer scale and zero point) quantized from a same-shaped one of `fp32`."""
+    inits = {i.name: i for i in qdq.graph.initializer}
+    floats = {i.name: i for i in fp32.graph.initializer}
+    made = {out: n for n in qdq.graph.node for out in n.output}
+    found = []
+    for node in qdq.graph.node:
+        dq = made.get(node.input[1]) if node.op_type in ops and len(node.input) > 1 else None
+        if dq is None or dq.op_type != "DequantizeLinear" or not all(
+                name in inits for name in dq.input[:3] if name):
+            continue
+        quantized, source = inits[dq.input[0]], floats.get(original_weight(dq.input[0]))
+        if source is not None and tuple(source.dims) == tuple(quantized.dims):
+            found.append((node, dq, quantized, source))
+    return found
+
+
 def _int16_weights(graph, value: np.ndarray, name: str, dq, per_channel: bool) -> onnx.NodeProto:
     """Add `value` quantized symmetric int16 (per channel on `dq`'s axis when per_channel) as
     initializer `name`; returns the com.microsoft DequantizeLinear that reads it."""

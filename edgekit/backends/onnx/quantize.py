@@ -189,7 +189,7 @@ def quantize_qdq(
         from edgekit.backends.onnx.weight_rounding import round_weights
 
         qdq = onnx.load(str(out_path))
-        rounding = round_weights(qdq, onnx.load(str(fp32_path)), calibration_factory,
+        rounding = round_weights(qdq, Path(fp32_path), calibration_factory,
                                  cache=Path(rounding_cache) if rounding_cache is not None else None)
         onnx.save(qdq, str(out_path))
     elif weight_rounding != "nearest":

@@ -109,7 +109,9 @@ class OnnxLadderSelective(OnnxSelective):
     """OnnxSelective that also offers the precision ladder (W8A8 -> W8A16 -> float);
     ladder_rounding: the ladder's INT8 weight rounding [default "gptq"; "nearest"]."""
 
-    ladder_rounding = "gptq"
+    def __init__(self, *args, ladder_rounding: str = "gptq", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ladder_rounding = ladder_rounding
 
     def ladder(self):
         """The precision ladder over the same float graph and quantizer options, its INT8 weights

@@ -60,7 +60,7 @@ class OnnxTarget:
             result.notes.append("onnx: dynamic-range precision is built for TFLite only")
         ctx.on_step("building onnx " + ", ".join(precisions))
         auto = recipe.calibration.method == "auto"
-        rounding = "gptq" if recipe.int8.weight_rounding == "gptq" else "nearest"  # auto: the ladder's only
+        rounding = _plain_rounding(recipe)
         method = "minmax" if auto else recipe.calibration.method
         artifacts = build_onnx_artifacts(
             onnx_in, ctx.stage, precisions=precisions, calibration_factory=calibration,
@@ -133,10 +133,14 @@ class OnnxTarget:
         else:
             method = recipe.calibration.method
             options = {"method": "minmax" if method == "auto" else method, "per_channel": recipe.int8.per_channel,
-                       "weight_rounding": "gptq" if recipe.int8.weight_rounding == "gptq" else "nearest"}
-        selective = OnnxLadderSelective(fp32, calibration, source.layer_names, options=options)
-        selective.ladder_rounding = "nearest" if recipe.int8.weight_rounding == "nearest" else "gptq"
-        return selective
+                       "weight_rounding": _plain_rounding(recipe)}
+        return OnnxLadderSelective(fp32, calibration, source.layer_names, options=options,
+                                   ladder_rounding="nearest" if recipe.int8.weight_rounding == "nearest" else "gptq")
+
+
+def _plain_rounding(recipe) -> str:
+    """The plain INT8 build's weight rounding: gptq only when asked (auto rounds the ladder's)."""
+    return "gptq" if recipe.int8.weight_rounding == "gptq" else "nearest"
 
 
 TARGET = OnnxTarget()

@@ -28,8 +28,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edgekit.backends.onnx.graph import attribute
-from edgekit.backends.onnx.qdq_edit import original_weight
+from edgekit.backends.onnx.graph import attribute, dequantize_params
+from edgekit.backends.onnx.qdq_edit import quantized_weights
 from edgekit.fsutil import write_bytes_atomic
 
 SAMPLES = 128  # calibration samples measured (the first ones)
@@ -40,20 +40,15 @@ _RANGES = {np.dtype(np.int8): (-128, 127), np.dtype(np.uint8): (0, 255)}
 
 
 class _Layer:
-    """One weight: its consumer node, its DequantizeLinear and (groups, outputs, inputs) views."""
+    """One weight: its consumer node, its quantized initializer, and the float weights, scale and
+    zero point (float64, weight-shaped) it was quantized with."""
 
-    def __init__(self, node, dq, qinit, scale, zero, source):
-        self.node, self.dq, self.qinit = node, dq, qinit
+    def __init__(self, node, dq, qinit, source, inits):
+        self.node, self.qinit = node, qinit
         q = numpy_helper.to_array(qinit)
         self.dtype, self.shape = q.dtype, q.shape
-        axis = attribute(dq, "axis", 1) % q.ndim
-        s = numpy_helper.to_array(scale).astype(np.float64)
-        z = numpy_helper.to_array(zero).astype(np.float64) if zero is not None else np.zeros_like(s)
-        shape = [1] * q.ndim
-        if s.size > 1:
-            shape[axis] = -1
-        self.scale = np.broadcast_to(s.reshape(shape), q.shape)
-        self.zero = np.broadcast_to(z.reshape(shape), q.shape)
+        scale, zero = dequantize_params(dq, inits, q.ndim)
+        self.scale, self.zero = np.broadcast_to(scale, q.shape), np.broadcast_to(zero, q.shape)
         self.q, self.w = q.astype(np.float64), numpy_helper.to_array(source).astype(np.float64)
         self.groups = attribute(node, "group", 1) if node.op_type == "Conv" else 1
 
@@ -101,43 +96,32 @@ class _Layer:
 
 
 def _layers(qdq: onnx.ModelProto, fp32: onnx.ModelProto) -> list[_Layer]:
+    """The INT8/UINT8 weights of `qdq`'s Conv/Gemm/MatMul nodes that GPTQ can round: one reader
+    each, and 2-D for a Gemm/MatMul (a batched MatMul weight keeps round-to-nearest)."""
     inits = {i.name: i for i in qdq.graph.initializer}
-    floats = {i.name: i for i in fp32.graph.initializer}
-    made = {out: n for n in qdq.graph.node for out in n.output}
     readers: dict[str, int] = {}
     for node in qdq.graph.node:
         for name in node.input:
             readers[name] = readers.get(name, 0) + 1
-    found = []
-    for node in qdq.graph.node:
-        if node.op_type not in ("Conv", "Gemm", "MatMul") or len(node.input) < 2:
-            continue
-        dq = made.get(node.input[1])
-        if dq is None or dq.op_type != "DequantizeLinear" or dq.domain not in ("", "ai.onnx"):
-            continue
-        qinit, scale = inits.get(dq.input[0]), inits.get(dq.input[1])
-        zero = inits.get(dq.input[2]) if len(dq.input) > 2 and dq.input[2] else None
-        source = floats.get(original_weight(dq.input[0]))
-        if qinit is None or scale is None or source is None or max(readers[dq.input[0]], readers[node.input[1]]) > 1 or qinit.data_type not in (
-                onnx.TensorProto.INT8, onnx.TensorProto.UINT8) or tuple(source.dims) != tuple(qinit.dims) \
-                or (node.op_type != "Conv" and len(qinit.dims) != 2):  # a batched MatMul weight: nearest
-            continue
-        found.append(_Layer(node, dq, qinit, scale, zero, source))
-    return found
+    return [_Layer(node, dq, qinit, source, inits)
+            for node, dq, qinit, source in quantized_weights(qdq, fp32, ("Conv", "Gemm", "MatMul"))
+            if qinit.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
+            and max(readers[dq.input[0]], readers[node.input[1]]) == 1
+            and (node.op_type == "Conv" or len(qinit.dims) == 2)]
 
 
 def _second_moments(qdq: onnx.ModelProto, layers: list[_Layer], feeds: list[dict]) -> list[tuple]:
     """[(H fit, H check) per layer, None where its input geometry is not handled]."""
     import onnxruntime as ort
 
+    from edgekit.runtime.onnx import session_options
+
     probe = onnx.ModelProto()
     probe.CopyFrom(qdq)
     names = list(dict.fromkeys(layer.node.input[0] for layer in layers))
     del probe.graph.output[:]
     probe.graph.output.extend(helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(probe.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
     inputs = {i.name for i in session.get_inputs()}
     fit: list = [None] * len(layers)
     check: list = [None] * len(layers)
@@ -184,7 +168,7 @@ def _output_error(layer: _Layer, q: np.ndarray, h: np.ndarray) -> float:
     return float(np.einsum("goi,gij,goj->", e, h, e))
 
 
-def round_weights(qdq: onnx.ModelProto, fp32: onnx.ModelProto, calibration, *, samples: int = SAMPLES,
+def round_weights(qdq: onnx.ModelProto, fp32_path: Path, calibration, *, samples: int = SAMPLES,
                   cache: Path | None = None) -> dict:
     """Re-round `qdq`'s INT8 weights in place with GPTQ; returns {"method": "gptq", "layers": how
     many were rounded, "kept_nearest": layers where it did not lower the held-out output error (or
@@ -194,15 +178,9 @@ def round_weights(qdq: onnx.ModelProto, fp32: onnx.ModelProto, calibration, *, s
     `samples` (default 128) are used, every 4th to check the fit. cache (default none): an .npz
     file of the rounded integers, written after rounding and, when it exists, applied instead
     (many builds of one float model share its weights' scales)."""
-    layers = _layers(qdq, fp32)
     if cache is not None and Path(cache).exists():
-        with np.load(cache, allow_pickle=False) as known:
-            record = json.loads(str(known[_RECORD]))
-            for layer in layers:
-                if layer.qinit.name in known and known[layer.qinit.name].shape == layer.shape:
-                    layer.qinit.CopyFrom(numpy_helper.from_array(known[layer.qinit.name].astype(layer.dtype),
-                                                                 layer.qinit.name))
-        return record
+        return _apply_cached(qdq, Path(cache))
+    layers = _layers(qdq, onnx.load(str(fp32_path)))
     feeds = list(itertools.islice(calibration(), samples))
     rounded, nearest = {}, []
     if layers and len(feeds) >= HELD_OUT:
@@ -214,12 +192,28 @@ def round_weights(qdq: onnx.ModelProto, fp32: onnx.ModelProto, calibration, *, s
             q = _gptq(layer, fit)
             if _output_error(layer, q, check) < _output_error(layer, layer.view(layer.q), check):
                 rounded[layer.qinit.name] = layer.unview(q).astype(layer.dtype)
-                layer.qinit.CopyFrom(numpy_helper.from_array(rounded[layer.qinit.name], layer.qinit.name))
             else:
                 nearest.append(layer.node.name)
+    _replace(qdq, rounded)
     record = {"method": "gptq", "layers": len(rounded), "kept_nearest": nearest, "samples": len(feeds)}
     if cache is not None:
         buffer = io.BytesIO()
         np.savez(buffer, **rounded, **{_RECORD: np.array(json.dumps(record))})
         write_bytes_atomic(cache, buffer.getvalue())
     return record
+
+
+def _replace(qdq: onnx.ModelProto, integers: dict) -> None:
+    """Set the initializers named in `integers` (of the same shape and type) to those values."""
+    for init in qdq.graph.initializer:
+        value = integers.get(init.name)
+        if value is not None and tuple(value.shape) == tuple(init.dims) and \
+                onnx.helper.np_dtype_to_tensor_dtype(value.dtype) == init.data_type:
+            init.CopyFrom(numpy_helper.from_array(value, init.name))
+
+
+def _apply_cached(qdq: onnx.ModelProto, cache: Path) -> dict:
+    """The cached integers written into `qdq`; the record of the rounding that made them."""
+    with np.load(cache, allow_pickle=False) as known:
+        _replace(qdq, {name: known[name] for name in known.files if name != _RECORD})
+        return json.loads(str(known[_RECORD]))
