@@ -24,15 +24,15 @@ class CliResult:
 
 
 @pytest.fixture(autouse=True)
-def _edgekit_logger_restored():
-    """The in-process CLI (edgekit.logs.setup_logging) stops the 'edgekit' logger propagating: a
-    later test's caplog would see none of its lines. Each test starts from the logger as it was."""
+def _edgekit_logger_fresh():
+    """Each test starts with the 'edgekit' logger as a fresh process has it (no handler, level
+    unset, propagating): the in-process CLI (edgekit.logs.setup_logging), also from a session
+    fixture, stops it propagating, and a later test's caplog would see none of its lines."""
     logger = logging.getLogger("edgekit")
-    saved = logger.handlers[:], logger.level, logger.propagate
+    logger.handlers[:] = []
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
     yield
-    logger.handlers[:] = saved[0]
-    logger.setLevel(saved[1])
-    logger.propagate = saved[2]
 
 
 @pytest.fixture
