@@ -86,16 +86,21 @@ def probability_axis(x: np.ndarray, axes: Sequence[int]) -> Optional[int]:
 
 def split_rows(x: np.ndarray, axis: int) -> Optional[int]:
     """k when rows [0, k) along `axis` span >= 10x the range of rows [k, F) and those lie in
-    [0, 1] (box coordinates, then class scores); None when the rows are homogeneous."""
+    [0, 1] (box coordinates, then class scores); None when the rows are homogeneous. One pass
+    over the values (per-row extremes, then running extremes of every head and tail)."""
     rows = np.moveaxis(x, axis, 0).reshape(x.shape[axis], -1)
     if rows.shape[0] < 3 or rows.shape[1] < 2:
         return None
-    span = np.abs(rows).max(axis=1)
-    for k in range(1, rows.shape[0] - 1):
-        tail = rows[k:]
-        if _in_unit(tail) and span[:k].min() >= SPLIT_RATIO * max(float(span[k:].max()), 1e-6):
-            return k
-    return None
+    low, high = rows.min(axis=1).astype(np.float64), rows.max(axis=1).astype(np.float64)
+    span = np.maximum(np.abs(low), np.abs(high))
+    head_span = np.minimum.accumulate(span)  # [k - 1]: the smallest span of rows [0, k)
+    tail_low = np.minimum.accumulate(low[::-1])[::-1]  # [k]: over rows [k, F)
+    tail_high = np.maximum.accumulate(high[::-1])[::-1]
+    tail_span = np.maximum.accumulate(span[::-1])[::-1]
+    k = np.arange(1, rows.shape[0] - 1)
+    ok = ((tail_low[k] >= -1e-3) & (tail_high[k] <= 1 + 1e-3)
+          & (head_span[k - 1] >= SPLIT_RATIO * np.maximum(tail_span[k], 1e-6)))
+    return int(k[ok][0]) if ok.any() else None
 
 
 # An unnamed [N, T, C] logit output with a dominant class is a CTC sequence only up to this many
