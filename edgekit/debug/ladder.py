@@ -9,13 +9,17 @@ On a backend that quantizes once and edits the graph (`backends.onnx.ladder.Onnx
    Concats whose inputs' calibrated ranges are orders of magnitude apart (`heterogeneous`,
    known before any build) rank first in both directions below (`edgekit.debug.ladder_rank`);
 2. descent, when the all-int16 model (every unit and every conv/matmul's weights int16: W16A16)
-   meets the budget: every unit read by a conv/matmul is measured on the first DESCENT_SAMPLES
-   (32) samples as the output noise fraction (10^(-SQNR/10) of the primary output) it adds alone
-   at INT8 to the all-int16 model, and every conv/matmul's weights by the output noise of its INT8
-   weights alone (no build), per MAC it would move to W8A8 (a conv with int16 weights and INT8
-   activations is W16A8: off W8A8); the most sensitive 1/8, 2/8, ... of them are kept int16 (the rest back
-   to INT8) until one meets the budget, then up to PRUNE_LIMIT (8) kept units are tried at INT8
-   alone; units that feed no conv/matmul stay int16 (no MAC cost) unless all can go back at once;
+   meets the budget (`edgekit.debug.ladder_rank.rank_descent`): every unit read by a conv/matmul
+   is measured on the first DESCENT_SAMPLES (32) samples at INT8 together with its readers'
+   weights (a group: what makes those MACs W8A8) as the output noise fraction (10^(-SQNR/10) of
+   the primary output) it adds to the all-int16 model, weights no unit carries by the output noise
+   of their INT8 weights alone (no build), per MAC it would move to W8A8; the most sensitive
+   groups covering 1/16, 2/16, ... (DESCENT_GRID) of the ranked MACs are kept int16 (the rest back
+   to INT8) until one meets the budget; then up to PRUNE_LIMIT (8) kept groups, least sensitive
+   first, are tried at INT8; then up to PRUNE_LIMIT kept groups, most MACs first, are split: their
+   weights go to INT8 (W8A16) where the weights alone cost less than half the group, else their
+   activations (W16A8); units that feed no conv/matmul stay int16 (no MAC cost) unless all can go
+   back at once;
 3. climb, otherwise: units are scored by the local noise of their own INT8 grid on float
    activations, the SHORTLIST (16) noisiest measured end to end (noise removed alone at int16);
    units go to int16 in rank order in growing batches (1, 2, 4, ...) until the budget holds or
@@ -36,6 +40,7 @@ serial run's (a speculative candidate past the first that meets is not recorded)
 from __future__ import annotations
 
 import time
+from itertools import accumulate
 from typing import Callable
 
 from edgekit.debug.fallback import FallbackResult, Step
@@ -43,8 +48,8 @@ from edgekit.debug.ladder_rank import UnitSensitivity, all_int16, rank_descent, 
 from edgekit.debug.parallel_ladder import Candidates
 from edgekit.debug.scoring import Budget, Evaluator
 
-DESCENT_GRID = 8  # the descent tries keeping 1/8, 2/8, ... of the ranked units int16 (a task metric
-# such as top-1 agreement moves by single samples near its limit: not monotonic enough to bisect)
+DESCENT_GRID = 16  # the descent tries keeping the most sensitive 1/16, 2/16, ... of the ranked MACs int16
+# (a task metric such as top-1 agreement moves by single samples near its limit: not monotonic enough to bisect)
 PRUNE_LIMIT = 8
 STRATEGY = "precision ladder W8A8 -> W8A16 -> float by measured sensitivity, then prune"
 RUNGS = ("int8", "int16", "float")
@@ -121,7 +126,7 @@ def run_ladder(backend, evaluator: Evaluator, budget: Budget, *, max_float_layer
         half = search.start + time_budget_s / 2
         if search.try_levels("all int16", every).met:
             ranking = rank_descent(backend, evaluator, search.candidates, deadline=half, on_step=on_step)
-            stopped = _descend(search, [r.node for r in ranking], every)
+            stopped = _descend(search, ranking, every)
         else:
             ranking = rank_units(backend, evaluator, search.candidates, deadline=half, on_step=on_step)
             stopped = _climb(search, ranking, max_units or 4 * max_float_layers, max_float_layers)
@@ -165,22 +170,39 @@ def _bisect(search: _Search, order: list[str], low: int, high: int, base: dict |
     return high
 
 
-def _descend(search: _Search, order: list[str], every: dict[str, str]) -> str:
-    """From all int16 down: the units that feed no conv/matmul stay int16; of `order`, the
-    shortest prefix kept int16 that meets the budget (bisection; the rest back to INT8), then
-    each kept unit, least sensitive first, tried at INT8 alone, then the free units at INT8."""
-    free = {u: "int16" for u in every if u not in order}
-    high = len(order)
-    grid = [-(-len(order) * eighth // DESCENT_GRID) for eighth in range(1, DESCENT_GRID)]
-    tried = search.try_first_met("descend", [{**free, **{u: "int16" for u in order[:kept]}} for kept in grid])
-    if tried and tried[-1].met:  # keep 1/8, 2/8, ... of the ranked units int16: the first that meets
-        high = grid[len(tried) - 1]
-    levels = {**free, **{u: "int16" for u in order[:high]}}
-    for unit in list(reversed(order[:high]))[:PRUNE_LIMIT]:
+def _descend(search: _Search, ranking: list[UnitSensitivity], every: dict[str, str]) -> str:
+    """From all int16 down, over the ranking's groups (a unit with its readers' weights, or weights
+    alone: `UnitSensitivity.keys`); see the module docstring."""
+    groups = [row.keys for row in ranking]
+    ranked = {k for group in groups for k in group}
+    free = {u: "int16" for u in every if u not in ranked}
+
+    def keeping(kept: list) -> dict[str, str]:
+        return {**free, **{k: "int16" for group in kept for k in group}}
+
+    macs = list(accumulate(search.macs.get(row.node, 0) for row in ranking))
+    total = macs[-1] if macs else 0
+    sizes = sorted({next(n + 1 for n, m in enumerate(macs) if m >= total * j / DESCENT_GRID)
+                    for j in range(1, DESCENT_GRID)}) if total else []
+    tried = search.try_first_met("descend", [keeping(groups[:n]) for n in sizes if n < len(groups)])
+    high = sizes[len(tried) - 1] if tried and tried[-1].met else len(groups)
+    levels = keeping(groups[:high])
+    for group in list(reversed(groups[:high]))[:PRUNE_LIMIT]:
         if search.out_of_time():
             return f"time budget spent ({len(search.steps)} builds)"
-        trial = {k: v for k, v in levels.items() if k != unit}
+        trial = {k: v for k, v in levels.items() if k not in group}
         if search.try_levels("prune", trial).met:
+            levels = trial
+    split = sorted((row for row in ranking[:high] if row.weights and all(k in levels for k in row.keys)),
+                   key=lambda row: -search.macs.get(row.node, 0))
+    for row in split[:PRUNE_LIMIT]:  # the half that costs less alone goes back to INT8
+        if search.out_of_time():
+            return f"time budget spent ({len(search.steps)} builds)"
+        weights_cheaper = row.weight_noise is not None and row.int16_gain is not None \
+            and row.weight_noise < row.int16_gain / 2
+        lowered = row.weights if weights_cheaper else [row.node]
+        trial = {k: v for k, v in levels.items() if k not in lowered}
+        if search.try_levels("split", trial).met:
             levels = trial
     if free and not search.out_of_time():
         search.try_levels("free units INT8", {k: v for k, v in levels.items() if k not in free})

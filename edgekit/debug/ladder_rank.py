@@ -10,8 +10,9 @@
   FLOAT_SAMPLES (16) held-out samples, highest gain first: a tensor whose error int16 does not
   remove (its readers' INT8 weights go float with it) shows here, not in the int16 rank;
 - `rank_descent` (from all int16, weights included): every unit read by a conv/matmul measured
-  alone at INT8, and every conv/matmul's weights by the output noise of its INT8 weights alone
-  (no build), by the noise per MAC it would move to W8A8.
+  at INT8 together with its readers' weights (what makes those MACs W8A8), and the weights no
+  measured unit carries by the output noise of their INT8 weights alone (no build), by the noise
+  per MAC it would move to W8A8.
 Heterogeneous Concats (inputs' calibrated ranges orders of magnitude apart) rank first. Every
 measurement goes through `Candidates` (serial, or an executor) in batches of its width; units
 not measured before `deadline` keep their place by local noise.
@@ -20,7 +21,7 @@ not measured before `deadline` keep their place by local noise.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
 from edgekit.debug.parallel_ladder import Candidates
@@ -38,8 +39,9 @@ FLOAT_SAMPLES = 16
 class UnitSensitivity:
     """One tensor group's rank: local INT8 noise, end-to-end gain at int16 (from plain INT8) and
     in float (over the climb's closest point; None: not measured), the output noise its readers'
-    INT8 weights alone cause (weight_noise), why it went first (a heterogeneous Concat), and the
-    score it was ranked by."""
+    INT8 weights alone cause (weight_noise), why it went first (a heterogeneous Concat), the
+    score it was ranked by and the weight keys that change precision with it (`weights`: its
+    readers' in the descent)."""
 
     node: str
     layer: str
@@ -51,6 +53,12 @@ class UnitSensitivity:
     score: float = 0.0
     float_gain: Optional[float] = None
     weight_noise: Optional[float] = None
+    weights: list = field(default_factory=list)
+
+    @property
+    def keys(self) -> list:
+        """What the descent moves together: the unit (or weight key) and `weights`."""
+        return [self.node, *self.weights]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -133,12 +141,14 @@ def all_int16(backend) -> dict[str, str]:
 def rank_descent(backend, evaluator: Evaluator, candidates: Candidates | None = None, *, deadline: float | None = None,
                  on_step: Callable[[str], None] = lambda s: None) -> list[UnitSensitivity]:
     """Units and weight keys in the order they stay int16, from the all-int16 model (`all_int16`):
-    heterogeneous Concats first, then every unit read by a conv/matmul, measured alone at INT8
-    (the output noise fraction it adds), and every conv/matmul's weights (the output noise
-    fraction of its INT8 weights alone on the float model, `conv_weight_noise`: no build), each
-    per MAC it would move to W8A8, highest first (units not measured before `deadline` count as
-    most sensitive); the units that feed no conv/matmul are left out (int16 there costs no MACs:
-    the descent keeps them int16 and tries them at INT8 last); candidates: default serial."""
+    heterogeneous Concats first, then every unit read by a conv/matmul, measured at INT8 together
+    with its readers' weights (`weights`: backend.reader_weights; the output noise fraction they
+    add: what making those MACs W8A8 costs), and the weights no measured unit carries (the output
+    noise fraction of their INT8 weights alone on the float model, `conv_weight_noise`: no build),
+    each per MAC it would move to W8A8, highest first (units not measured before `deadline` count
+    as most sensitive); every row's `weight_noise` is its weights' noise alone; the units that feed
+    no conv/matmul are left out (int16 there costs no MACs: the descent keeps them int16 and tries
+    them at INT8 last); candidates: default serial."""
     candidates = candidates or Candidates(backend)
     subset = evaluator.subset(DESCENT_SAMPLES)
     local = backend.local_noise(subset.feeds)
@@ -149,15 +159,24 @@ def rank_descent(backend, evaluator: Evaluator, candidates: Candidates | None = 
     first, rows = _rows(backend, local)
     costly = [r for r in rows.values() if r.heterogeneous is None and macs.get(r.node, 0) > 0]
     costly.sort(key=lambda r: -(r.local_noise or 0.0))  # the noisiest measured first
-    for row, (acc,) in measure_each(candidates, subset, costly, lambda r: [{**every, r.node: "int8"}],
-                                    deadline=deadline, on_step=on_step, what="sensitivity"):
+    carried: set = set()
+    for row in costly:
+        readers = getattr(backend, "reader_weights", lambda unit: [])(row.node)
+        row.weights = [k for k in readers if k in every and k not in carried]
+        carried.update(row.weights)
+        row.weight_noise = sum(weights.get(k, 0.0) for k in row.weights) if row.weights else None
+    done = measure_each(candidates, subset, costly, lambda r: [{**every, **{k: "int8" for k in r.keys}}],
+                        deadline=deadline, on_step=on_step, what="sensitivity")
+    for row, (acc,) in done:
         row.int16_gain = noise_fraction(acc) - base
         row.score = row.int16_gain / macs[row.node]
-    weight_rows = [UnitSensitivity(key, backend.label(key), "weights", -1, None, noise, weight_noise=noise,
-                                   score=noise / macs[key]) for key, noise in weights.items() if macs.get(key, 0) > 0]
     unmeasured = [r for r in costly if r.int16_gain is None]
+    grouped = {k for r in costly for k in r.keys}
+    weight_rows = [UnitSensitivity(key, backend.label(key), "weights", -1, None, noise, weight_noise=noise,
+                                   score=noise / macs[key]) for key, noise in weights.items()
+                   if macs.get(key, 0) > 0 and key not in grouped]
     unmeasured += [UnitSensitivity(k, backend.label(k), "weights", -1) for k in every
-                   if k not in rows and k not in weights and macs.get(k, 0) > 0]
+                   if k not in rows and k not in weights and k not in grouped and macs.get(k, 0) > 0]
     measured = [r for r in costly if r.int16_gain is not None] + weight_rows
     return first + unmeasured + sorted(measured, key=lambda r: -r.score)
 

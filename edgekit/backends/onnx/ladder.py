@@ -139,6 +139,13 @@ class OnnxLadder:
         ops = {n.name: n.op_type for n in self.graph.model.graph.node}
         return [weight_key(n) for n in self.graph.weights if ops[n] in COMPUTE]
 
+    def reader_weights(self, unit_id: str) -> list[str]:
+        """The weight keys of the conv/matmul/gemm nodes that read `unit_id` (INT8 weights only)."""
+        from edgekit.backends.onnx.qdq_edit import weight_key
+
+        keys = set(self.weight_keys())
+        return [weight_key(r) for r in self.units[unit_id].readers if weight_key(r) in keys]
+
     def label(self, unit_id: str) -> str:
         from edgekit.backends.onnx.qdq_edit import WEIGHTS
 
