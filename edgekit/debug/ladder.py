@@ -16,9 +16,9 @@ On a backend that quantizes once and edits the graph (`backends.onnx.ladder.Onnx
    of their INT8 weights alone (no build), per MAC it would move to W8A8; the most sensitive
    groups covering 1/16, 2/16, ... (DESCENT_GRID) of the ranked MACs are kept int16 (the rest back
    to INT8) until one meets the budget; then up to PRUNE_LIMIT (8) kept groups, least sensitive
-   first, are tried at INT8; then up to PRUNE_LIMIT kept groups, most MACs first, are split: their
-   weights go to INT8 (W8A16) where the weights alone cost less than half the group, else their
-   activations (W16A8); units that feed no conv/matmul stay int16 (no MAC cost) unless all can go
+   first, are tried at INT8; then the kept groups are split: all their weights at INT8 (W8A16) in
+   one candidate, else up to PRUNE_LIMIT of them, most MACs first, one at a time: the weights go to
+   INT8 where they alone cost less than half the group, else the activations (W16A8); units that feed no conv/matmul stay int16 (no MAC cost) unless all can go
    back at once;
 3. climb, otherwise: units are scored by the local noise of their own INT8 grid on float
    activations, the SHORTLIST (16) noisiest measured end to end (noise removed alone at int16);
@@ -195,6 +195,11 @@ def _descend(search: _Search, ranking: list[UnitSensitivity], every: dict[str, s
             levels = trial
     split = sorted((row for row in ranking[:high] if row.weights and all(k in levels for k in row.keys)),
                    key=lambda row: -search.macs.get(row.node, 0))
+    weights = {k for row in split for k in row.weights}
+    if weights and not search.out_of_time():  # W8A16 for every kept group at once
+        trial = {k: v for k, v in levels.items() if k not in weights}
+        if search.try_levels("split", trial).met:
+            levels, split = trial, []
     for row in split[:PRUNE_LIMIT]:  # the half that costs less alone goes back to INT8
         if search.out_of_time():
             return f"time budget spent ({len(search.steps)} builds)"
