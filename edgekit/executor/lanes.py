@@ -4,7 +4,7 @@ A search's caller already holds its open backend; workers first import their fra
 their own (seconds). `Lanes(executor, workers)` therefore starts them in the background
 (`warm_up(opener, *args)`, once) and, until they are ready, measures every item here, so a cold pool never
 delays a result and a short search costs no more than a serial one. Once they are ready, `map`
-gives this thread one item at a time and IN_FLIGHT background threads batches to the executor
+gives this thread one item at a time (the first before any batch leaves) and IN_FLIGHT background threads batches to the executor
 (guided: a worker's share of a batch is 1/(2 x lanes) of what is left), all from the front of the
 list, until none is left; results come back in the items' order (tasks are pure: the lane that ran
 an item does not change its result). Workers that fail give their items back: this process
@@ -128,20 +128,22 @@ class Lanes:
                 for i, result in zip(batch, done):
                     results[i] = result
 
+        mine = take(1)  # before the remote lanes start: with 2 items they would take both
         threads = [threading.Thread(target=remote_lane, name="edgekit-remote-lane", daemon=True)
                    for _ in range(IN_FLIGHT)]
         for thread in threads:
             thread.start()
         try:
             while True:
-                batch = take(1)
-                if batch:
-                    results[batch[0]] = local(items[batch[0]])
+                if mine:
+                    results[mine[0]] = local(items[mine[0]])
+                    mine = take(1)
                     continue
                 for thread in threads:
                     thread.join()  # the remote lanes' last batches, or their items given back
                 if not pending:
                     return results
+                mine = take(1)
         except BaseException:
             stop.set()  # Ctrl-C or a failure here: the remote lane takes nothing more
             raise

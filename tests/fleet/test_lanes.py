@@ -153,3 +153,15 @@ def test_on_workers_sends_one_task_per_worker_and_keeps_the_order():
     executor = Recording()
     assert Lanes(executor, 2).on_workers("x", lambda a, b, work: a * b, [(1, 2), (3, 4), (5, 6)]) == [2, 12, 30]
     assert len(executor.tasks) == 2
+
+
+def test_with_two_items_and_one_worker_each_lane_takes_one():
+    """A ladder asks for `width` (workers + 1) candidates at a time. The remote lanes used to start
+    first and take both items, so the worker measured them one after the other while this
+    process waited: pairs of recognizer candidates took 5.5 s instead of 2.8 s."""
+    lanes = _ready_lanes(1)
+    for _ in range(20):
+        here, there = [], []
+        assert lanes.map([1, 2], lambda i: here.append(i) or -i,
+                         lambda batch: there.extend(batch) or [-i for i in batch]) == [-1, -2]
+        assert (here, there) == ([1], [2])
