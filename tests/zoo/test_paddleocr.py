@@ -95,8 +95,9 @@ def test_text_direction_classifier_precision_ladder(paddle_models, edgekit_cli, 
           f"{int8['accuracy']['top1_agreement']}; MAC share {ladder['mac_share']}; p50 {ladder['latency_p50_ms']}; "
           f"{len(fallback['steps'])} builds")
     assert fallback["met"] and int8["accuracy"]["top1_agreement"] >= 0.99
-    # measured: plain 0.968, ladder 0.992 with 99.2% of conv/matmul MACs W8A8 (0.8% W8A16), 13 builds, over
-    # GPTQ-rounded weights (int8.weight_rounding auto); with round-to-nearest 1.0 with 82.5% W8A8 in 15
+    # measured: plain 0.968, ladder 0.992 with 95.0% of conv/matmul MACs W8A8 (4.9% W16A16), 22 builds, over
+    # GPTQ-rounded weights (int8.weight_rounding auto; with the descent's units and weights ranked apart:
+    # 99.2% W8A8 in 13); with round-to-nearest 1.0 with 82.5% W8A8 in 15
     assert ladder["mac_share"].get("W8A8", 0) >= 0.70
 
 
@@ -114,10 +115,11 @@ def test_text_recognizer_precision_ladder(paddle_models, edgekit_cli, tmp_path):
     """--min-sequence-match 0.97 --min-agreement 0.99 (decoded id sequences and per-timestep
     argmax vs float) on 400 lines (86 held out: with 42, 0.97 allowed one wrong line and the
     W16A16 point decoded 2 near-tie lines differently, so the descent never ran). Over GPTQ-rounded
-    INT8 weights (int8.weight_rounding auto) the all-int16 point meets both and the descent keeps
-    the INT8 weights of most MACs; their activations stay int16. The issue's >= 50% of MACs in
-    W8A8 is not met: INT8 activations on the large convs cost too much in this search (measured
-    alone with the rest float, 45% of MACs at W8A8 keep 99 of 100 fresh lines: not found here)."""
+    INT8 weights (int8.weight_rounding auto) the all-int16 point meets both, and the descent sends
+    the tensors whose INT8 activations and weights together cost least per MAC back to W8A8. The
+    issue's >= 50% of MACs in W8A8 is not met: near the budget, sequence match moves by single
+    near-tie lines (0.953 at 32.7 dB SQNR, 0.977 at 28.1 dB), and the large convs' INT8
+    activations cost more noise than it leaves."""
     lines = data.write_word_lines(tmp_path / "lines", 400)
     code, err, int8, fallback = _ladder(edgekit_cli, paddle_models / "ch_PP-OCRv4_rec_infer.onnx", lines,
                                         tmp_path / "out", *UNIT, "--min-sequence-match", "0.97",
@@ -127,13 +129,15 @@ def test_text_recognizer_precision_ladder(paddle_models, edgekit_cli, tmp_path):
           f"per-timestep plain {plain['top1_agreement']}, best {best['top1_agreement']}; "
           f"MAC share {fallback['ladder']['mac_share']}; {len(fallback['steps'])} builds; {fallback['stopped']}")
     assert [s["phase"] for s in fallback["steps"][:3]] == ["baseline", "bias correction", "all int16"]
-    if code == 10:  # never a silent wrong answer: the budget and the best point are named
-        assert not fallback["met"] and "min_sequence_match" in err and "best fallback point" in err, err
-    assert best["sequence_match"] >= 0.9 and best["top1_agreement"] >= 0.99, (plain, best)
-    # measured (86 held-out lines, 13.6 min): sequence match plain 0.50, all int16 0.988, final 0.977 (met,
-    # flagged within noise: 95% lower bound 0.92); per-timestep plain 0.921, final 0.995; 71.9% of MACs
-    # W8A16, 28.1% W16A16, none W8A8; 10 builds in the 600 s budget. Before GPTQ (42 lines): 0.976 with
-    # 92.0% W16A16 and 7.9% W16A8 (INT8 weights on 0.1% of MACs)
+    assert code == 0 and fallback["met"], err
+    assert best["sequence_match"] >= 0.97 and best["top1_agreement"] >= 0.99, (plain, best)
+    assert fallback["ladder"]["mac_share"].get("W8A8", 0) >= 0.2  # the issue asks 0.5: not met
+    # measured (86 held-out lines, 7.5 min, 2 shared cores): sequence match plain 0.50, all int16 0.988,
+    # final 0.977 (met, flagged within noise: 95% lower bound 0.92); per-timestep plain 0.921, final
+    # 0.996; 24.4% of MACs W8A8, 21.2% W8A16, 54.5% W16A16; 34 builds, search 362 s (ranking 170 s).
+    # With tensors and weights ranked apart: 0% W8A8 while validation took 20 s per candidate (the
+    # ranking measured 12 of 53 tensors in its time), 24.2% after (7.9% W16A8, 38.9% W8A16); before
+    # GPTQ (42 lines): INT8 weights on 0.1% of MACs
 
 
 def test_text_detector_precision_ladder(paddle_models, edgekit_cli, tmp_path):
@@ -154,7 +158,7 @@ def test_text_detector_precision_ladder(paddle_models, edgekit_cli, tmp_path):
     assert best["map_iou"] >= 0.95 and best["sqnr_db"] >= 25, (plain, best)
     corrected = fallback["steps"][1]  # the INT8 weights' own mean shift: never a wreck (was 0.3 dB)
     assert corrected["phase"] == "bias correction" and corrected["accuracy"]["sqnr_db"] >= plain["sqnr_db"] - 1, corrected
-    # measured: map IoU plain 0.902, ladder 0.991; SQNR plain 10.5 dB, ladder 25.6 dB with 86.3% of
-    # conv/matmul MACs W8A8 (11.5% W8A16, 2.2% W16A16), 15 builds, 68 s, over GPTQ-rounded weights (with
-    # round-to-nearest: 25.9 dB, 82.7% W8A8, 16 builds, 48 s)
+    # measured: map IoU plain 0.902, ladder 0.991; SQNR plain 10.5 dB, ladder 25.4 dB with 87.4% of
+    # conv/matmul MACs W8A8 (5.4% W8A16, 7.2% W16A16), 23 builds, 66 s, over GPTQ-rounded weights (units
+    # and weights ranked apart: 25.6 dB, 86.3% W8A8, 15 builds; round-to-nearest: 25.9 dB, 82.7% W8A8)
     assert fallback["ladder"]["mac_share"].get("W8A8", 0) >= 0.5
