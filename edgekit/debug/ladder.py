@@ -18,8 +18,8 @@ On a backend that quantizes once and edits the graph (`backends.onnx.ladder.Onnx
    to INT8) until one meets the budget; then up to PRUNE_LIMIT (8) kept groups, least sensitive
    first, are tried at INT8; then the kept groups are split: all their weights at INT8 (W8A16) in
    one candidate, else up to PRUNE_LIMIT of them, most MACs first, one at a time: the weights go to
-   INT8 where they alone cost less than half the group, else the activations (W16A8); units that feed no conv/matmul stay int16 (no MAC cost) unless all can go
-   back at once;
+   INT8 where they alone cost less than half the group, else the activations (W16A8); units that
+   feed no conv/matmul stay int16 (no MAC cost) unless all can go back at once;
 3. climb, otherwise: units are scored by the local noise of their own INT8 grid on float
    activations, the SHORTLIST (16) noisiest measured end to end (noise removed alone at int16);
    units go to int16 in rank order in growing batches (1, 2, 4, ...) until the budget holds or

@@ -245,7 +245,10 @@ def test_the_weight_rung_fixes_int8_weights_and_keeps_the_rest_w8a8(tmp_path):
         print(f"outlier weights: SQNR plain {plain:.1f} dB, ladder {result.best.accuracy['sqnr_db']:.1f} dB, "
               f"{result.best.precisions}, {details['mac_share']}")
         assert plain < 25 and result.met, (plain, result.best.accuracy)
+        groups = {row.node: row.weights for row in ranking}
+        assert groups == {"x": [weight_key("mix")], "r": [weight_key("spatial")]}, groups  # each with its readers'
         assert precision == {"mix": "W16A8", "spatial": "W8A8"}, precision
+        assert "split" in [s.phase for s in result.steps if s.met]  # the group {x, mix's weights}, split
         assert details["mac_share"]["W8A8"] > 0.85
 
 
