@@ -116,7 +116,7 @@ def test_macs_are_counted_with_a_dynamic_batch(tmp_path):
 
 @pytest.mark.slow
 def test_search_on_an_executor_is_the_serial_search(head, monkeypatch):
-    """executor=: the rankings' and the descent grid's candidates run on 2 worker processes (each
+    """executor=: the rankings' and the descent grid's candidates run on worker processes (each
     opens the ladder from its picklable recipe once) beside this one; the steps and the result
     are the serial ones."""
     from edgekit.debug.ladder import run_ladder
@@ -148,7 +148,9 @@ def test_search_on_an_executor_is_the_serial_search(head, monkeypatch):
         executor = Counted(pool)
         parallel = search(executor)
     assert len(serial[0]) >= 4 and parallel == serial
-    assert len(executor.hosts) >= 2 and not any(h.endswith(f":{os.getpid()}") for h in executor.hosts)
+    # this process takes the first candidate of every batch (edgekit.executor.lanes), so on this
+    # small search the workers get one task: what matters is that they ran some, not here
+    assert executor.hosts and not any(h.endswith(f":{os.getpid()}") for h in executor.hosts)
 
 
 def _cancelling_conv(path):
