@@ -69,6 +69,10 @@ class _Search:
     def out_of_time(self) -> bool:
         return time.monotonic() > self.deadline
 
+    def spent(self) -> str:
+        """Why a search stopped at its deadline."""
+        return f"time budget spent ({len(self.steps)} builds)"
+
     def try_levels(self, phase: str, levels: dict[str, str]) -> Step:
         return self.try_first_met(phase, [levels])[0]
 
@@ -189,29 +193,34 @@ def _descend(search: _Search, ranking: list[UnitSensitivity], every: dict[str, s
     levels = keeping(groups[:high])
     for group in list(reversed(groups[:high]))[:PRUNE_LIMIT]:
         if search.out_of_time():
-            return f"time budget spent ({len(search.steps)} builds)"
-        trial = {k: v for k, v in levels.items() if k not in group}
+            return search.spent()
+        trial = _without(levels, group)
         if search.try_levels("prune", trial).met:
             levels = trial
     split = sorted((row for row in ranking[:high] if row.weights and all(k in levels for k in row.keys)),
                    key=lambda row: -search.macs.get(row.node, 0))
     weights = {k for row in split for k in row.weights}
     if weights and not search.out_of_time():  # W8A16 for every kept group at once
-        trial = {k: v for k, v in levels.items() if k not in weights}
+        trial = _without(levels, weights)
         if search.try_levels("split", trial).met:
             levels, split = trial, []
     for row in split[:PRUNE_LIMIT]:  # the half that costs less alone goes back to INT8
         if search.out_of_time():
-            return f"time budget spent ({len(search.steps)} builds)"
+            return search.spent()
         weights_cheaper = row.weight_noise is not None and row.int16_gain is not None \
             and row.weight_noise < row.int16_gain / 2
         lowered = row.weights if weights_cheaper else [row.node]
-        trial = {k: v for k, v in levels.items() if k not in lowered}
+        trial = _without(levels, lowered)
         if search.try_levels("split", trial).met:
             levels = trial
     if free and not search.out_of_time():
-        search.try_levels("free units INT8", {k: v for k, v in levels.items() if k not in free})
+        search.try_levels("free units INT8", _without(levels, free))
     return "budget met"
+
+
+def _without(levels: dict[str, str], keys) -> dict[str, str]:
+    """`levels` with `keys` back at INT8."""
+    return {k: v for k, v in levels.items() if k not in keys}
 
 
 def _climb(search: _Search, ranking: list[UnitSensitivity], max_units: int, max_float: int) -> str:
@@ -234,7 +243,7 @@ def _climb(search: _Search, ranking: list[UnitSensitivity], max_units: int, max_
                                        deadline=half, on_step=search.on_step)
     for unit in floats[:max_float]:
         if search.out_of_time():
-            return f"time budget spent ({len(search.steps)} builds)"
+            return search.spent()
         levels[unit] = "float"
         if search.try_levels("greedy float", levels).met:
             met = True

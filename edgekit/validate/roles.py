@@ -22,6 +22,7 @@ SCORE_NAMES = re.compile(r"prob|score|logit|class|cls|conf|softmax|label|pred|ct
 STATE_SUFFIX = re.compile(r"(_?(out|in|new|next|prev|n|0|1))+$")
 SPLIT_RATIO = 10.0  # coordinate rows span >= 10x the range of the class-score rows
 INFER_SAMPLES = 64  # roles are inferred from the first 64 float outputs
+UNIT_SLACK = 1e-3  # values in [-0.001, 1.001] count as [0, 1] (float rounding)
 BLANK_SHARE = 0.3  # unbounded [N, T, C] is CTC-like when one class wins >= 30% of timesteps
 
 
@@ -71,7 +72,7 @@ def is_state(name: str, shape: Sequence[int], inputs: Mapping[str, Sequence[int]
 
 
 def _in_unit(x: np.ndarray) -> bool:
-    return bool(x.size) and float(x.min()) >= -1e-3 and float(x.max()) <= 1 + 1e-3
+    return bool(x.size) and float(x.min()) >= -UNIT_SLACK and float(x.max()) <= 1 + UNIT_SLACK
 
 
 def probability_axis(x: np.ndarray, axes: Sequence[int]) -> Optional[int]:
@@ -98,7 +99,7 @@ def split_rows(x: np.ndarray, axis: int) -> Optional[int]:
     tail_high = np.maximum.accumulate(high[::-1])[::-1]
     tail_span = np.maximum.accumulate(span[::-1])[::-1]
     k = np.arange(1, rows.shape[0] - 1)
-    ok = ((tail_low[k] >= -1e-3) & (tail_high[k] <= 1 + 1e-3)
+    ok = ((tail_low[k] >= -UNIT_SLACK) & (tail_high[k] <= 1 + UNIT_SLACK)
           & (head_span[k - 1] >= SPLIT_RATIO * np.maximum(tail_span[k], 1e-6)))
     return int(k[ok][0]) if ok.any() else None
 
