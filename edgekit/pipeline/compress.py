@@ -39,7 +39,7 @@ from edgekit.fsutil import (
 )
 from edgekit.model.checks import ENTRY, ModelFile, check_model_path
 from edgekit.pipeline import cache
-from edgekit.pipeline.equalization import record_equalization
+from edgekit.pipeline.equalization import record_equalization, record_smoothing
 from edgekit.pipeline.fallback_stage import apply_fallback
 from edgekit.pipeline.gates import evaluate_gates, flag_artifacts
 from edgekit.pipeline.isolate import run_isolated
@@ -239,7 +239,8 @@ def build_output(job: CompressJob, on_step: Callable[[str], None] = lambda s: No
                                            job.allow_low_float_accuracy, roles.primary)
         validation = (data.validation_feeds, ref_outputs, data.labels, roles)
         built, fusion, notes = _build_targets(job, source, recipe, data, validation, stage, Path(work), on_step)
-        notes = data.notes + notes + record_equalization(built, source, equalize)
+        notes = data.notes + notes + record_equalization(built, source, equalize) \
+            + record_smoothing(built, recipe.int8.smooth if int8 else "off")
         embed_contract(built, resolution, source, recipe, ref_outputs, roles.primary)
         entries = _validate(built, recipe, data, ref_outputs, on_step, roles)
         for warning in flag_artifacts(entries, lambda target: backends.get(target).baseline):

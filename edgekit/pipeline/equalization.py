@@ -1,4 +1,5 @@
-"""The report entry of cross-layer equalization: which pairs were rescaled, by what range."""
+"""The report entries of the float graph's rescalings before INT8: cross-layer equalization (which
+pairs, by what range) and activation smoothing (which tensors, by what strength and gain)."""
 
 from __future__ import annotations
 
@@ -32,4 +33,27 @@ def record_equalization(built: list[Built], source, mode: str) -> list[str]:
             notes.append(f"{b.name}: cross-layer equalization rescaled {len(pairs)} pair(s) in the {where}: "
                          + "; ".join(f"{p['pair']} (channel scales {p['scale_min']:.3g}..{p['scale_max']:.3g})"
                                      for p in pairs))
+    return notes
+
+
+def record_smoothing(built: list[Built], mode: str) -> list[str]:
+    """Attach {"mode", "tensors"} to every INT8 artifact built from a fused FP32 graph that was
+    smoothed (its target's, or its upstream's, fp32 steps["smoothing"]); returns one report note per
+    such artifact."""
+    if mode == "off":
+        return []
+    from edgekit import backends
+
+    smoothed = {b.target: b.details.get("steps", {}).get("smoothing") for b in built if b.precision == "fp32"}
+    notes = []
+    for b in built:
+        target = backends.get(b.target)
+        tensors = smoothed.get(target.upstream or target.name)
+        if b.precision != "int8" or tensors is None:
+            continue
+        b.details["smoothing"] = {"mode": mode, "tensors": tensors}
+        if tensors:
+            notes.append(f"{b.name}: activation smoothing moved the outlier channels of {len(tensors)} tensor(s) "
+                         "into their readers' weights: " + "; ".join(
+                             f"{t['tensor']} (alpha {t['alpha']}, INT8 error {t['gain']:.3g}x less)" for t in tensors))
     return notes

@@ -45,12 +45,16 @@ def prepare_fp32(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     verify_samples: int = VERIFY_SAMPLES,
     equalize: str = "off",
+    smooth: str = "off",
 ) -> tuple[dict, dict]:
-    """Load, upgrade, fix shapes, fuse, equalize, verify and save the FP32 model; return (model info, steps).
+    """Load, upgrade, fix shapes, fuse, equalize, smooth, verify and save the FP32 model; return
+    (model info, steps).
 
     steps["fusion"]["control_flow_ops"] counts the ops left inside If/Loop/Scan bodies (they stay float).
     equalize: cross-layer equalization after fusion, auto | on | off [default off]; the pairs it
-    rescaled are in steps["equalization"], and the verification covers it.
+    rescaled are in steps["equalization"]. smooth: activation smoothing on the calibration
+    samples after it (`backends.onnx.smooth`), auto | on | off [default off]; the tensors it
+    rescaled are in steps["smoothing"]. The verification covers both.
     """
     import onnx
 
@@ -75,6 +79,12 @@ def prepare_fp32(
 
         steps["equalization"] = equalize_onnx(fused, equalize)
     onnx.save(fused, str(out_path))
+    if smooth != "off" and calibration_factory is not None:
+        from edgekit.backends.onnx.smooth import smooth_onnx
+
+        steps["smoothing"] = smooth_onnx(fused, calibration_factory, model_inputs(out_path), smooth)
+        if steps["smoothing"]:
+            onnx.save(fused, str(out_path))
     if calibration_factory is not None and verify_samples > 0:
         reader = StreamingReader(calibration_factory, model_inputs(out_path))
         feeds: Iterable = (reader.check(s, i) for i, s in enumerate(itertools.islice(calibration_factory(), verify_samples)))
@@ -95,13 +105,15 @@ def build_onnx_artifacts(
     nodes_to_exclude: Sequence[str] = (),
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     equalize: str = "off",
+    smooth: str = "off",
     weight_rounding: str = "nearest",
 ) -> list[dict]:
     """Build the ONNX artifacts of `source_onnx_path` into `out_dir` (see the module docstring).
 
     The FP32 (fused) artifact is always produced, first; "int8" needs `calibration_factory`, a
     callable returning a fresh iterator of {input name: array} samples each time it is called.
-    equalize: cross-layer equalization of the FP32 graph every artifact starts from [default off];
+    equalize, smooth: cross-layer equalization and activation smoothing of the FP32 graph every
+    artifact starts from (`prepare_fp32`) [default off];
     weight_rounding: of the INT8 weights, "nearest" [default] or "gptq" (`quantize_qdq`).
     """
     from edgekit.backends.onnx.quantize import convert_fp16, quantize_qdq
@@ -115,7 +127,7 @@ def build_onnx_artifacts(
     stem = Path(source_onnx_path).stem
     fp32_path = out_dir / f"{stem}_fp32.onnx"
     info, steps = prepare_fp32(source_onnx_path, fp32_path, calibration_factory=calibration_factory,
-                               input_shapes=input_shapes, equalize=equalize)  # fmt: skip
+                               input_shapes=input_shapes, equalize=equalize, smooth=smooth)  # fmt: skip
     artifacts = [_artifact(fp32_path, "fp32", info, steps)]
     if "int8" in precisions:
         path = out_dir / f"{stem}_int8.onnx"

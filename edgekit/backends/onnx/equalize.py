@@ -47,7 +47,8 @@ def _bias(node: onnx.NodeProto, weights: dict, channels: int) -> tuple[str | Non
     return name, name in weights and weights[name].shape == (channels,)
 
 
-def _passes(node: onnx.NodeProto, shapes: dict) -> bool:
+def scale_transparent(node: onnx.NodeProto, shapes: dict) -> bool:
+    """Whether the node carries a positive per-channel scale of its input 0 to its output."""
     if node.op_type in PASS_THROUGH:
         return True
     if node.op_type == "Pad":
@@ -77,7 +78,7 @@ def find_pairs(graph: onnx.GraphProto) -> list[Pair]:
             continue
         tensor = node.output[0]
         readers = users.get(tensor, [])
-        while len(readers) == 1 and tensor not in outputs and _passes(readers[0], shapes):
+        while len(readers) == 1 and tensor not in outputs and scale_transparent(readers[0], shapes):
             tensor = readers[0].output[0]
             readers = users.get(tensor, [])
         if not readers or tensor in outputs:

@@ -115,6 +115,30 @@ def _auto_excluded(path, per_channel: bool) -> dict[str, str]:
     return auto_excluded(onnx.load(str(path), load_external_data=False).graph, per_channel)
 
 
+ELEMENTWISE = ("Mul", "Add", "Sub", "Div")
+
+
+def _per_channel_constants(path) -> dict[str, int]:
+    """Constant inputs of elementwise ops that vary along one axis (a per-channel scale or shift,
+    e.g. from activation smoothing) -> that axis: quantized per channel, every value exact, where
+    one per-tensor grid would round the small channels off."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inits = {init.name: init for init in graph.initializer}
+    found = {}
+    for node in graph.node:
+        for name in node.input if node.op_type in ELEMENTWISE else ():
+            init = inits.get(name)
+            if init is None or init.data_type != onnx.TensorProto.FLOAT:
+                continue
+            wide = [axis for axis, dim in enumerate(init.dims) if dim > 1]
+            if len(wide) == 1 and np.unique(numpy_helper.to_array(init)).size > 1:
+                found[name] = wide[0]
+    return found
+
+
 def quantize_qdq(
     fp32_path: str | Path,
     out_path: str | Path,
@@ -159,6 +183,10 @@ def quantize_qdq(
     }
     if method == "percentile":
         extra["CalibPercentile"] = percentile
+    overrides = _per_channel_constants(fp32_path)
+    if overrides:
+        extra["TensorQuantOverrides"] = {name: [{"axis": axis, "quant_type": QuantType.QInt8}]
+                                         for name, axis in overrides.items()}
     cache = {}
     if ranges_cache is not None and "calibration_cache_path" in inspect.signature(quantize_static).parameters:
         cache["calibration_cache_path"] = str(ranges_cache)

@@ -67,7 +67,8 @@ class OnnxTarget:
             method=method, per_channel=recipe.int8.per_channel,
             weight_rounding=rounding,
             input_shapes={spec.name: list(spec.shape) for spec in source.inputs},  # as the source fixed them
-            equalize=recipe.int8.equalize if "int8" in precisions or ctx.dependency_only else "off")
+            equalize=recipe.int8.equalize if "int8" in precisions or ctx.dependency_only else "off",
+            smooth=recipe.int8.smooth if "int8" in precisions or ctx.dependency_only else "off")
         int8 = next((a for a in artifacts if a["precision"] == "int8"), None)
         if auto and int8 is not None and ctx.validation is not None:
             from edgekit.backends.onnx.calibration_method import choose_onnx_method
@@ -126,7 +127,7 @@ class OnnxTarget:
             fp32 = ctx.workdir / "model_fp32.onnx"
             prepare_fp32(source.onnx(ctx.workdir, ctx.on_step), fp32, calibration_factory=calibration,
                          input_shapes={spec.name: list(spec.shape) for spec in source.inputs},
-                         equalize=recipe.int8.equalize)
+                         equalize=recipe.int8.equalize, smooth=recipe.int8.smooth)
         int8 = next((b for b in built if b.precision == "int8"), None)
         if int8 is not None:
             options = rebuild_options(int8.details["steps"]["quantization"])
