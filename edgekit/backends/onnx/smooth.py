@@ -14,7 +14,6 @@ computes the same function; the fusion check after it covers the rewrite.
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -109,7 +108,7 @@ def _channel_axis(g: _Graph, tensor: str) -> int | None:
 def plan(g: _Graph, tensor: str, axis: int) -> Region | None:
     """The region smoothing `tensor` changes (see the module docstring); None if 1/s does not fold."""
     region = Region(tensor, axis, {tensor})
-    roles: dict[str, str] = {}  # node name -> "absorb" | "carry" | "take"
+    roles: dict[str, str] = {}  # node name -> "absorb" (takes 1/s into a constant) | "carry" (passes it on)
     todo = [tensor]
     while todo:
         t = todo.pop()
@@ -169,6 +168,8 @@ def _producer(g: _Graph, node, t: str, region: Region, roles: dict) -> list[str]
         region.edits.append(Edit(node, consts[0], "div", region.axis, rank))
         return [node.input[1 - consts[0]]]
     if op == "Mul" and not consts:  # the side whose producer can take 1/s, the other one unchanged
+        if node.input[0] == node.input[1]:
+            return None  # a square
         side, other = sorted(node.input[:2], key=lambda x: getattr(g.made.get(x), "op_type", "") not in FOLDS)
         return None if other in region.scaled or g.rank(side) != rank else [side]
     if scale_transparent(node, g.shapes) and g.rank(node.input[0]) == rank:
@@ -273,8 +274,8 @@ def _readers(g: _Graph, tensor: str) -> list[np.ndarray]:
 def smooth_onnx(model: onnx.ModelProto, calibration_factory, inputs, mode: str = "auto") -> list[dict]:
     """Smooth `model` in place (mode auto | on | off, edgekit.transforms.smooth.choose) from the
     calibration samples (checked against `inputs`: name -> dtype; activation rows from the first
-    SAMPLES (32), ranges from all of them); one record
-    per tensor smoothed: tensor, readers, alpha, simulated W8A8 error before and after, scales."""
+    SAMPLES (32), ranges from all of them); one record per tensor smoothed: tensor, readers,
+    alpha, W8A8 error before and after, gain, scales."""
     if mode == "off":
         return []
     from edgekit.backends.onnx.quantize import StreamingReader
