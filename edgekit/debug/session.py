@@ -100,6 +100,7 @@ def run_debug(model_path: str | Path, out: str | Path, recipe: Recipe, *, target
         backend = backends.get(target).selective(source, data.calibration_factory(), recipe, ctx)
         if backend is None:
             raise UsageError(f"--target {target}: this target keeps no layer in float, so there is nothing to debug")
+        smoothing = getattr(backend, "smoothing", None)
         try:
             with LazyExecutor(jobs, ray) as executor:
                 document, fallback = _analyse(backend, data, source.reference, model_file.path, target, budget,
@@ -109,6 +110,8 @@ def run_debug(model_path: str | Path, out: str | Path, recipe: Recipe, *, target
             backend.close()
         # as compress: a .keras model is equalized before export, the ONNX graph after fusion
         document["equalization"] = {"mode": recipe.int8.equalize, "keras_pairs": list(source.equalization)}
+        if smoothing is not None:  # the fused ONNX graph's, as compress smooths it
+            document["smoothing"] = {"mode": recipe.int8.smooth, "tensors": smoothing}
         on_step("writing report")
         from edgekit.debug.report import render_html, render_markdown
 

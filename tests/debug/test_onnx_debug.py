@@ -29,3 +29,17 @@ def test_onnx_report_and_fallback(hostile_keras, planted, tmp_path, edgekit_cli_
     model = onnx.load(str(out / "model_int8_fallback.onnx"))
     raised = [n for n in model.graph.node if n.domain == "com.microsoft" or n.op_type == "Identity"]
     assert raised, "the saved model carries the ladder's int16 or float tensors"
+
+
+def test_debug_smooths_the_graph_as_compress_does(hostile_keras, tmp_path, edgekit_cli_module):
+    """int8.smooth defaults to auto in debug too: debug.json names the tensors smoothed, and the
+    planted pair no longer costs accuracy (equalization off, so smoothing alone did it)."""
+    recipe = tmp_path / "smooth_only.yaml"
+    recipe.write_text("int8:\n  equalize: \"off\"\n")
+    out = tmp_path / "out"
+    result = edgekit_cli_module("debug", hostile_keras, "--int8", "--calibration", DIGITS_DATA, "--color",
+                                "grayscale", "--quiet", "--target", "onnx", "--out", out, "--recipe", recipe)
+    assert result.code == 0, result.err
+    doc = json.loads((out / "debug.json").read_text())
+    assert doc["smoothing"]["mode"] == "auto" and doc["int8"]["accuracy_drop_pts"] <= 1.0
+    assert any("outlier_up" in t["tensor"] for t in doc["smoothing"]["tensors"]), doc["smoothing"]

@@ -26,7 +26,8 @@ QUANTIZABLE = {"Conv", "ConvTranspose", "MatMul", "Gemm", "Add", "Mul", "Concat"
 class OnnxSelective:
     """fp32_path: the float ONNX model; calibration: factory of feeds (settable later);
     options: `quantize_qdq` keyword arguments of every build (default: its defaults, minmax
-    per-channel), the plain INT8 build's own (`rebuild_options`) when there is one."""
+    per-channel), the plain INT8 build's own (`rebuild_options`) when there is one; `smoothing`:
+    the records of the activation smoothing in fp32_path (None: not known)."""
 
     target = "onnx"
     suffix = ".onnx"
@@ -37,6 +38,7 @@ class OnnxSelective:
 
         self.fp32_path = Path(fp32_path)
         self.calibration = calibration
+        self.smoothing: list | None = None
         self.options = dict(options or {})
         self._settings: dict[frozenset, dict] = {}
         self._layer_names = list(layer_names)

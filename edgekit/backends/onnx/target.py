@@ -121,13 +121,15 @@ class OnnxTarget:
         from edgekit.backends.onnx.quantize import rebuild_options
         from edgekit.backends.onnx.selective import OnnxLadderSelective
 
-        fp32 = next((b.path for b in built if b.precision == "fp32"), None)
+        fp32 = next((b for b in built if b.precision == "fp32"), None)
+        steps = fp32.details.get("steps", {}) if fp32 is not None else None
+        fp32 = None if fp32 is None else fp32.path
         if fp32 is None:
             ctx.on_step("preparing the fused ONNX graph")
             fp32 = ctx.workdir / "model_fp32.onnx"
-            prepare_fp32(source.onnx(ctx.workdir, ctx.on_step), fp32, calibration_factory=calibration,
-                         input_shapes={spec.name: list(spec.shape) for spec in source.inputs},
-                         equalize=recipe.int8.equalize, smooth=recipe.int8.smooth)
+            _, steps = prepare_fp32(source.onnx(ctx.workdir, ctx.on_step), fp32, calibration_factory=calibration,
+                                    input_shapes={spec.name: list(spec.shape) for spec in source.inputs},
+                                    equalize=recipe.int8.equalize, smooth=recipe.int8.smooth)
         int8 = next((b for b in built if b.precision == "int8"), None)
         if int8 is not None:
             options = rebuild_options(int8.details["steps"]["quantization"])
@@ -135,8 +137,10 @@ class OnnxTarget:
             method = recipe.calibration.method
             options = {"method": "minmax" if method == "auto" else method, "per_channel": recipe.int8.per_channel,
                        "weight_rounding": _plain_rounding(recipe)}
-        return OnnxLadderSelective(fp32, calibration, source.layer_names, options=options,
-                                   ladder_rounding="nearest" if recipe.int8.weight_rounding == "nearest" else "gptq")
+        selective = OnnxLadderSelective(fp32, calibration, source.layer_names, options=options,
+                                        ladder_rounding="nearest" if recipe.int8.weight_rounding == "nearest" else "gptq")
+        selective.smoothing = steps.get("smoothing")
+        return selective
 
 
 def _plain_rounding(recipe) -> str:
