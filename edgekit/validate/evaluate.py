@@ -84,13 +84,14 @@ def _round(value: Optional[float]) -> Optional[float]:
 def output_metrics(ref: np.ndarray, test: np.ndarray, role: OutputRole,
                    labels: Sequence[Optional[int]]) -> OutputMetrics:
     """Tensor metrics, channel-group SQNR and the role's task metrics of stacked [samples, ...] arrays."""
-    m = OutputMetrics(role=role.role, max_abs_error=round(metrics.max_abs_error(ref, test), 6),
-                      cosine=round(metrics.cosine(ref, test), 6), sqnr_db=_finite(metrics.sqnr_db(ref, test)))
+    wide = np.asarray(ref, np.float64), np.asarray(test, np.float64)  # once: each metric would convert again
+    m = OutputMetrics(role=role.role, max_abs_error=round(metrics.max_abs_error(*wide), 6),
+                      cosine=round(metrics.cosine(*wide), 6), sqnr_db=_finite(metrics.sqnr_db(*wide)))
     feature = role.class_axis if role.class_axis is not None else role.feature_axis
     split = role.box_rows if role.role == "boxes" else (
         split_rows(ref, feature if feature < 0 else feature + 1) if feature is not None and ref.ndim > 2 else None)
     kinds = ("box coordinates", "class scores") if role.role == "boxes" else None
-    groups = task_metrics.group_sqnr(ref, test, feature, split, kinds)
+    groups = task_metrics.group_sqnr(*wide, feature, split, kinds)
     worst = min(groups, key=lambda g: g["sqnr_db"])
     m.groups = [{"group": g["group"], "sqnr_db": _finite(g["sqnr_db"])} for g in groups]
     m.worst_group, m.worst_group_sqnr_db = worst["group"], _finite(worst["sqnr_db"])
