@@ -230,31 +230,34 @@ def apply(g: _Graph, region: Region, scales: np.ndarray) -> None:
             g.inits[name].CopyFrom(numpy_helper.from_array(new, name))
 
 
-def _activations(model: onnx.ModelProto, tensors: dict[str, int], feeds) -> dict:
-    """tensor -> (rows [<= ROWS, C] of its values on the first SAMPLES feeds, each channel's min
-    and max over every feed)."""
+def _activations(model: onnx.ModelProto, wanted: set[tuple[str, int]], feeds) -> dict:
+    """(tensor, channel axis) -> (rows [<= ROWS, C] of its values on the first SAMPLES feeds, each
+    channel's min and max over every feed)."""
     import onnxruntime
 
     from edgekit.runtime.onnx import session_options
 
+    names = sorted({t for t, _ in wanted})
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     del probe.graph.output[:]
-    probe.graph.output.extend(onnx.ValueInfoProto(name=t) for t in tensors)
+    probe.graph.output.extend(onnx.ValueInfoProto(name=t) for t in names)
     session = onnxruntime.InferenceSession(probe.SerializeToString(), session_options(),
                                            providers=["CPUExecutionProvider"])
-    rows: dict[str, list] = {t: [] for t in tensors}
-    low: dict[str, np.ndarray] = {}
-    high: dict[str, np.ndarray] = {}
+    rows: dict[tuple, list] = {key: [] for key in wanted}
+    low: dict[tuple, np.ndarray] = {}
+    high: dict[tuple, np.ndarray] = {}
     for n, feed in enumerate(feeds):
-        for t, value in zip(tensors, session.run(None, feed)):
-            x = np.moveaxis(np.asarray(value, np.float32), tensors[t], -1).reshape(-1, value.shape[tensors[t]])
-            low[t] = np.minimum(low[t], x.min(axis=0)) if t in low else x.min(axis=0)
-            high[t] = np.maximum(high[t], x.max(axis=0)) if t in high else x.max(axis=0)
+        values = dict(zip(names, session.run(None, feed)))
+        for key in wanted:
+            value, axis = values[key[0]], key[1]
+            x = np.moveaxis(np.asarray(value, np.float32), axis, -1).reshape(-1, value.shape[axis])
+            low[key] = np.minimum(low[key], x.min(axis=0)) if key in low else x.min(axis=0)
+            high[key] = np.maximum(high[key], x.max(axis=0)) if key in high else x.max(axis=0)
             if n < SAMPLES:  # the same positions in every tensor of the same size
-                rows[t].append(x[np.random.default_rng((n, len(x))).choice(len(x), min(ROWS // SAMPLES, len(x)),
-                                                                             replace=False)])
-    return {t: (np.concatenate(rows[t]), (low[t], high[t])) for t in tensors}
+                rows[key].append(x[np.random.default_rng((n, len(x))).choice(len(x), min(ROWS // SAMPLES, len(x)),
+                                                                               replace=False)])
+    return {key: (np.concatenate(rows[key]), (low[key], high[key])) for key in wanted}
 
 
 def _readers(g: _Graph, tensor: str) -> list[np.ndarray]:
@@ -292,11 +295,11 @@ def smooth_onnx(model: onnx.ModelProto, calibration_factory, inputs, mode: str =
         return []
     reader = StreamingReader(calibration_factory, inputs)
     feeds = (reader.check(s, i) for i, s in enumerate(calibration_factory()))
-    stats = _activations(model, {t: region.axis for region in regions.values() for t in [region.tensor, *region.chain]},
+    stats = _activations(model, {(t, region.axis) for region in regions.values() for t in [region.tensor, *region.chain]},
                          feeds)
     chosen = []
     for tensor, region in regions.items():
-        scales, record = choose([stats[t] for t in [tensor, *region.chain]], _readers(g, tensor), mode)
+        scales, record = choose([stats[t, region.axis] for t in [tensor, *region.chain]], _readers(g, tensor), mode)
         if scales is not None:
             chosen.append((record["gain"], tensor, scales, record))
     records, touched = [], set()
