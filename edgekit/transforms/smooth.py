@@ -20,7 +20,7 @@ MODES = ("auto", "on", "off")
 ALPHAS = (0.25, 0.5, 0.75)
 # auto: smooth a tensor only where the best strength cuts its readers' W8A8 error this many times
 # (the error is measured on 2048 activation rows: a margin before rewriting the graph). Over it:
-# 6 of the PP-OCRv4 recognizer's 22 foldable conv inputs (1.5-4.6x), 5 in PaddleOCR's classifier,
+# 6 of the PP-OCRv4 recognizer's 22 foldable conv/matmul inputs (1.5-4.6x), 5 in PaddleOCR's classifier,
 # 14 in the PP-OCRv4 detector, and the planted x400 channel of the tests (64553x)
 AUTO_MIN_GAIN = 1.5
 MIN_RANGE = 1e-8
