@@ -12,17 +12,13 @@ def record_equalization(built: list[Built], source, mode: str) -> list[str]:
     returns one report note per target that equalized a pair."""
     if mode == "off":
         return []
-    from edgekit import backends
-
     notes = []
-    graph_pairs = {b.target: b.details.get("steps", {}).get("equalization") or [] for b in built
-                   if b.precision == "fp32"}
+    graph_pairs = _fp32_steps(built, "equalization")
     keras_pairs = list(getattr(source, "equalization", []) or [])
     for b in built:
         if b.precision != "int8":
             continue
-        target = backends.get(b.target)
-        graph = graph_pairs.get(target.upstream or target.name, [])
+        graph = graph_pairs.get(_graph_target(b)) or []
         if graph:
             where = "keras model, then the fused graph" if keras_pairs else "fused graph"
         else:
@@ -42,13 +38,10 @@ def record_smoothing(built: list[Built], mode: str) -> list[str]:
     such artifact."""
     if mode == "off":
         return []
-    from edgekit import backends
-
-    smoothed = {b.target: b.details.get("steps", {}).get("smoothing") for b in built if b.precision == "fp32"}
+    smoothed = _fp32_steps(built, "smoothing")
     notes = []
     for b in built:
-        target = backends.get(b.target)
-        tensors = smoothed.get(target.upstream or target.name)
+        tensors = smoothed.get(_graph_target(b))
         if b.precision != "int8" or tensors is None:
             continue
         b.details["smoothing"] = {"mode": mode, "tensors": tensors}
@@ -57,3 +50,16 @@ def record_smoothing(built: list[Built], mode: str) -> list[str]:
                          "into their readers' weights: " + "; ".join(
                              f"{t['tensor']} (alpha {t['alpha']}, INT8 error {t['gain']:.3g}x less)" for t in tensors))
     return notes
+
+
+def _fp32_steps(built: list[Built], step: str) -> dict:
+    """Target -> what its fused FP32 graph's `step` recorded (its fp32 artifact's steps)."""
+    return {b.target: b.details.get("steps", {}).get(step) for b in built if b.precision == "fp32"}
+
+
+def _graph_target(b: Built) -> str:
+    """The target whose fused FP32 graph `b` was built from: its upstream, else itself."""
+    from edgekit import backends
+
+    target = backends.get(b.target)
+    return target.upstream or target.name

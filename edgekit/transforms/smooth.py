@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 
-MODES = ("auto", "on", "off")
 ALPHAS = (0.25, 0.5, 0.75)
 # auto: smooth a tensor only where the best strength cuts its readers' W8A8 error this many times
 # (the error is measured on 2048 activation rows: a margin before rewriting the graph). Over it:

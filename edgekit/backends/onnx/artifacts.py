@@ -63,7 +63,7 @@ def prepare_fp32(
     from edgekit.backends.onnx.fusion.verify import check_equivalent
     from edgekit.backends.onnx.shapes import fix_input_shapes
     from edgekit.sources.onnx_load import input_specs, load_onnx, upgrade_opset
-    from edgekit.backends.onnx.quantize import model_inputs
+    from edgekit.backends.onnx.quantize import graph_inputs
 
     model = load_onnx(source)
     model, opset = upgrade_opset(model)
@@ -78,15 +78,13 @@ def prepare_fp32(
         from edgekit.backends.onnx.equalize import equalize_onnx
 
         steps["equalization"] = equalize_onnx(fused, equalize)
-    onnx.save(fused, str(out_path))
     if smooth != "off" and calibration_factory is not None:
         from edgekit.backends.onnx.smooth import smooth_onnx
 
-        steps["smoothing"] = smooth_onnx(fused, calibration_factory, model_inputs(out_path), smooth)
-        if steps["smoothing"]:
-            onnx.save(fused, str(out_path))
+        steps["smoothing"] = smooth_onnx(fused, calibration_factory, graph_inputs(fused.graph), smooth)
+    onnx.save(fused, str(out_path))
     if calibration_factory is not None and verify_samples > 0:
-        reader = StreamingReader(calibration_factory, model_inputs(out_path))
+        reader = StreamingReader(calibration_factory, graph_inputs(fused.graph))
         feeds: Iterable = (reader.check(s, i) for i, s in enumerate(itertools.islice(calibration_factory(), verify_samples)))
         steps["fusion"]["verified"] = {"samples": verify_samples, **check_equivalent(model, fused, feeds)}
     info = {"opset": opset["to"], "input_shapes": input_specs(fused)}

@@ -96,36 +96,32 @@ class StreamingReader:
 def model_inputs(path: str | Path) -> dict[str, np.dtype]:
     """Input name -> numpy dtype of an ONNX file (initializers excluded)."""
     import onnx
+
+    return graph_inputs(onnx.load(str(path), load_external_data=False).graph)
+
+
+def graph_inputs(graph) -> dict[str, np.dtype]:
+    """Input name -> numpy dtype of an ONNX graph (initializers excluded)."""
     from onnx import helper
 
-    model = onnx.load(str(path), load_external_data=False)
-    inits = {init.name for init in model.graph.initializer}
+    inits = {init.name for init in graph.initializer}
     return {
         value.name: np.dtype(helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
-        for value in model.graph.input
+        for value in graph.input
         if value.name not in inits
     }
-
-
-def _auto_excluded(path, per_channel: bool) -> dict[str, str]:
-    import onnx
-
-    from edgekit.backends.onnx.exclusions import auto_excluded
-
-    return auto_excluded(onnx.load(str(path), load_external_data=False).graph, per_channel)
 
 
 ELEMENTWISE = ("Mul", "Add", "Sub", "Div")
 
 
-def _per_channel_constants(path) -> dict[str, int]:
+def _per_channel_constants(graph) -> dict[str, int]:
     """Constant inputs of elementwise ops that vary along one axis (a per-channel scale or shift,
     e.g. from activation smoothing) -> that axis: quantized per channel, every value exact, where
     one per-tensor grid would round the small channels off."""
     import onnx
     from onnx import numpy_helper
 
-    graph = onnx.load(str(path), load_external_data=False).graph
     inits = {init.name: init for init in graph.initializer}
     found = {}
     for node in graph.node:
@@ -169,10 +165,15 @@ def quantize_qdq(
                "percentile": CalibrationMethod.Percentile}  # fmt: skip
     if method not in methods:
         raise RecipeError(f"unknown calibration method {method!r}; choose one of {list(METHODS)}")
-    reader = StreamingReader(calibration_factory, model_inputs(fp32_path), chunk=chunk)
+    import onnx
+
+    from edgekit.backends.onnx.exclusions import auto_excluded as find_auto_excluded
+
+    graph = onnx.load(str(fp32_path), load_external_data=False).graph  # read once: inputs, exclusions, constants
+    reader = StreamingReader(calibration_factory, graph_inputs(graph), chunk=chunk)
     total = reader.count()
     excluded = list(nodes_to_exclude)
-    auto_excluded = _auto_excluded(fp32_path, per_channel)
+    auto_excluded = find_auto_excluded(graph, per_channel)
     excluded += [name for name in auto_excluded if name not in excluded]
     activation = QuantType.QInt8 if symmetric_activations else QuantType.QUInt8
     extra = {
@@ -183,7 +184,7 @@ def quantize_qdq(
     }
     if method == "percentile":
         extra["CalibPercentile"] = percentile
-    overrides = _per_channel_constants(fp32_path)
+    overrides = _per_channel_constants(graph)
     if overrides:
         extra["TensorQuantOverrides"] = {name: [{"axis": axis, "quant_type": QuantType.QInt8}]
                                          for name, axis in overrides.items()}
@@ -212,8 +213,6 @@ def quantize_qdq(
                               fp32_path) from None  # fmt: skip
     rounding = "nearest"
     if weight_rounding == "gptq":
-        import onnx
-
         from edgekit.backends.onnx.weight_rounding import round_weights
 
         qdq = onnx.load(str(out_path))

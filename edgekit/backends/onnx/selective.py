@@ -33,12 +33,12 @@ class OnnxSelective:
     suffix = ".onnx"
 
     def __init__(self, fp32_path: Path, calibration=None, layer_names: Sequence[str] = (), *,
-                 options: Mapping | None = None):
+                 options: Mapping | None = None, smoothing: list | None = None):
         import onnx
 
         self.fp32_path = Path(fp32_path)
         self.calibration = calibration
-        self.smoothing: list | None = None
+        self.smoothing = smoothing
         self.options = dict(options or {})
         self._settings: dict[frozenset, dict] = {}
         self._layer_names = list(layer_names)

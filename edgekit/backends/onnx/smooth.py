@@ -22,7 +22,7 @@ import onnx
 from onnx import numpy_helper
 
 from edgekit.backends.onnx.equalize import scale_transparent
-from edgekit.backends.onnx.graph import (add_initializer, attribute, constant_value, consumers, graph_output_names,
+from edgekit.backends.onnx.graph import (add_initializer, attribute, consumers, graph_output_names,
                                          initializer_map, producers, static_shapes)
 from edgekit.transforms.smooth import choose
 
@@ -62,10 +62,15 @@ class _Graph:
         self.made, self.users = producers(model.graph), consumers(model.graph)
         self.outputs = graph_output_names(model.graph)
         self.inits = initializer_map(model.graph)
+        self.inputs = {i.name for i in model.graph.input}
         self.shapes = static_shapes(model)
 
+    def is_const(self, name: str) -> bool:
+        """An initializer that is not also a graph input (its value can be rewritten)."""
+        return name in self.inits and name not in self.inputs
+
     def const(self, name: str) -> np.ndarray | None:
-        return constant_value(self.graph, name, self.inits)
+        return numpy_helper.to_array(self.inits[name]) if self.is_const(name) else None
 
     def rank(self, name: str) -> int | None:
         shape = self.shapes.get(name)
@@ -74,15 +79,15 @@ class _Graph:
     def weight_axes(self, node: onnx.NodeProto) -> tuple[int, int] | None:
         """(output-channel axis, input-channel axis) of a linear node's constant weight (input 1),
         for a scale on its data input (input 0); None if it has none."""
-        w = self.const(node.input[1]) if len(node.input) > 1 else None
-        if w is None:
+        if len(node.input) < 2 or not self.is_const(node.input[1]):
             return None
+        dims = tuple(self.inits[node.input[1]].dims)
         if node.op_type == "Conv":
             group = attribute(node, "group", 1)
             if group == 1:
                 return 0, 1
-            return (0, 0) if w.shape[1] == 1 and w.shape[0] == group else None
-        if node.op_type == "MatMul" and w.ndim == 2:
+            return (0, 0) if dims[1] == 1 and dims[0] == group else None
+        if node.op_type == "MatMul" and len(dims) == 2:
             return 1, 0
         if node.op_type == "Gemm" and not attribute(node, "transA", 0):
             return (0, 1) if attribute(node, "transB", 0) else (1, 0)
@@ -150,13 +155,13 @@ def _producer(g: _Graph, node, t: str, region: Region, roles: dict) -> list[str]
             return None
         region.edits.append(Edit(node, 1, "div", axes[0]))
         if len(node.input) > 2 and node.input[2]:
-            bias = g.const(node.input[2])
-            if bias is None:
+            if not g.is_const(node.input[2]):
                 return None
-            region.edits.append(Edit(node, 2, "div", 0) if bias.ndim == 1 else Edit(node, 2, "div", region.axis, rank))
+            bias_rank = len(g.inits[node.input[2]].dims)
+            region.edits.append(Edit(node, 2, "div", 0) if bias_rank == 1 else Edit(node, 2, "div", region.axis, rank))
         roles[node.name] = "absorb"
         return []
-    consts = [i for i, name in enumerate(node.input[:2]) if g.const(name) is not None]
+    consts = [i for i, name in enumerate(node.input[:2]) if g.is_const(name)]
     if op in ("Mul", "Div") and len(consts) == 1 and (op == "Mul" or consts == [1]):
         if node.input[1 - consts[0]] in region.scaled:
             return None
@@ -190,7 +195,7 @@ def _reader(g: _Graph, node, t: str, region: Region, roles: dict) -> list[str] |
     rank = g.rank(node.output[0]) if node.output else None
     if rank is None or rank != g.rank(t) or roles.get(node.name) == "carry":
         return None
-    consts = [i for i, name in enumerate(node.input[:2]) if g.const(name) is not None]
+    consts = [i for i, name in enumerate(node.input[:2]) if g.is_const(name)]
     if node.op_type in ("Add", "Sub") and len(consts) == 1:
         region.edits.append(Edit(node, consts[0], "div", region.axis, rank))
     elif node.op_type == "Mul" and len(consts) == 1:
@@ -304,8 +309,8 @@ def smooth_onnx(model: onnx.ModelProto, calibration_factory, inputs, mode: str =
             chosen.append((record["gain"], tensor, scales, record))
     records, touched = [], set()
     for _, tensor, scales, record in sorted(chosen, key=lambda c: -c[0]):  # the largest gain first
-        region = plan(g, tensor, regions[tensor].axis)
-        if region is None or region.scaled & touched:  # one scale per tensor: the first region keeps it
+        region = regions[tensor]  # the graph's structure does not change, only its constants
+        if region.scaled & touched:  # one scale per tensor: the first region keeps it
             continue
         apply(g, region, scales.astype(np.float32))
         touched |= region.scaled

@@ -121,9 +121,8 @@ class OnnxTarget:
         from edgekit.backends.onnx.quantize import rebuild_options
         from edgekit.backends.onnx.selective import OnnxLadderSelective
 
-        fp32 = next((b for b in built if b.precision == "fp32"), None)
-        steps = fp32.details.get("steps", {}) if fp32 is not None else None
-        fp32 = None if fp32 is None else fp32.path
+        built_fp32 = next((b for b in built if b.precision == "fp32"), None)
+        fp32, steps = (built_fp32.path, built_fp32.details.get("steps", {})) if built_fp32 else (None, {})
         if fp32 is None:
             ctx.on_step("preparing the fused ONNX graph")
             fp32 = ctx.workdir / "model_fp32.onnx"
@@ -137,10 +136,9 @@ class OnnxTarget:
             method = recipe.calibration.method
             options = {"method": "minmax" if method == "auto" else method, "per_channel": recipe.int8.per_channel,
                        "weight_rounding": _plain_rounding(recipe)}
-        selective = OnnxLadderSelective(fp32, calibration, source.layer_names, options=options,
-                                        ladder_rounding="nearest" if recipe.int8.weight_rounding == "nearest" else "gptq")
-        selective.smoothing = steps.get("smoothing")
-        return selective
+        return OnnxLadderSelective(fp32, calibration, source.layer_names, options=options,
+                                   ladder_rounding="nearest" if recipe.int8.weight_rounding == "nearest" else "gptq",
+                                   smoothing=steps.get("smoothing"))
 
 
 def _plain_rounding(recipe) -> str:
