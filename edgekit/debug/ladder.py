@@ -11,9 +11,10 @@ On a backend that quantizes once and edits the graph (`backends.onnx.ladder.Onnx
 2. descent, when the all-int16 model (every unit and every conv/matmul's weights int16: W16A16)
    meets the budget (`edgekit.debug.ladder_rank.rank_descent`): every unit read by a conv/matmul
    is measured on the first DESCENT_SAMPLES (32) samples at INT8 together with its readers'
-   weights (a group: what makes those MACs W8A8) as the output noise fraction (10^(-SQNR/10) of
-   the primary output) it adds to the all-int16 model, weights no unit carries by the output noise
-   of their INT8 weights alone (no build), per MAC it would move to W8A8; the most sensitive
+   weights (a group: what makes those MACs W8A8) as the output noise it adds to the all-int16
+   model (`scoring.ranking_noise` of the primary output: its log-probability noise on the classes
+   in contention when it is a probability output, else 10^(-SQNR/10)), weights no unit carries
+   by the output noise of their INT8 weights alone (no build), per MAC it would move to W8A8; the most sensitive
    groups covering 1/16, 2/16, ... (DESCENT_GRID) of the ranked MACs are kept int16 (the rest back
    to INT8) until one meets the budget; then up to PRUNE_LIMIT (8) kept groups, least sensitive
    first, are tried at INT8; then the kept groups are split: all their weights at INT8 (W8A16) in

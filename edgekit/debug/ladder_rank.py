@@ -2,8 +2,9 @@
 
 - `rank_units` (the climb, from plain INT8): units scored by the local noise of their own INT8
   grid on float activations, the SHORTLIST (16) noisiest measured end to end on the first
-  SENSITIVITY_SAMPLES (32) held-out samples: the output noise fraction removed with the unit
-  alone at int16 (`int16_gain`, the rank);
+  SENSITIVITY_SAMPLES (32) held-out samples: the output noise removed with the unit alone at
+  int16 (`int16_gain`, the rank); output noise everywhere here is `scoring.ranking_noise` (the
+  log-probability noise of a probability output's contenders, else 10^(-SQNR/10));
 - `rank_float` (the climb's float rung): the units (at most FLOAT_SHORTLIST, 32: first the
   WEIGHT_SHORTLIST (8) whose readers' INT8 weights alone cost the output most, then by local
   noise) measured alone in float over the closest point so far (often all int16) on the first
@@ -25,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
 from edgekit.debug.parallel_ladder import Candidates
-from edgekit.debug.scoring import Evaluator, noise_fraction
+from edgekit.debug.scoring import Evaluator, ranking_noise
 
 SENSITIVITY_SAMPLES = 32
 DESCENT_SAMPLES = 32
@@ -86,12 +87,12 @@ def rank_units(backend, evaluator: Evaluator, candidates: Candidates | None = No
     candidates = candidates or Candidates(backend)
     subset = evaluator.subset(SENSITIVITY_SAMPLES)
     first, rows = _rows(backend, backend.local_noise(subset.feeds))
-    base = noise_fraction(subset.accuracy(backend, backend.build()))
+    base = ranking_noise(subset.accuracy(backend, backend.build()))
     noisy = sorted((r for r in rows.values() if r.heterogeneous is None and r.local_noise is not None),
                    key=lambda r: -r.local_noise)[:shortlist]
     for row, (acc,) in measure_each(candidates, subset, noisy, lambda r: [{r.node: "int16"}],
                                     deadline=deadline, on_step=on_step, what="sensitivity"):
-        row.int16_gain = row.score = base - noise_fraction(acc)
+        row.int16_gain = row.score = base - ranking_noise(acc)
     measured = sorted((r for r in rows.values() if r.int16_gain is not None), key=lambda r: (-r.score, r.index))
     rest = sorted((r for r in rows.values() if r.int16_gain is None and r.heterogeneous is None),
                   key=lambda r: -(r.local_noise or 0.0))
@@ -109,27 +110,27 @@ def rank_float(backend, evaluator: Evaluator, candidates: Candidates, base_level
     by_activation = sorted(open_units, key=lambda r: -(r.local_noise or 0.0))
     # and the units whose readers' INT8 weights cost the output most (int16 leaves weights INT8;
     # float gives the readers their float weights): measured first
-    weights = _weight_noise(backend, subset.feeds, deadline)
+    weights = _weight_noise(backend, subset, deadline)
     for row in open_units:
         row.weight_noise = weights.get(row.node)
     by_weights = sorted((r for r in open_units if r.weight_noise), key=lambda r: -r.weight_noise)
     costly = list({id(r): r for r in by_weights[:WEIGHT_SHORTLIST] + by_activation}.values())[:FLOAT_SHORTLIST]
-    base = noise_fraction(subset.accuracy(backend, backend.build(base_levels)))
+    base = ranking_noise(subset.accuracy(backend, backend.build(base_levels)))
     gains = {}
     for row, (acc,) in measure_each(candidates, subset, costly, lambda r: [{**base_levels, r.node: "float"}],
                                     deadline=deadline, on_step=on_step, what="float gain"):
-        row.float_gain = gains[row.node] = base - noise_fraction(acc)
+        row.float_gain = gains[row.node] = base - ranking_noise(acc)
     return [u for u, g in sorted(gains.items(), key=lambda kv: -kv[1]) if g > 0]
 
 
-def _weight_noise(backend, feeds, deadline, per_conv: bool = False) -> dict:
-    """backend.weight_noise (per unit) or conv_weight_noise (per weight key, per_conv) over at most
-    a quarter of the time left (none: {})."""
+def _weight_noise(backend, evaluator: Evaluator, deadline, per_conv: bool = False) -> dict:
+    """backend.weight_noise (per unit) or conv_weight_noise (per weight key, per_conv) on the
+    evaluator's feeds, by its ranking noise, over at most a quarter of the time left (none: {})."""
     measure = getattr(backend, "conv_weight_noise" if per_conv else "weight_noise", None)
     if measure is None:
         return {}
     quarter = None if deadline is None else time.monotonic() + (deadline - time.monotonic()) / 4
-    return measure(feeds, quarter)
+    return measure(evaluator.feeds, evaluator.ranking_noise, quarter)
 
 
 def all_int16(backend) -> dict[str, str]:
@@ -142,9 +143,9 @@ def rank_descent(backend, evaluator: Evaluator, candidates: Candidates | None = 
                  on_step: Callable[[str], None] = lambda s: None) -> list[UnitSensitivity]:
     """Units and weight keys in the order they stay int16, from the all-int16 model (`all_int16`):
     heterogeneous Concats first, then every unit read by a conv/matmul, measured at INT8 together
-    with its readers' weights (`weights`: backend.reader_weights; the output noise fraction they
-    add: what making those MACs W8A8 costs), and the weights no measured unit carries (the output
-    noise fraction of their INT8 weights alone on the float model, `conv_weight_noise`: no build),
+    with its readers' weights (`weights`: backend.reader_weights; the output noise they add: what
+    making those MACs W8A8 costs), and the weights no measured unit carries (the output noise of
+    their INT8 weights alone on the float model, `conv_weight_noise`: no build),
     each per MAC it would move to W8A8, highest first (units not measured before `deadline` count
     as most sensitive); every row's `weight_noise` is its weights' noise alone; the units that feed
     no conv/matmul are left out (int16 there costs no MACs: the descent keeps them int16 and tries
@@ -154,8 +155,8 @@ def rank_descent(backend, evaluator: Evaluator, candidates: Candidates | None = 
     local = backend.local_noise(subset.feeds)
     macs = backend.unit_macs()
     every = all_int16(backend)
-    weights = _weight_noise(backend, subset.feeds, deadline, per_conv=True)
-    base = noise_fraction(subset.accuracy(backend, backend.build(every)))
+    weights = _weight_noise(backend, subset, deadline, per_conv=True)
+    base = ranking_noise(subset.accuracy(backend, backend.build(every)))
     first, rows = _rows(backend, local)
     costly = [r for r in rows.values() if r.heterogeneous is None and macs.get(r.node, 0) > 0]
     costly.sort(key=lambda r: -(r.local_noise or 0.0))  # the noisiest measured first
@@ -168,7 +169,7 @@ def rank_descent(backend, evaluator: Evaluator, candidates: Candidates | None = 
     done = measure_each(candidates, subset, costly, lambda r: [{**every, **{k: "int8" for k in r.keys}}],
                         deadline=deadline, on_step=on_step, what="sensitivity")
     for row, (acc,) in done:
-        row.int16_gain = noise_fraction(acc) - base
+        row.int16_gain = ranking_noise(acc) - base
         row.score = row.int16_gain / macs[row.node]
     unmeasured = [r for r in costly if r.int16_gain is None]
     grouped = {k for r in costly for k in r.keys}

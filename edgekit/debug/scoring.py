@@ -111,6 +111,15 @@ def noise_fraction(acc: AccuracyReport) -> float:
     return 0.0 if acc.sqnr_db is None else 10 ** (-acc.sqnr_db / 10)
 
 
+def ranking_noise(acc: AccuracyReport) -> float:
+    """What the ladder's rankings compare: the primary output's log-probability noise on the
+    classes in contention when it is a probability output (`AccuracyReport.log_prob_noise`), else
+    `noise_fraction`. A near-tie position whose argmax flips dominates the squared error of the
+    probabilities (it varies 2-8x between runs of one candidate on the PaddleOCR recognizer), while
+    the decision moves with the noise on its contenders."""
+    return acc.log_prob_noise if acc.log_prob_noise is not None else noise_fraction(acc)
+
+
 @dataclass
 class Evaluator:
     """Validation feeds, their float reference outputs and labels; measures built models.
@@ -134,7 +143,15 @@ class Evaluator:
 
     def accuracy(self, backend, model: bytes) -> AccuracyReport:
         runner = backend.runner(model, self.threads)
-        return compare(self.reference, [runner.run(f) for f in self.feeds], self.labels, self.roles)
+        return self.compare([runner.run(f) for f in self.feeds])
+
+    def compare(self, outputs: Sequence[dict[str, np.ndarray]]) -> AccuracyReport:
+        """`outputs` (one per feed, in order) against the reference."""
+        return compare(self.reference, outputs, self.labels, self.roles)
+
+    def ranking_noise(self, outputs: Sequence[dict[str, np.ndarray]]) -> float:
+        """`ranking_noise` of `outputs` (one per feed) against the reference."""
+        return ranking_noise(self.compare(outputs))
 
     def latency(self, backend, model: bytes) -> LatencySummary:
         return host_latency(lambda: backend.runner(model, self.threads), self.feeds[0], threads=self.threads,

@@ -22,7 +22,8 @@ class OutputMetrics(BaseModel):
     """Error of one output over all held-out samples, and its role's task metrics.
 
     sqnr_db null = identical to the reference; groups: SQNR per channel group along the feature
-    axis (worst named); the task fields are null where the role has none.
+    axis (worst named); log_prob_noise: `metrics.log_prob_noise` of a probability output (scores
+    or sequence; the rankings' noise); the task fields are null where the role has none.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -34,6 +35,7 @@ class OutputMetrics(BaseModel):
     groups: list[dict] = Field(default_factory=list)
     worst_group: Optional[str] = None
     worst_group_sqnr_db: Optional[float] = None
+    log_prob_noise: Optional[float] = None
     top1_agreement: Optional[float] = None
     top5_agreement: Optional[float] = None
     accuracy: Optional[float] = None
@@ -67,6 +69,7 @@ class AccuracyReport(BaseModel):
     box_f1: Optional[float] = None
     worst_group: Optional[str] = None
     worst_group_sqnr_db: Optional[float] = None
+    log_prob_noise: Optional[float] = None
     max_abs_error: float
     cosine: float
     sqnr_db: Optional[float]
@@ -95,11 +98,14 @@ def output_metrics(ref: np.ndarray, test: np.ndarray, role: OutputRole,
     worst = min(groups, key=lambda g: g["sqnr_db"])
     m.groups = [{"group": g["group"], "sqnr_db": _finite(g["sqnr_db"])} for g in groups]
     m.worst_group, m.worst_group_sqnr_db = worst["group"], _finite(worst["sqnr_db"])
+    if role.role in ("scores", "sequence") and ref[0].size > 1 and ref.shape[role.class_axis] > 1:
+        ref_rows, test_rows = task_metrics.class_rows(ref, role.class_axis), task_metrics.class_rows(test, role.class_axis)
+        noise = metrics.log_prob_noise(ref_rows, test_rows)
+        m.log_prob_noise = None if noise is None else float(f"{noise:.6g}")  # tiny values: significant digits
     if role.role == "scores":
         if ref[0].size == 1 or ref.shape[role.class_axis] == 1:
             m.top1_agreement = round(task_metrics.binary_agreement(ref, test), 6)
             return m
-        ref_rows, test_rows = task_metrics.class_rows(ref, role.class_axis), task_metrics.class_rows(test, role.class_axis)
         m.top1_agreement = _round(task_metrics.topk_agreement(ref_rows, test_rows, 1))
         m.top5_agreement = _round(task_metrics.topk_agreement(ref_rows, test_rows, 5))
         m.reference_accuracy = _round(task_metrics.label_accuracy(ref_rows, labels))
@@ -139,6 +145,7 @@ def compare(reference: Sequence[Outputs], candidate: Sequence[Outputs],
         sequence_match=primary.sequence_match, map_iou=primary.map_iou,
         box_f1=primary.boxes and primary.boxes["f1"],
         worst_group=primary.worst_group, worst_group_sqnr_db=primary.worst_group_sqnr_db,
+        log_prob_noise=primary.log_prob_noise,
         max_abs_error=max(m.max_abs_error for m in headline), cosine=min(m.cosine for m in headline),
         sqnr_db=primary.sqnr_db, outputs=per_output,
     )

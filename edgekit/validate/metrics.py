@@ -80,3 +80,20 @@ def top1_agreement(ref_batches: Iterable, test_batches: Iterable) -> float:
     if total == 0:
         raise ValueError("top-1 agreement of zero samples")
     return agree / total
+
+
+def log_prob_noise(ref_rows, test_rows, floor: float = 1e-3) -> float | None:
+    """Mean squared difference of natural-log probabilities over the entries where the reference
+    is >= `floor` (default 1e-3: the classes in contention), test clipped at floor / 10; rows are
+    [positions, classes] probabilities (each row sums to 1). None when the reference is not such
+    a distribution. Where a near tie decides a position, this moves with the noise on its
+    contenders; the squared error of the probabilities jumps when the tie flips."""
+    ref, test = _pair(ref_rows, test_rows)
+    if ref.ndim != 2 or ref.shape[1] < 2 or ref.min() < -1e-3 or ref.max() > 1 + 1e-3 \
+            or np.mean(np.abs(ref.sum(axis=1) - 1.0) < 1e-2) <= 0.99:
+        return None
+    contenders = ref >= floor
+    if not contenders.any():
+        return None
+    diff = np.log(np.maximum(test[contenders], floor / 10)) - np.log(ref[contenders])
+    return float(np.mean(diff**2))

@@ -196,7 +196,7 @@ def test_the_float_rung_finds_a_conv_whose_int8_weights_cost_the_output(tmp_path
 
     with _ladder_on(_cancelling_conv(tmp_path / "cancel.onnx"), smooth(16, 1), smooth(16, 2)) as (ladder, evaluator):
         feeds = evaluator.feeds
-        noise = ladder.weight_noise(feeds)
+        noise = ladder.weight_noise(feeds, evaluator.ranking_noise)
         assert noise["x"] > 0.1 and noise["x"] > 100 * noise["r"], noise  # the edge conv's weights, not mix's
         every = {u: "int16" for u in ladder.units}
         ranking = rank_units(ladder, evaluator)

@@ -96,7 +96,8 @@ def test_text_direction_classifier_precision_ladder(paddle_models, edgekit_cli, 
           f"{int8['accuracy']['top1_agreement']}; MAC share {ladder['mac_share']}; p50 {ladder['latency_p50_ms']}; "
           f"{len(fallback['steps'])} builds")
     assert fallback["met"] and int8["accuracy"]["top1_agreement"] >= 0.99
-    # measured: plain 0.968, ladder 0.992 with 95.0% of conv/matmul MACs W8A8 (4.9% W16A16), 22 builds, over
+    # measured: plain 0.96, ladder 1.0 with 91.8% W8A8 (8.2% W8A16), 14 builds, ranked by log-probability
+    # noise (by output SQNR: 0.992 with 95.0% of conv/matmul MACs W8A8 (4.9% W16A16), 22 builds), over
     # GPTQ-rounded weights (int8.weight_rounding auto; with the descent's units and weights ranked apart:
     # 99.2% W8A8 in 13); with round-to-nearest 1.0 with 82.5% W8A8 in 15
     assert ladder["mac_share"].get("W8A8", 0) >= 0.70
@@ -132,11 +133,13 @@ def test_text_recognizer_precision_ladder(paddle_models, edgekit_cli, tmp_path):
     assert [s["phase"] for s in fallback["steps"][:3]] == ["baseline", "bias correction", "all int16"]
     assert code == 0 and fallback["met"], err
     assert best["sequence_match"] >= 0.97 and best["top1_agreement"] >= 0.99, (plain, best)
-    assert fallback["ladder"]["mac_share"].get("W8A8", 0) >= 0.2  # the issue asks 0.5: not met
-    # measured (86 held-out lines, 7.3 min, 2 shared cores), over the smoothed graph (int8.smooth auto:
+    assert fallback["ladder"]["mac_share"].get("W8A8", 0) >= 0.3  # the issue asks 0.5: not met
+    # measured (86 held-out lines, 2 shared cores), over the smoothed graph (int8.smooth auto:
     # 6 tensors): sequence match plain 0.50, all int16 1.0 (43.5 dB; 0.988 at 38.6 dB unsmoothed),
-    # final 0.977; per-timestep plain 0.924, final 0.995; 20.4% of MACs W8A8, 8.0% W8A16, 20.3% W16A8,
-    # 51.4% W16A16; 34 builds. Unsmoothed: 24.4% W8A8. Near the budget single near-tie lines decide
+    # final 0.977; per-timestep plain 0.924, final 0.995; 33.8% of MACs W8A8, 15.8% W8A16, 2.2% W16A8,
+    # 48.1% W16A16; 30 builds, 6.0 min, groups ranked by log-probability noise (by output SQNR: 20.4%
+    # W8A8, 8.0% W8A16, 20.3% W16A8, 51.4% W16A16; 34 builds, 7.3 min). Unsmoothed: 24.4% W8A8. Near the
+    # budget single near-tie lines decide
     # (3 of 86 decode differently at 37.5 dB, 2 at 31.7 dB; 5% of lines have a timestep whose top two
     # classes are < 0.018 apart in log-probability). With tensors and weights ranked apart: 0% W8A8
     # while validation took 20 s per candidate (the ranking measured 12 of 53 tensors in its time),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -183,23 +183,25 @@ class OnnxLadder:
                     signal[unit.id] = signal.get(unit.id, 0.0) + float(np.square(x, dtype=np.float64).sum())
         return {u: noise[u] / max(signal[u], 1e-30) for u in noise}
 
-    def weight_noise(self, feeds: Sequence[dict[str, np.ndarray]], deadline: float | None = None) -> dict[str, float]:
+    def weight_noise(self, feeds: Sequence[dict[str, np.ndarray]], noise: Callable[[list], float],
+                     deadline: float | None = None) -> dict[str, float]:
         """Unit id -> the largest `conv_weight_noise` of the conv/matmul nodes reading that unit
         (floating a unit gives its readers their float weights: qdq_edit)."""
         from edgekit.backends.onnx.qdq_edit import WEIGHTS
 
         made = {n.name: n for n in self.plain.model.graph.node}
-        noise: dict[str, float] = {}
-        for key, value in self.conv_weight_noise(feeds, deadline).items():
+        found: dict[str, float] = {}
+        for key, value in self.conv_weight_noise(feeds, noise, deadline).items():
             unit = self._input_unit(made[key[len(WEIGHTS):]], self.plain.made)
             if unit is not None:
-                noise[unit] = max(noise.get(unit, 0.0), value)
-        return noise
+                found[unit] = max(found.get(unit, 0.0), value)
+        return found
 
-    def conv_weight_noise(self, feeds: Sequence[dict[str, np.ndarray]], deadline: float | None = None
-                          ) -> dict[str, float]:
-        """Weight key -> output noise power / signal power of the float model with only that
-        conv/matmul's INT8 weights, on `feeds`; stops at `deadline` (time.monotonic())."""
+    def conv_weight_noise(self, feeds: Sequence[dict[str, np.ndarray]], noise: Callable[[list], float],
+                          deadline: float | None = None) -> dict[str, float]:
+        """Weight key -> `noise` (of the outputs, one dict per feed: e.g. an Evaluator's
+        ranking_noise) of the float model with only that conv/matmul's INT8 weights, on `feeds`;
+        stops at `deadline` (time.monotonic())."""
         import time
 
         import onnx
@@ -210,18 +212,17 @@ class OnnxLadder:
         from edgekit.backends.onnx.qdq_edit import WEIGHTS, original_weight
         from edgekit.runtime.onnx import session_options
 
-        def outputs(model) -> np.ndarray:
+        def outputs(model) -> list[dict[str, np.ndarray]]:
             session = onnxruntime.InferenceSession(model.SerializeToString(), session_options(1),
                                                    providers=["CPUExecutionProvider"])
-            return np.concatenate([session.run(None, f)[0].reshape(-1) for f in feeds]).astype(np.float64)
+            names = [o.name for o in session.get_outputs()]
+            return [dict(zip(names, session.run(None, f))) for f in feeds]
 
         inits = self.plain.inits
-        reference = outputs(self.fp32)
-        signal = max(float(np.square(reference).sum()), 1e-30)
         model = onnx.ModelProto()
         model.CopyFrom(self.fp32)  # one copy; each conv's weights are swapped in, then back
         slot = {init.name: init for init in model.graph.initializer}
-        noise: dict[str, float] = {}
+        found: dict[str, float] = {}
         for key in self.weight_keys():
             if deadline is not None and time.monotonic() > deadline:
                 break
@@ -233,10 +234,10 @@ class OnnxLadder:
                     swapped[-1][1].CopyFrom(slot[name])
                     slot[name].CopyFrom(numpy_helper.from_array(dequantize(dq, inits).astype(np.float32), name))
             if swapped:
-                noise[key] = float(np.square(outputs(model) - reference).sum()) / signal
+                found[key] = noise(outputs(model))
             for name, original in swapped:
                 slot[name].CopyFrom(original)
-        return noise
+        return found
 
     def _fake_quant(self, tensor: str, x: np.ndarray) -> np.ndarray:
         low, high = self.graph.range(tensor)
