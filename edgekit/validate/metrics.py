@@ -88,9 +88,10 @@ def log_prob_noise(ref_rows, test_rows, floor: float = 1e-3) -> float | None:
     [positions, classes] probabilities (each row sums to 1). None when the reference is not such
     a distribution. Where a near tie decides a position, this moves with the noise on its
     contenders; the squared error of the probabilities jumps when the tie flips."""
+    from edgekit.validate.roles import probability_axis
+
     ref, test = _pair(ref_rows, test_rows)
-    if ref.ndim != 2 or ref.shape[1] < 2 or ref.min() < -1e-3 or ref.max() > 1 + 1e-3 \
-            or np.mean(np.abs(ref.sum(axis=1) - 1.0) < 1e-2) <= 0.99:
+    if ref.ndim != 2 or probability_axis(ref, [1]) is None:
         return None
     contenders = ref >= floor
     if not contenders.any():

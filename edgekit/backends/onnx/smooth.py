@@ -266,16 +266,11 @@ def _activations(model: onnx.ModelProto, wanted: set[tuple[str, int]], feeds) ->
 
 
 def _readers(g: _Graph, tensor: str) -> list[np.ndarray]:
-    """The weights of `tensor`'s readers as [out, C, taps]."""
+    """The weights of `tensor`'s readers as [out, C, taps] (their axes: `_Graph.weight_axes`)."""
     out = []
     for node in g.users[tensor]:
-        w = g.const(node.input[1])
-        if node.op_type == "Conv":
-            out.append(w.reshape(w.shape[0], w.shape[1], -1))
-        elif node.op_type == "MatMul" or not attribute(node, "transB", 0):
-            out.append(w.T[:, :, None])
-        else:
-            out.append(w[:, :, None])
+        w = np.moveaxis(g.const(node.input[1]), g.weight_axes(node), (0, 1))
+        out.append(w.reshape(w.shape[0], w.shape[1], -1))
     return out
 
 
