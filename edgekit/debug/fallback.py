@@ -18,7 +18,8 @@ Strategy (greedy by measured sensitivity, then a prune pass):
 Every build is a recorded step (float layers, accuracy, size, host latency). The search stops at
 `time_budget_s` (default 600 s) with the best point so far. When the budget is not met,
 `FallbackResult.met` is False and `best` is the step closest to it (smallest shortfall, then
-fewest float layers); `raise_if_unmet` turns that into GateFailed (exit code 10).
+fewest float layers); `raise_if_unmet` turns that into GateFailed (exit code 10). Given `confirm`
+samples, a met step counts only when it meets the budget on them too (`edgekit.debug.confirm`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 
+from edgekit.debug.confirm import SHOWN, Confirmer, passed, shortfall
 from edgekit.debug.scoring import Budget, Evaluator
 from edgekit.debug.sensitivity import NodeSensitivity, measure_sensitivity
 from edgekit.errors import GateFailed
@@ -50,6 +52,7 @@ class Step:
     elapsed_s: float
     quantization: dict = field(default_factory=dict)  # the quantizer settings of this build
     precisions: dict = field(default_factory=dict)  # precision ladder: unit -> int16 | float (the rest W8A8)
+    confirmation: Optional[dict] = None  # measured on the held-out samples the search did not use (`confirm`)
 
     def to_dict(self) -> dict:
         return dict(vars(self))
@@ -67,6 +70,7 @@ class FallbackResult:
     model: bytes
     ranking: list[NodeSensitivity] = field(default_factory=list)
     stopped: str = ""  # why the search ended
+    confirmation: Optional[dict] = None  # search/confirmation sample counts (`confirm.Confirmer.record`)
 
     @property
     def float_nodes(self) -> list[str]:
@@ -88,6 +92,7 @@ class FallbackResult:
             "final": self.best.to_dict(),
             "steps": [s.to_dict() for s in self.steps],
             "ranking": [r.to_dict() for r in self.ranking],
+            "confirmation": self.confirmation,
         }
 
 
@@ -142,10 +147,15 @@ class _Search:
         return step
 
     def best(self) -> Step:
-        met = [s for s in self.steps if s.met]
+        met = [s for s in self.steps if passed(s)]
         if met:
-            return min(met, key=lambda s: (len(s.float_nodes), -_sqnr(s)))
-        return min(self.steps, key=lambda s: (s.shortfall, len(s.float_nodes)))
+            return min(met, key=cost)
+        return min(self.steps, key=lambda s: (shortfall(s), len(s.float_nodes)))
+
+
+def cost(step: Step) -> tuple:
+    """Fewest float layers, then least output noise: the cheapest met step wins."""
+    return len(step.float_nodes), -_sqnr(step)
 
 
 def _sqnr(step: Step) -> float:
@@ -156,16 +166,19 @@ def _sqnr(step: Step) -> float:
 def run_fallback(backend, evaluator: Evaluator, budget: Budget, *, max_float_layers: int = 10,
                  time_budget_s: float = 600.0, ranking: Sequence[NodeSensitivity] | None = None,
                  measure_latency: bool = True, on_step: Callable[[str], None] = lambda s: None,
-                 parallel: Callable | None = None) -> FallbackResult:
+                 parallel: Callable | None = None, confirm: Evaluator | None = None) -> FallbackResult:
     """Search the smallest float set meeting `budget` on `backend` (see the module docstring).
 
     ranking: a sensitivity ranking measured before (default: measured here); parallel(evaluator):
-    the ranking's `evaluate_many` (edgekit.debug.parallel) [default: serial in this process].
+    the ranking's `evaluate_many` (edgekit.debug.parallel) [default: serial in this process];
+    confirm: held-out samples apart from `evaluator`'s on which the choice must hold too
+    (`edgekit.debug.confirm`) [default None: the search's own samples decide].
     """
     search = _Search(backend, evaluator, budget, time.monotonic() + time_budget_s, measure_latency, on_step)
+    confirmer = Confirmer(confirm, budget, backend, lambda step: search.models[tuple(step.float_nodes)], on_step)
     baseline = search.try_set("baseline", [])
-    if baseline.met:
-        return _result(search, budget, list(ranking or []), "full INT8 meets the budget")
+    if confirmer.confirm(baseline):
+        return _result(search, budget, list(ranking or []), "full INT8 meets the budget", confirmer)
     many = None
     if ranking is None:
         half = search.start + time_budget_s / 2
@@ -192,13 +205,16 @@ def run_fallback(backend, evaluator: Evaluator, budget: Budget, *, max_float_lay
         drops = drops[len(tried):]
         if tried and kept(tried[-1]):
             chosen, current = list(tried[-1].float_nodes), tried[-1]
-    return _result(search, budget, list(ranking), stopped)
+    confirmer.choose(search.steps, cost)
+    return _result(search, budget, list(ranking), stopped, confirmer)
 
 
-def _result(search: _Search, budget: Budget, ranking, stopped: str) -> FallbackResult:
+def _result(search: _Search, budget: Budget, ranking, stopped: str, confirmer: Confirmer) -> FallbackResult:
     best = search.best()
-    return FallbackResult(budget, STRATEGY, search.steps, best, best.met, search.models[tuple(best.float_nodes)],
-                          ranking, stopped)
+    if best.met and not passed(best):
+        stopped = f"{stopped}; not confirmed on {best.confirmation['samples']} held-out samples the search did not use"
+    return FallbackResult(budget, STRATEGY, search.steps, best, passed(best), search.models[tuple(best.float_nodes)],
+                          ranking, stopped, confirmer.record(search.evaluator))
 
 
 def raise_if_unmet(result: FallbackResult, where=None) -> None:
@@ -207,9 +223,11 @@ def raise_if_unmet(result: FallbackResult, where=None) -> None:
         return
     best = result.best
     acc = best.accuracy
-    point = ", ".join(f"{k}={acc[k]}" for k in ("accuracy_drop_pts", "top1_agreement", "sqnr_db", "sequence_match",
-                                                 "map_iou", "box_f1")
-                      if acc.get(k) is not None)
+    point = ", ".join(f"{k}={acc[k]}" for k in SHOWN if acc.get(k) is not None)
+    if best.confirmation is not None and not best.confirmation["met"]:
+        seen = best.confirmation["accuracy"]
+        point += (" on the search's samples, but " + ", ".join(f"{k}={v}" for k, v in seen.items()) +
+                  f" on {best.confirmation['samples']} held-out samples it did not use")
     int16 = sum(v == "int16" for v in best.precisions.values())
     raised = f" and {int16} int16 unit(s)" if int16 else ""
     raise GateFailed(f"fallback search could not meet {result.budget.describe()}; best point: "

@@ -30,7 +30,9 @@ On a backend that quantizes once and edits the graph (`backends.onnx.ladder.Onnx
    (`rank_float`), up to `max_float_layers` (default 10); then up to PRUNE_LIMIT raised units
    are lowered one rung each when it still holds.
 Every candidate is a recorded Step (its `precisions`); the final model is the met step with the
-fewest conv/matmul MACs off W8A8 (then fewest float, then int16 units); host latency is measured on the baseline
+fewest conv/matmul MACs off W8A8 (then fewest float, then int16 units), and given `confirm`
+samples, one that meets the budget on them too (`edgekit.debug.confirm`: plain INT8 or its
+bias-corrected build refuted there means the search goes on); host latency is measured on the baseline
 and the final model only. Stops at `time_budget_s` (default 600) with the best point so far.
 `executor` (an edgekit.executor Executor; default None, serial): independent candidates (the
 rankings' measurements, the descent's grid, the climb's growing prefixes) are measured on it,
@@ -44,6 +46,7 @@ import time
 from itertools import accumulate
 from typing import Callable
 
+from edgekit.debug.confirm import Confirmer, passed, shortfall
 from edgekit.debug.fallback import FallbackResult, Step
 from edgekit.debug.ladder_rank import UnitSensitivity, all_int16, rank_descent, rank_float, rank_units
 from edgekit.debug.parallel_ladder import Candidates
@@ -103,10 +106,24 @@ class _Search:
         return step
 
     def best(self) -> Step:
-        met = [s for s in self.steps if s.met]
+        met = [s for s in self.steps if passed(s)]
         if met:
-            return min(met, key=lambda s: (self.cost(s.precisions), s.shortfall))
-        return min(self.steps, key=lambda s: (s.shortfall, self.cost(s.precisions)))
+            return min(met, key=self.rank)
+        return min(self.steps, key=lambda s: (shortfall(s), self.cost(s.precisions)))
+
+    def rank(self, step: Step) -> tuple:
+        return self.cost(step.precisions), step.shortfall
+
+    def model_of(self, step: Step) -> bytes:
+        """`step`'s model, built from the INT8 graph it used (bias-corrected or not)."""
+        if not hasattr(self.backend, "bias_correction"):
+            return self.backend.build(step.precisions)
+        now = "bias_correction" in self.backend.quantization()
+        self.backend.bias_correction("bias_correction" in step.quantization)
+        try:
+            return self.backend.build(step.precisions)
+        finally:
+            self.backend.bias_correction(now)
 
     def cost(self, levels: dict) -> tuple:
         """(MACs moved off W8A8, float units, int16 units): the cheapest met step wins."""
@@ -117,16 +134,19 @@ class _Search:
 
 def run_ladder(backend, evaluator: Evaluator, budget: Budget, *, max_float_layers: int = 10,
                max_units: int | None = None, time_budget_s: float = 600.0, measure_latency: bool = True,
-               on_step: Callable[[str], None] = lambda s: None,
-               executor=None) -> tuple[FallbackResult, list[UnitSensitivity]]:
-    """(the search's FallbackResult, the unit ranking); see the module docstring."""
+               on_step: Callable[[str], None] = lambda s: None, executor=None,
+               confirm: Evaluator | None = None) -> tuple[FallbackResult, list[UnitSensitivity]]:
+    """(the search's FallbackResult, the unit ranking); see the module docstring. confirm:
+    held-out samples apart from `evaluator`'s on which the choice must hold too
+    (`edgekit.debug.confirm`) [default None: the search's own samples decide]."""
     search = _Search(backend, evaluator, budget, time.monotonic() + time_budget_s, on_step, executor)
+    confirmer = Confirmer(confirm, budget, backend, search.model_of, on_step)
     baseline = search.try_levels("baseline", {})
     ranking: list[UnitSensitivity] = []
     stopped = "full INT8 meets the budget"
-    if not baseline.met and hasattr(backend, "bias_correction"):
+    if not confirmer.confirm(baseline) and hasattr(backend, "bias_correction"):
         _bias_correction(search, baseline)
-    if not search.best().met:
+    if not confirmer.confirm(search.best()):
         every = all_int16(backend)
         half = search.start + time_budget_s / 2
         if search.try_levels("all int16", every).met:
@@ -137,14 +157,18 @@ def run_ladder(backend, evaluator: Evaluator, budget: Budget, *, max_float_layer
             stopped = _climb(search, ranking, max_units or 4 * max_float_layers, max_float_layers)
     else:
         stopped = "full INT8 meets the budget" + (" with bias correction" if search.best() is not baseline else "")
+    confirmer.choose(search.steps, search.rank)
     best = search.best()
+    if best.met and not passed(best):
+        stopped = f"{stopped}; not confirmed on {best.confirmation['samples']} held-out samples the search did not use"
     if hasattr(backend, "bias_correction"):
         backend.bias_correction("bias_correction" in best.quantization)
     model = backend.build(best.precisions)
     if measure_latency:
         baseline.latency_p50_ms = evaluator.latency(backend, backend.build()).p50_ms
         best.latency_p50_ms = evaluator.latency(backend, model).p50_ms
-    result = FallbackResult(budget, STRATEGY, search.steps, best, best.met, model, [], stopped)
+    result = FallbackResult(budget, STRATEGY, search.steps, best, passed(best), model, [], stopped,
+                            confirmer.record(evaluator))
     return result, ranking
 
 
@@ -238,7 +262,7 @@ def _climb(search: _Search, ranking: list[UnitSensitivity], max_units: int, max_
     if tried and tried[-1].met and size - last_short > 1:  # bisect the smallest prefix in (last_short, size]
         size = _bisect(search, order, last_short, size)
     levels = dict(search.best().precisions)  # the closest point so far (all int16 may beat the prefix)
-    met = search.best().met
+    met = passed(search.best())
     half = time.monotonic() + (search.deadline - time.monotonic()) / 2  # the other half for the float steps
     floats = [] if met else rank_float(search.backend, search.evaluator, search.candidates, levels, ranking,
                                        deadline=half, on_step=search.on_step)
@@ -296,13 +320,14 @@ def ladder_details(backend, evaluator: Evaluator, result: FallbackResult, rankin
 
 def search_ladder(backend, evaluator: Evaluator, budget: Budget, *, max_float_layers: int = 10,
                   time_budget_s: float = 600.0, on_step: Callable[[str], None] = lambda s: None,
-                  executor=None) -> tuple[FallbackResult, dict]:
+                  executor=None, confirm: Evaluator | None = None) -> tuple[FallbackResult, dict]:
     """Run the ladder on `backend` (closed afterwards) and return (its FallbackResult,
-    `ladder_details` with FP32 latency when the backend gives `fp32_model()`); executor: see
-    `run_ladder` [default None: serial]."""
+    `ladder_details` with FP32 latency when the backend gives `fp32_model()`); executor, confirm:
+    see `run_ladder` [default None: serial, unconfirmed]."""
     try:
         result, ranking = run_ladder(backend, evaluator, budget, max_float_layers=max_float_layers,
-                                     time_budget_s=time_budget_s, on_step=on_step, executor=executor)
+                                     time_budget_s=time_budget_s, on_step=on_step, executor=executor,
+                                     confirm=confirm)
         fp32 = backend.fp32_model() if hasattr(backend, "fp32_model") else None
         return result, ladder_details(backend, evaluator, result, ranking, fp32)
     finally:

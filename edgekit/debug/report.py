@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import math
 
+from edgekit.report.ladder import unseen_verdict
 from edgekit.report.page import html_table, image, md_table, page_html
 from edgekit.report.plots import figure_data_uri, pyplot
 
@@ -39,7 +40,7 @@ def _ranked_rows(doc: dict) -> list[list[str]]:
 RANK_HEADER = ["rank", "layer", "op", "sensitivity", "SQNR only it INT8 (dB)", "SQNR only it float (dB)",
                "RMSE/scale", "tensor SQNR (dB)", "cosine", "max abs err", "channel range ratio", "flags"]
 STEP_HEADER = ["step", "phase", "float layers", "acc drop (pts)", "agreement", "SQNR (dB)", "bytes",
-               "p50 (ms)", "met"]
+               "p50 (ms)", "met", "unseen samples"]
 
 
 def _step_rows(fallback: dict) -> list[list[str]]:
@@ -48,7 +49,8 @@ def _step_rows(fallback: dict) -> list[list[str]]:
         acc = step["accuracy"]
         rows.append([str(i), step["phase"], ", ".join(step["float_layers"]) or "(none)",
                      _num(acc.get("accuracy_drop_pts")), _num(acc.get("top1_agreement")), _num(acc.get("sqnr_db")),
-                     str(step["bytes"]), _num(step["latency_p50_ms"]), "yes" if step["met"] else "no"])
+                     str(step["bytes"]), _num(step["latency_p50_ms"]), "yes" if step["met"] else "no",
+                     unseen_verdict(step.get("confirmation"))])
     return rows
 
 

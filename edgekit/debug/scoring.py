@@ -138,7 +138,11 @@ class Evaluator:
 
     def subset(self, count: int) -> "Evaluator":
         """The same evaluator on the first `count` samples (cheaper, for relative rankings)."""
-        return Evaluator(self.feeds[:count], self.reference[:count], self.labels[:count],
+        return self.take(0, count)
+
+    def take(self, start: int, stop: int) -> "Evaluator":
+        """The same evaluator on samples [start, stop)."""
+        return Evaluator(self.feeds[start:stop], self.reference[start:stop], self.labels[start:stop],
                          self.threads, self.warmup_runs, self.runs, self.roles)
 
     def accuracy(self, backend, model: bytes) -> AccuracyReport:

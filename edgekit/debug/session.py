@@ -18,6 +18,7 @@ import edgekit
 from edgekit.calibration.checks import calibration_warnings
 from edgekit.calibration.dataset import load_dataset
 from edgekit.calibration.shape_hint import shape_from_calibration
+from edgekit.debug.confirm import split_for_confirmation
 from edgekit.debug.fallback import SENSITIVITY_SAMPLES, raise_if_unmet, run_fallback
 from edgekit.debug.parallel import evaluate_many, ladder_executor
 from edgekit.debug.scoring import Budget, Evaluator
@@ -140,17 +141,18 @@ def _analyse(backend, data, reference, model_path, target, budget, fallback_sett
     on_step("checking calibration data")
     warnings = calibration_warnings(data.calibration_factory()(), errors)
     fallback = ladder = None
+    searched, confirm = split_for_confirmation(evaluator, fallback_settings.confirm_fraction)
     if budget is not None and hasattr(backend, "ladder"):  # the precision ladder, as compress runs it
         from edgekit.debug.ladder import search_ladder
 
-        fallback, ladder = search_ladder(backend.ladder(), evaluator, budget, on_step=on_step,
+        fallback, ladder = search_ladder(backend.ladder(), searched, budget, on_step=on_step,
                                          max_float_layers=fallback_settings.max_float_layers,
                                          time_budget_s=max(1.0, deadline - time.monotonic()),
-                                         executor=ladder_executor(executor))
+                                         executor=ladder_executor(executor), confirm=confirm)
     elif budget is not None:
-        fallback = run_fallback(backend, evaluator, budget, ranking=ranking, on_step=on_step,
+        fallback = run_fallback(backend, searched, budget, ranking=ranking, on_step=on_step,
                                 max_float_layers=fallback_settings.max_float_layers,
-                                time_budget_s=max(1.0, deadline - time.monotonic()))
+                                time_budget_s=max(1.0, deadline - time.monotonic()), confirm=confirm)
     document = _document(model_path, target, backend, int8_acc, errors, ranking, warnings, fallback, len(feeds))
     if ladder is not None:
         document["ladder"] = ladder

@@ -39,6 +39,7 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, ctx, 
         return
     from edgekit import backends
     from edgekit.backends.base import with_inventory
+    from edgekit.debug.confirm import split_for_confirmation
     from edgekit.debug.fallback import run_fallback
     from edgekit.debug.ladder import search_ladder
     from edgekit.debug.parallel import evaluate_many, ladder_executor
@@ -56,18 +57,20 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, ctx, 
         ctx.on_step(f"float fallback search for {artifact.name}")
         ladder = None
         try:
-            evaluator = Evaluator(data.validation_feeds, ref_outputs, data.labels,
-                                  threads=recipe.validation.threads, roles=roles)
+            evaluator, confirm = split_for_confirmation(
+                Evaluator(data.validation_feeds, ref_outputs, data.labels, threads=recipe.validation.threads,
+                          roles=roles), fb.confirm_fraction)
             if hasattr(selective, "ladder"):
                 result, ladder = search_ladder(selective.ladder(), evaluator, budget,
                                                max_float_layers=fb.max_float_layers,
                                                time_budget_s=fb.time_budget_s, on_step=ctx.on_step,
-                                               executor=ladder_executor(executor))
+                                               executor=ladder_executor(executor), confirm=confirm)
             else:
                 calibration = data.calibration_factory()
                 result = run_fallback(selective, evaluator, budget, max_float_layers=fb.max_float_layers,
                                       time_budget_s=fb.time_budget_s, on_step=ctx.on_step,
-                                      parallel=lambda ev: evaluate_many(selective, ev, executor, calibration))
+                                      parallel=lambda ev: evaluate_many(selective, ev, executor, calibration),
+                                      confirm=confirm)
         finally:
             selective.close()
         if result.best.float_nodes or result.best.precisions:
@@ -76,11 +79,14 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, ctx, 
         artifact.details["fallback"] = {
             "budget": budget.describe(), "met": result.met, "strategy": result.strategy,
             "stopped": result.stopped, "float_layers": result.float_layers,
-            "steps": [step.to_dict() for step in result.steps],
+            "steps": [step.to_dict() for step in result.steps], "confirmation": result.confirmation,
+            "final_confirmation": result.best.confirmation,
         }
-        bounds = confidence(budget, result.best.accuracy, len(data.validation_feeds)) \
-            if result.met and len(result.steps) > 1 else None  # chosen among candidates on these samples
-        if bounds:
-            artifact.details["fallback"]["confidence"] = {**bounds, "candidates": len(result.steps)}
+        checked = result.best.confirmation  # measured on samples the search did not use
+        bounds = confidence(budget, checked["accuracy"], checked["samples"]) if checked else \
+            confidence(budget, result.best.accuracy, len(evaluator.feeds)) if len(result.steps) > 1 else None
+        if result.met and bounds:  # chosen among candidates on these samples
+            candidates = result.confirmation["steps_confirmed"] if checked else len(result.steps)
+            artifact.details["fallback"]["confidence"] = {**bounds, "candidates": candidates, "confirmed": bool(checked)}
         if ladder is not None:
             artifact.details["fallback"]["ladder"] = ladder

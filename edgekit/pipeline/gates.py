@@ -3,7 +3,8 @@
 Accuracy gates read the primary output's headline (AccuracyReport). The collapse guard (on by
 default) holds every INT8/FP16 artifact to floors that only a broken build misses: top-1
 agreement >= 0.5 (label accuracy >= half of float's), sequence match >= 0.5, box F1 >= 0.5 and
-SQNR >= 3 dB in every channel group of the primary output.
+SQNR >= 3 dB in every channel group of the primary output. A fallback search whose choice missed
+its budget on the held-out samples it did not use (`edgekit.debug.confirm`) fails too.
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ def evaluate_gates(entry: ArtifactEntry, gates: Gates, is_reference: bool) -> li
                                   detail="identical to the float model"))
     else:
         check("min_sqnr_db", gates.min_sqnr_db, acc and acc.sqnr_db, at_least, "dB")
+    unseen = ((entry.details or {}).get("fallback") or {}).get("final_confirmation")
+    if unseen and not unseen["met"]:
+        seen = ", ".join(f"{k} {v:g}" for k, v in unseen["accuracy"].items())
+        results.append(GateResult(gate="fallback_confirmation", limit=0, value=unseen["shortfall"], passed=False,
+                                  detail=f"the search's choice missed its budget by {unseen['shortfall']:g} on "
+                                         f"{unseen['samples']} held-out samples it did not use ({seen})"))
     if not is_reference:
         check("max_size_bytes", gates.max_size_bytes, entry.bytes, lambda v, lim: v <= lim, "bytes")
         check("max_latency_ms", gates.max_latency_ms, lat and lat.p50_ms, lambda v, lim: v <= lim, "ms p50")
@@ -93,8 +100,10 @@ def collapse_guard(entry: ArtifactEntry) -> GateResult:
 def _chance(entry: ArtifactEntry) -> list[tuple[str, str]]:
     """A fallback search that met a fraction floor whose 95% lower bound on these samples is below it."""
     bounds = ((entry.details or {}).get("fallback") or {}).get("confidence") or {}
+    how = (f"{bounds.get('candidates')} step(s) confirmed on held-out samples the search did not use"
+           if bounds.get("confirmed") else f"the search's own samples, after {bounds.get('candidates')} candidates")
     return [("met_within_noise", f"the search met {metric} >= {b['limit']} with {b['value']:.4g} on "
-             f"{b['samples']} held-out samples after {bounds['candidates']} candidates; the 95% lower bound is "
+             f"{b['samples']} held-out samples ({how}); the 95% lower bound is "
              f"{b['lower_95']:.4g}: more validation samples would tell whether it holds")
             for metric, b in bounds.items() if isinstance(b, dict) and b["lower_95"] < b["limit"]]
 

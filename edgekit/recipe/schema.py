@@ -127,11 +127,15 @@ class OutputSpec(Strict):
 
 
 class Fallback(Strict):
-    """Keep the most sensitive layers in float when INT8 misses an accuracy gate. Default: on, <= 10 layers."""
+    """Keep the most sensitive layers in float when INT8 misses an accuracy gate. Default: on, <= 10
+    layers, the choice confirmed on half the held-out samples."""
 
     enabled: bool = True
     max_float_layers: int = Field(10, ge=1, le=1000)
     time_budget_s: float = Field(600, gt=0)
+    confirm_fraction: float = Field(0.5, ge=0, lt=1, description=(
+        "share of the held-out samples the search never sees; its choice must meet the budget on them "
+        "too (0: off; needs 20 samples on each side)"))
 
 
 class Tolerance(Strict):

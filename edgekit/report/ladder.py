@@ -36,20 +36,36 @@ def ladder_section(title: str, fallback: dict, budget: str, ladder: dict) -> lis
              f"({fallback['stopped']}, {len(fallback['steps'])} builds).",
              f"Conv/matmul MACs: {share}. Host p50: final {lat.get('final')} ms, plain INT8 "
              f"{lat.get('int8_plain')} ms, FP32 {lat.get('fp32')} ms.", "",
-             *_bias_lines(ladder.get("bias_correction")),
-             "| step | phase | base | int16 | float | met | shortfall |", "|---:|---|---|---:|---:|---|---:|"]
+             *_bias_lines(ladder.get("bias_correction")), *_confirmation_lines(fallback.get("confirmation")),
+             "| step | phase | base | int16 | float | met | shortfall | unseen samples |",
+             "|---:|---|---|---:|---:|---|---:|---|"]
     # int16 / float: tensor groups and conv/matmul weights (keys "weights:<node>") raised
     for i, step in enumerate(fallback["steps"]):
         levels = list(step.get("precisions", {}).values())
         base = "bias-corrected" if "bias_correction" in (step.get("quantization") or {}) else "plain"
         lines.append(f"| {i} | {step['phase']} | {base} | {levels.count('int16')} | {levels.count('float')} "
-                     f"| {step['met']} | {step['shortfall']} |")
+                     f"| {step['met']} | {step['shortfall']} | {unseen_verdict(step.get('confirmation'))} |")
     lines += [f"- float before the search: `{node}`: {reason}" for node, reason in ladder.get("auto_float", {}).items()]
     raised = [row for row in ladder["layers"] if row["precision"] != "W8A8"]
     lines += ["", "| layer | op | precision | sensitivity | MACs |", "|---|---|---|---:|---:|"]
     lines += [f"| `{r['layer']}` | {r['op']} | {r['precision']} | {_g(r['sensitivity'])} | {r['macs']} |"
               for r in raised] or ["| (every conv/matmul W8A8) | | | | |"]
     return lines
+
+
+def unseen_verdict(confirmation: dict | None) -> str:
+    """A step's verdict on the held-out samples the search did not use ("" when not measured)."""
+    if not confirmation:
+        return ""
+    return "met" if confirmation["met"] else f"missed by {confirmation['shortfall']}"
+
+
+def _confirmation_lines(confirmation: dict | None) -> list[str]:
+    if not confirmation:
+        return ["The search decided and reports on the same held-out samples (too few to set some apart).", ""]
+    return [f"The search decided on {confirmation['search_samples']} held-out samples; its choice was confirmed on "
+            f"{confirmation['samples']} it did not use ({confirmation['steps_confirmed']} step(s) measured there).",
+            ""]
 
 
 def _bias_lines(bias: dict | None) -> list[str]:

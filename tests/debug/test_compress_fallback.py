@@ -28,8 +28,12 @@ def test_compress_meets_budget_with_planted_layers_in_float(hostile_keras, plant
     for artifact in (a for a in report["artifacts"] if a["precision"] == "int8"):
         fallback = artifact["details"]["fallback"]
         assert fallback["met"] is True
-        bound = fallback["confidence"]["top1_agreement"]  # chosen among candidates: its 95% lower bound
-        assert bound["samples"] == report["calibration"]["validation_samples"] and bound["limit"] == 0.9
+        # decided on the first 37 held-out samples, the choice confirmed on the other 38
+        split = fallback["confirmation"]
+        assert split["search_samples"] + split["samples"] == report["calibration"]["validation_samples"]
+        assert fallback["final_confirmation"]["met"] and fallback["final_confirmation"]["samples"] == split["samples"]
+        bound = fallback["confidence"]["top1_agreement"]  # its 95% lower bound, on the unseen samples
+        assert bound["samples"] == split["samples"] and bound["limit"] == 0.9 and fallback["confidence"]["confirmed"]
         assert bound["lower_95"] < bound["value"] and ("met_within_noise" in artifact["flags"]) == (
             bound["lower_95"] < 0.9)
         if artifact["target"] == "onnx":  # the precision ladder: the outlier tensor's readers leave W8A8

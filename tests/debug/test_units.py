@@ -99,13 +99,13 @@ class _Evaluator:
         return _acc(sqnr=self.score(set(filter(None, model.decode().split(",")))))
 
 
-def _fallback(score, names="ABCD", **kwargs):
+def _fallback(score, names="ABCD", evaluator=_Evaluator, **kwargs):
     from edgekit.debug.fallback import run_fallback
     from edgekit.debug.sensitivity import NodeSensitivity
 
     backend = _Backend(list(names))
     ranking = [NodeSensitivity(n.id, n.layer, n.op_type, n.index) for n in backend.nodes()]
-    return run_fallback(backend, _Evaluator(score), Budget(min_sqnr_db=25.0), ranking=ranking,
+    return run_fallback(backend, evaluator(score), Budget(min_sqnr_db=25.0), ranking=ranking,
                         measure_latency=False, **kwargs)
 
 
@@ -178,3 +178,48 @@ def test_greedy_and_prune_in_batches_record_the_serial_steps(score):
     serial, batched = search(False), search(True)
     assert batched[:4] == serial[:4] and [s[0] for s in serial[0]].count("greedy") >= 2
     assert batched[4] and all(len(b) <= 3 for b in batched[4]) and max(len(b) for b in batched[4]) == 3
+
+
+class _Unseen(_Evaluator):
+    """The confirmation's samples: 25 of them, scored by their own `score`."""
+
+    feeds = [None] * 25
+
+
+class _Seen(_Unseen):
+    feeds = [None] * 30
+
+
+def test_confirmation_walks_back_to_the_cheapest_choice_that_holds_on_unseen_samples():
+    # the search's samples meet with A alone; the unseen ones need A and B
+    result = _fallback(lambda s: 30.0 if "A" in s else 16.0, names="BACD",
+                       confirm=_Unseen(lambda s: 30.0 if {"A", "B"} <= s else 20.0), evaluator=_Seen)
+    assert result.met and result.float_nodes == ["B", "A"]
+    confirmed = [(s.float_nodes, s.confirmation["met"]) for s in result.steps if s.confirmation]
+    assert confirmed == [(["B", "A"], True), (["A"], False)]  # measured in cost order: [A] first
+    assert result.confirmation == {"search_samples": 30, "samples": 25, "steps_confirmed": 2}
+
+
+def test_plain_int8_refuted_on_unseen_samples_is_searched_and_an_unconfirmed_choice_fails_loudly():
+    from edgekit.debug.fallback import raise_if_unmet
+    from edgekit.errors import GateFailed
+
+    result = _fallback(lambda s: 30.0, confirm=_Unseen(lambda s: 30.0 if "A" in s else 20.0), evaluator=_Seen)
+    assert result.met and result.float_nodes == ["A"] and result.steps[0].confirmation["met"] is False
+    result = _fallback(lambda s: 30.0 if "A" in s else 16.0, confirm=_Unseen(lambda s: 20.0), evaluator=_Seen)
+    assert not result.met and "not confirmed on 25 held-out samples the search did not use" in result.stopped
+    with pytest.raises(GateFailed, match=r"sqnr_db=30.0 on the search's samples, but sqnr_db=20.0 on 25 held-out"):
+        raise_if_unmet(result)
+
+
+def test_split_for_confirmation_needs_20_samples_on_each_side():
+    from edgekit.debug.confirm import split_for_confirmation
+    from edgekit.debug.scoring import Evaluator
+
+    def evaluator(n):
+        return Evaluator([{"x": i} for i in range(n)], [{"y": i} for i in range(n)], [None] * n)
+
+    search, confirm = split_for_confirmation(evaluator(86), 0.5)
+    assert [f["x"] for f in search.feeds] == list(range(43)) and [r["y"] for r in search.reference] == list(range(43))
+    assert [r["y"] for r in confirm.reference] == list(range(43, 86))
+    assert split_for_confirmation(evaluator(39), 0.5)[1] is None and split_for_confirmation(evaluator(86), 0)[1] is None

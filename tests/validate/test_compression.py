@@ -115,9 +115,12 @@ def test_a_search_met_within_sampling_noise_is_flagged_with_its_bound():
     entry.details = {"fallback": {"met": True, "confidence": {**bounds, "candidates": 46}}}
     notes = flag_artifacts([entry])
     assert entry.flags == ["met_within_noise", "met_within_noise"]
-    assert notes[0] == ("m_int8.onnx: the search met top1_agreement >= 0.99 with 1 on 66 held-out samples after "
-                        "46 candidates; the 95% lower bound is 0.945: more validation samples would tell whether it "
-                        "holds")
+    assert notes[0] == ("m_int8.onnx: the search met top1_agreement >= 0.99 with 1 on 66 held-out samples (the "
+                        "search's own samples, after 46 candidates); the 95% lower bound is 0.945: more validation "
+                        "samples would tell whether it holds")
+    entry.details["fallback"]["confidence"].update(candidates=2, confirmed=True)
+    assert "with 1 on 66 held-out samples (2 step(s) confirmed on held-out samples the search did not use)" \
+        in flag_artifacts([entry])[0]
     entry.details["fallback"]["confidence"] = {**confidence(budget, {"top1_agreement": 0.995}, 5000),
                                                "candidates": 46}
     assert flag_artifacts([entry]) == [] and entry.flags == []

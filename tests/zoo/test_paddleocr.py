@@ -94,8 +94,9 @@ def test_text_direction_classifier_precision_ladder(paddle_models, edgekit_cli, 
     ladder = fallback["ladder"]
     print(f"zoo cls ladder: agreement plain {fallback['steps'][0]['accuracy']['top1_agreement']}, final "
           f"{int8['accuracy']['top1_agreement']}; MAC share {ladder['mac_share']}; p50 {ladder['latency_p50_ms']}; "
-          f"{len(fallback['steps'])} builds")
+          f"{len(fallback['steps'])} builds; unseen {fallback['final_confirmation']}")
     assert fallback["met"] and int8["accuracy"]["top1_agreement"] >= 0.99
+    assert fallback["final_confirmation"]["met"] and fallback["final_confirmation"]["samples"] >= 50
     # measured: plain 0.96, ladder 1.0 with 91.8% W8A8 (8.2% W8A16), 14 builds, ranked by log-probability
     # noise (by output SQNR: 0.992 with 95.0% of conv/matmul MACs W8A8 (4.9% W16A16), 22 builds), over
     # GPTQ-rounded weights (int8.weight_rounding auto; with the descent's units and weights ranked apart:
@@ -115,23 +116,27 @@ def _ladder(cli, model, data, out, *flags) -> tuple:
 
 def test_text_recognizer_precision_ladder(paddle_models, edgekit_cli, tmp_path):
     """--min-sequence-match 0.97 --min-agreement 0.99 (decoded id sequences and per-timestep
-    argmax vs float) on 400 lines (86 held out: with 42, 0.97 allowed one wrong line and the
-    W16A16 point decoded 2 near-tie lines differently, so the descent never ran). Over GPTQ-rounded
+    argmax vs float) on 600 lines (about 130 held out: the search decides on half of them and its
+    choice is confirmed on the other half, which it never saw; on 400 lines the halves were 43
+    lines, where one line is 2.3 points). Over GPTQ-rounded
     INT8 weights (int8.weight_rounding auto) the all-int16 point meets both, and the descent sends
     the tensors whose INT8 activations and weights together cost least per MAC back to W8A8. The
     issue's >= 50% of MACs in W8A8 is not met: near the budget, sequence match moves by single
     near-tie lines (0.953 at 32.7 dB SQNR, 0.977 at 28.1 dB), and the large convs' INT8
     activations cost more noise than it leaves."""
-    lines = data.write_word_lines(tmp_path / "lines", 400)
+    lines = data.write_word_lines(tmp_path / "lines", 600)
     code, err, int8, fallback = _ladder(edgekit_cli, paddle_models / "ch_PP-OCRv4_rec_infer.onnx", lines,
                                         tmp_path / "out", *UNIT, "--min-sequence-match", "0.97",
                                         "--min-agreement", "0.99")
     plain, best = fallback["steps"][0]["accuracy"], int8["accuracy"]
     print(f"zoo rec ladder: sequence match plain {plain['sequence_match']}, best {best['sequence_match']}; "
           f"per-timestep plain {plain['top1_agreement']}, best {best['top1_agreement']}; "
-          f"MAC share {fallback['ladder']['mac_share']}; {len(fallback['steps'])} builds; {fallback['stopped']}")
+          f"MAC share {fallback['ladder']['mac_share']}; {len(fallback['steps'])} builds; {fallback['stopped']}; "
+          f"unseen {fallback['final_confirmation']}; {fallback['confirmation']}")
     assert [s["phase"] for s in fallback["steps"][:3]] == ["baseline", "bias correction", "all int16"]
     assert code == 0 and fallback["met"], err
+    unseen = fallback["final_confirmation"]  # the choice, on held-out lines the search never saw
+    assert unseen["met"] and unseen["samples"] >= 60 and unseen["accuracy"]["sequence_match"] >= 0.97, unseen
     assert best["sequence_match"] >= 0.97 and best["top1_agreement"] >= 0.99, (plain, best)
     assert fallback["ladder"]["mac_share"].get("W8A8", 0) >= 0.3  # the issue asks 0.5: not met
     # measured (86 held-out lines, 2 shared cores), over the smoothed graph (int8.smooth auto:
