@@ -64,14 +64,18 @@ class Confirmer:
         self.tried += 1
         return passed(step)
 
-    def choose(self, steps: Sequence, cost: Callable) -> None:
+    def choose(self, steps: Sequence, cost: Callable):
         """Confirm the met `steps` cheapest first (`cost(step)`), up to TRIES with the most
-        conservative last, until one holds."""
+        conservative last: the first that holds, else the confirmed step closest to the budget on
+        the unseen samples; None when nothing was confirmed (no confirmation samples, no met step)."""
+        if self.evaluator is None:
+            return None
         met = sorted((s for s in steps if s.met), key=cost)
-        order = met[:TRIES - 1] + met[-1:] if len(met) > TRIES else met
-        for step in order:
+        for step in met[:TRIES - 1] + met[-1:] if len(met) > TRIES else met:
             if self.confirm(step):
-                return
+                return step
+        tried = [s for s in steps if s.confirmation is not None]
+        return min(tried, key=shortfall) if tried else None
 
     def record(self, search: Evaluator) -> Optional[dict]:
         """The report's summary: `search`'s and the confirmation's sample counts, steps confirmed."""

@@ -205,12 +205,11 @@ def run_fallback(backend, evaluator: Evaluator, budget: Budget, *, max_float_lay
         drops = drops[len(tried):]
         if tried and kept(tried[-1]):
             chosen, current = list(tried[-1].float_nodes), tried[-1]
-    confirmer.choose(search.steps, cost)
     return _result(search, budget, list(ranking), stopped, confirmer)
 
 
 def _result(search: _Search, budget: Budget, ranking, stopped: str, confirmer: Confirmer) -> FallbackResult:
-    best = search.best()
+    best = confirmer.choose(search.steps, cost) or search.best()
     if best.met and not passed(best):
         stopped = f"{stopped}; not confirmed on {best.confirmation['samples']} held-out samples the search did not use"
     return FallbackResult(budget, STRATEGY, search.steps, best, passed(best), search.models[tuple(best.float_nodes)],

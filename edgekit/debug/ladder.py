@@ -157,8 +157,7 @@ def run_ladder(backend, evaluator: Evaluator, budget: Budget, *, max_float_layer
             stopped = _climb(search, ranking, max_units or 4 * max_float_layers, max_float_layers)
     else:
         stopped = "full INT8 meets the budget" + (" with bias correction" if search.best() is not baseline else "")
-    confirmer.choose(search.steps, search.rank)
-    best = search.best()
+    best = confirmer.choose(search.steps, search.rank) or search.best()
     if best.met and not passed(best):
         stopped = f"{stopped}; not confirmed on {best.confirmation['samples']} held-out samples the search did not use"
     if hasattr(backend, "bias_correction"):
