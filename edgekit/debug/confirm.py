@@ -5,9 +5,9 @@ split's lucky side of the noise: on the PaddleOCR recognizer the ladder's final 
 0.977 of its search lines as float and 0.93 of 100 lines it never saw. So the held-out samples are
 split (`split_for_confirmation`): the search decides on the first part and `Confirmer` measures
 its choice on the rest (the last `fraction` of the held-out list, which is ordered by hash
-position). When the choice misses the budget there, the next cheapest met step is confirmed, up to
-TRIES steps, the most conservative met step last; the first that holds is the result. When none
-holds, the search did not meet its budget.
+position). When the choice misses the budget there, the most conservative met step is confirmed,
+and the met steps between the two (ordered by cost) are bisected for the cheapest that holds, up
+to TRIES confirmations in all. When none holds, the search did not meet its budget.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Callable, Optional, Sequence
 from edgekit.debug.scoring import Budget, Evaluator
 
 MIN_SAMPLES = 20  # on each side: fewer held-out samples than 2 x 20, no confirmation split
-TRIES = 3  # steps confirmed at most, the last being the most conservative met step
+TRIES = 6  # steps confirmed at most: the cheapest, the most conservative, then bisection between them
 SHOWN = ("accuracy_drop_pts", "top1_agreement", "sqnr_db", "sequence_match", "map_iou", "box_f1")
 
 
@@ -65,15 +65,20 @@ class Confirmer:
         return passed(step)
 
     def choose(self, steps: Sequence, cost: Callable):
-        """Confirm the met `steps` cheapest first (`cost(step)`), up to TRIES with the most
-        conservative last: the first that holds, else the confirmed step closest to the budget on
-        the unseen samples; None when nothing was confirmed (no confirmation samples, no met step)."""
+        """The cheapest met step (`cost(step)`) that holds on the unseen samples (see the module
+        docstring), else the confirmed step closest to the budget there; None when nothing was
+        confirmed (no confirmation samples, or no met step)."""
         if self.evaluator is None:
             return None
         met = sorted((s for s in steps if s.met), key=cost)
-        for step in met[:TRIES - 1] + met[-1:] if len(met) > TRIES else met:
-            if self.confirm(step):
-                return step
+        if met and self.confirm(met[0]):
+            return met[0]
+        if len(met) > 1 and self.confirm(met[-1]):
+            low, high = 0, len(met) - 1  # met[low] missed, met[high] holds
+            while high - low > 1 and self.tried < TRIES:
+                middle = (low + high) // 2
+                low, high = (low, middle) if self.confirm(met[middle]) else (middle, high)
+            return met[high]
         tried = [s for s in steps if s.confirmation is not None]
         return min(tried, key=shortfall) if tried else None
 

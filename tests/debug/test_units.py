@@ -200,13 +200,17 @@ def test_confirmation_walks_back_to_the_cheapest_choice_that_holds_on_unseen_sam
     assert result.confirmation == {"search_samples": 30, "samples": 25, "steps_confirmed": 2}
 
 
-def test_after_two_refuted_steps_the_most_conservative_is_confirmed_and_untried_steps_never_win():
-    # met on the search's samples: [B C D A], [B C A], [B A], [A]; the unseen ones need all four
+@pytest.mark.parametrize("needed, chosen, measured", [
+    (4, ("B", "C", "D", "A"), {("A",): False, ("B", "C", "D", "A"): True, ("B", "A"): False, ("B", "C", "A"): False}),
+    (3, ("B", "C", "A"), {("A",): False, ("B", "C", "D", "A"): True, ("B", "A"): False, ("B", "C", "A"): True}),
+    (2, ("B", "A"), {("A",): False, ("B", "C", "D", "A"): True, ("B", "A"): True}),
+])
+def test_a_refuted_choice_bisects_the_met_steps_for_the_cheapest_that_holds_unseen(needed, chosen, measured):
+    # met on the search's samples: [A], [B A], [B C A], [B C D A]; the unseen ones need `needed` float
     result = _fallback(lambda s: 30.0 if "A" in s else 16.0, names="BCDA",
-                       confirm=_Unseen(lambda s: 30.0 if len(s) == 4 else 20.0), evaluator=_Seen)
-    assert result.met and sorted(result.float_nodes) == list("ABCD") and result.best.confirmation["met"]
-    confirmed = {tuple(s.float_nodes): s.confirmation["met"] for s in result.steps if s.confirmation}
-    assert confirmed == {("A",): False, ("B", "A"): False, ("B", "C", "D", "A"): True}
+                       confirm=_Unseen(lambda s: 30.0 if len(s) >= needed else 20.0), evaluator=_Seen)
+    assert result.met and tuple(result.float_nodes) == chosen and result.best.confirmation["met"]
+    assert {tuple(s.float_nodes): s.confirmation["met"] for s in result.steps if s.confirmation} == measured
 
 
 def test_plain_int8_refuted_on_unseen_samples_is_searched_and_an_unconfirmed_choice_fails_loudly():
