@@ -5,9 +5,11 @@ split's lucky side of the noise: on the PaddleOCR recognizer the ladder's final 
 0.977 of its search lines as float and 0.93 of 100 lines it never saw. So the held-out samples are
 split (`split_for_confirmation`): the search decides on the first part and `Confirmer` measures
 its choice on the rest (the last `fraction` of the held-out list, which is ordered by hash
-position). When the choice misses the budget there, the most conservative met step is confirmed,
-and the met steps between the two (ordered by cost) are bisected for the cheapest that holds, up
-to TRIES confirmations in all. When none holds, the search did not meet its budget.
+position). When the choice misses the budget there, the met steps (ordered by cost) between it
+and the cheapest that held (the search may confirm a step it builds on: the ladder's descent
+confirms its grid point; else the most conservative met step is confirmed) are bisected for the
+cheapest that holds, up to TRIES more confirmations. When none holds, the search did not meet its
+budget.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Callable, Optional, Sequence
 from edgekit.debug.scoring import Budget, Evaluator
 
 MIN_SAMPLES = 20  # on each side: fewer held-out samples than 2 x 20, no confirmation split
-TRIES = 6  # steps confirmed at most: the cheapest, the most conservative, then bisection between them
+TRIES = 4  # bisection steps between a refuted choice and the cheapest step that held
 SHOWN = ("accuracy_drop_pts", "top1_agreement", "sqnr_db", "sequence_match", "map_iou", "box_f1")
 
 
@@ -73,10 +75,11 @@ class Confirmer:
         met = sorted((s for s in steps if s.met), key=cost)
         if met and self.confirm(met[0]):
             return met[0]
-        if len(met) > 1 and self.confirm(met[-1]):
-            low, high = 0, len(met) - 1  # met[low] missed, met[high] holds
-            while high - low > 1 and self.tried < TRIES:
-                middle = (low + high) // 2
+        held = [n for n, s in enumerate(met) if s.confirmation is not None and s.confirmation["met"]]
+        if held or len(met) > 1 and self.confirm(met[-1]):
+            low, high, left = 0, held[0] if held else len(met) - 1, TRIES  # met[low] missed, met[high] holds
+            while high - low > 1 and left:
+                middle, left = (low + high) // 2, left - 1
                 low, high = (low, middle) if self.confirm(met[middle]) else (middle, high)
             return met[high]
         tried = [s for s in steps if s.confirmation is not None]

@@ -62,13 +62,15 @@ __all__ = ["UnitSensitivity", "ladder_details", "run_ladder", "search_ladder"]
 
 
 class _Search:
-    def __init__(self, backend, evaluator: Evaluator, budget: Budget, deadline: float, on_step, executor=None):
+    def __init__(self, backend, evaluator: Evaluator, budget: Budget, deadline: float, on_step, executor=None,
+                 confirm: Evaluator | None = None):
         self.backend, self.evaluator, self.budget = backend, evaluator, budget
         self.deadline, self.on_step = deadline, on_step
         self.candidates = Candidates(backend, executor)
         self.start = time.monotonic()
         self.steps: list[Step] = []
         self.macs = backend.unit_macs()
+        self.confirmer = Confirmer(confirm, budget, backend, self.model_of, on_step)
 
     def out_of_time(self) -> bool:
         return time.monotonic() > self.deadline
@@ -79,6 +81,15 @@ class _Search:
 
     def try_levels(self, phase: str, levels: dict[str, str]) -> Step:
         return self.try_first_met(phase, [levels])[0]
+
+    def try_first_confirmed(self, phase: str, candidates: list[dict]) -> list[Step]:
+        """`try_first_met`, going on past a met step the confirmation samples refute."""
+        steps: list[Step] = []
+        while len(steps) < len(candidates):
+            steps += self.try_first_met(phase, candidates[len(steps):])
+            if not steps[-1].met or self.confirmer.confirm(steps[-1]) or self.out_of_time():
+                break
+        return steps
 
     def try_first_met(self, phase: str, candidates: list[dict]) -> list[Step]:
         """Measure `candidates` in order, `width` at a time, up to the first that meets the budget
@@ -139,8 +150,8 @@ def run_ladder(backend, evaluator: Evaluator, budget: Budget, *, max_float_layer
     """(the search's FallbackResult, the unit ranking); see the module docstring. confirm:
     held-out samples apart from `evaluator`'s on which the choice must hold too
     (`edgekit.debug.confirm`) [default None: the search's own samples decide]."""
-    search = _Search(backend, evaluator, budget, time.monotonic() + time_budget_s, on_step, executor)
-    confirmer = Confirmer(confirm, budget, backend, search.model_of, on_step)
+    search = _Search(backend, evaluator, budget, time.monotonic() + time_budget_s, on_step, executor, confirm)
+    confirmer = search.confirmer
     baseline = search.try_levels("baseline", {})
     ranking: list[UnitSensitivity] = []
     stopped = "full INT8 meets the budget"
@@ -212,8 +223,8 @@ def _descend(search: _Search, ranking: list[UnitSensitivity], every: dict[str, s
     total = macs[-1] if macs else 0
     sizes = sorted({next(n + 1 for n, m in enumerate(macs) if m >= total * j / DESCENT_GRID)
                     for j in range(1, DESCENT_GRID)}) if total else []
-    tried = search.try_first_met("descend", [keeping(groups[:n]) for n in sizes if n < len(groups)])
-    high = sizes[len(tried) - 1] if tried and tried[-1].met else len(groups)
+    tried = search.try_first_confirmed("descend", [keeping(groups[:n]) for n in sizes if n < len(groups)])
+    high = sizes[len(tried) - 1] if tried and passed(tried[-1]) else len(groups)
     levels = keeping(groups[:high])
     for group in list(reversed(groups[:high]))[:PRUNE_LIMIT]:
         if search.out_of_time():
@@ -255,10 +266,10 @@ def _climb(search: _Search, ranking: list[UnitSensitivity], max_units: int, max_
     while size < len(order):
         size = min(len(order), max(1, size * 2))
         sizes.append(size)
-    tried = search.try_first_met("greedy int16", [{u: "int16" for u in order[:n]} for n in sizes])
+    tried = search.try_first_confirmed("greedy int16", [{u: "int16" for u in order[:n]} for n in sizes])
     size = sizes[len(tried) - 1] if tried else 0
     last_short = sizes[len(tried) - 2] if len(tried) > 1 else 0
-    if tried and tried[-1].met and size - last_short > 1:  # bisect the smallest prefix in (last_short, size]
+    if tried and passed(tried[-1]) and size - last_short > 1:  # bisect the smallest prefix in (last_short, size]
         size = _bisect(search, order, last_short, size)
     levels = dict(search.best().precisions)  # the closest point so far (all int16 may beat the prefix)
     met = passed(search.best())
