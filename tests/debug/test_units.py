@@ -236,3 +236,32 @@ def test_split_for_confirmation_needs_20_samples_on_each_side():
     assert [f["x"] for f in search.feeds] == list(range(43)) and [r["y"] for r in search.reference] == list(range(43))
     assert [r["y"] for r in confirm.reference] == list(range(43, 86))
     assert split_for_confirmation(evaluator(39), 0.5)[1] is None and split_for_confirmation(evaluator(86), 0)[1] is None
+
+
+class _LadderBackend:
+    """Precision maps -> model bytes, for the ladder's search."""
+
+    def unit_macs(self):
+        return {u: 10 for u in "abcd"}
+
+    def build(self, levels=None):
+        return ",".join(sorted(k for k, v in (levels or {}).items() if v != "int8")).encode()
+
+    def label(self, key):
+        return key
+
+    def quantization(self, levels=None):
+        return {}
+
+
+def test_the_ladders_grid_goes_on_past_a_point_the_unseen_samples_refute():
+    import time
+
+    from edgekit.debug.ladder import _Search
+
+    search = _Search(_LadderBackend(), _Seen(lambda s: 30.0 if len(s) >= 2 else 16.0), Budget(min_sqnr_db=25.0),
+                     time.monotonic() + 60, lambda s: None, confirm=_Unseen(lambda s: 30.0 if len(s) >= 3 else 20.0))
+    grid = [{u: "int16" for u in "abcd"[:n]} for n in range(1, 5)]
+    steps = search.try_first_confirmed("descend", grid)
+    assert [(len(s.precisions), s.met, s.confirmation and s.confirmation["met"]) for s in steps] == [
+        (1, False, None), (2, True, False), (3, True, True)]
