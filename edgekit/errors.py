@@ -13,7 +13,7 @@ Exit codes (stable, documented in the README):
 7     output not writable
 8     missing optional dependency (install hint in the message)
 9     a tool on the device failed (harness, benchmark_model, trtexec)
-10    a gate was missed (accuracy, agreement, size, latency, speed-up)
+10    a gate was missed (accuracy, agreement, size, latency, speed-up, fallback confirmation)
 11    device inconclusive (unreachable, timed out, connection lost)
 12    device host key unknown or changed (refused)
 130   interrupted (Ctrl-C / SIGTERM)
