@@ -71,3 +71,16 @@ def test_two_primary_outputs_are_a_recipe_error():
 
     with pytest.raises(RecipeError, match="only one output can be primary"):
         parse_recipe("outputs:\n  a: {primary: true}\n  b: {primary: true}\n", "r.yaml")
+
+
+def test_a_fallback_choice_refuted_on_unseen_samples_fails_although_the_whole_split_passes():
+    gates = Gates(min_sequence_match=0.97)
+    artifact = entry(top1_agreement=0.995, sequence_match=0.976)  # 1.0 searched, 0.952 unseen: 0.976 overall
+    artifact.details = {"fallback": {"final_confirmation": {"samples": 62, "met": False, "shortfall": 1.8,
+                                                            "accuracy": {"sequence_match": 0.952}}}}
+    results = by_gate(evaluate_gates(artifact, gates, False))
+    assert results["min_sequence_match"].passed and not results["fallback_confirmation"].passed
+    assert results["fallback_confirmation"].detail == ("the search's choice missed its budget by 1.8 on 62 held-out "
+                                                       "samples it did not use (sequence_match 0.952)")
+    artifact.details["fallback"]["final_confirmation"].update(met=True, shortfall=0.0)
+    assert "fallback_confirmation" not in by_gate(evaluate_gates(artifact, gates, False))
