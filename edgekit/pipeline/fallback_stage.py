@@ -83,9 +83,10 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, ctx, 
             "final_confirmation": result.best.confirmation,
         }
         checked = result.best.confirmation  # measured on samples the search did not use
-        bounds = confidence(budget, checked["accuracy"], checked["samples"]) if checked else \
-            confidence(budget, result.best.accuracy, len(evaluator.feeds)) if len(result.steps) > 1 else None
-        if result.met and bounds:  # chosen among candidates on these samples
+        bounds = None if not result.met or len(result.steps) < 2 else \
+            confidence(budget, checked["accuracy"], checked["samples"]) if checked else \
+            confidence(budget, result.best.accuracy, len(evaluator.feeds))  # chosen among candidates
+        if bounds:
             candidates = result.confirmation["steps_confirmed"] if checked else len(result.steps)
             artifact.details["fallback"]["confidence"] = {**bounds, "candidates": candidates, "confirmed": bool(checked)}
         if ladder is not None:
