@@ -6,7 +6,7 @@ Strategy (greedy by measured sensitivity, then a prune pass):
    first SENSITIVITY_SAMPLES (32) held-out samples, given at most half the time budget; nodes it
    did not reach rank last, in graph order);
 3. greedy: keep the next most sensitive node in float, rebuild, re-validate, until the budget is
-   met or `max_float_layers` (default 10) nodes are float (when the ranking ran on workers, the
+   met (and, given `confirm` samples, holds on them) or `max_float_layers` (default 10) nodes are float (when the ranking ran on workers, the
    next few prefixes are built and scored at once, by this process and the workers: the steps
    recorded are the serial run's, up to the first that meets);
 4. prune: try dropping each float node again, least sensitive first, and keep it quantized when
@@ -189,16 +189,16 @@ def run_fallback(backend, evaluator: Evaluator, budget: Budget, *, max_float_lay
     builds = many.builds(evaluator) if hasattr(many, "builds") else None  # the ranking's workers, if any
     prefixes = [order[:k] for k in range(1, min(len(order), max_float_layers) + 1)]
     greedy = [] if search.out_of_time() else search.try_first("greedy", prefixes, builds,
-                                                              lambda step: step.met or search.out_of_time())
+                                                              lambda step: confirmer.confirm(step) or search.out_of_time())
     chosen = list(greedy[-1].float_nodes) if greedy else []
-    stopped = ("budget met" if greedy and greedy[-1].met else f"time budget ({time_budget_s:g} s) spent"
+    stopped = ("budget met" if greedy and passed(greedy[-1]) else f"time budget ({time_budget_s:g} s) spent"
                if len(greedy) < len(prefixes) else f"max_float_layers ({max_float_layers}) reached")
     current = search.steps[-1]
-    drops = list(reversed(chosen[:-1] if current.met else chosen))
+    drops = list(reversed(chosen[:-1] if passed(current) else chosen))
     while drops and not search.out_of_time():  # each kept drop changes the trials after it
 
         def kept(step, current=current):
-            return step.met or (not current.met and step.shortfall <= current.shortfall)
+            return step.met or (not passed(current) and step.shortfall <= current.shortfall)
 
         trials = [[n for n in chosen if n != node] for node in drops]
         tried = search.try_first("prune", trials, builds, lambda step: kept(step) or search.out_of_time())

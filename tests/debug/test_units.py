@@ -213,6 +213,13 @@ def test_a_refuted_choice_bisects_the_met_steps_for_the_cheapest_that_holds_unse
     assert {tuple(s.float_nodes): s.confirmation["met"] for s in result.steps if s.confirmation} == measured
 
 
+def test_the_greedy_float_set_grows_past_a_prefix_the_unseen_samples_refute():
+    result = _fallback(lambda s: 30.0 if "A" in s else 16.0, names="ABCD",
+                       confirm=_Unseen(lambda s: 30.0 if {"A", "B"} <= s else 20.0), evaluator=_Seen)
+    assert result.met and result.float_nodes == ["A", "B"] and result.stopped == "budget met"
+    assert [(s.phase, s.float_nodes) for s in result.steps][1:3] == [("greedy", ["A"]), ("greedy", ["A", "B"])]
+
+
 def test_plain_int8_refuted_on_unseen_samples_is_searched_and_an_unconfirmed_choice_fails_loudly():
     from edgekit.debug.fallback import raise_if_unmet
     from edgekit.errors import GateFailed
