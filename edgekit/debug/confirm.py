@@ -38,6 +38,14 @@ def passed(step) -> bool:
     return step.met and (step.confirmation is None or step.confirmation["met"])
 
 
+def outcome(best, stopped: str) -> tuple[bool, str]:
+    """(whether the search met its budget, why it stopped) with its final step `best`: a step met
+    on the search's samples but refuted on the confirmation's is not met, and `stopped` says so."""
+    if best.met and not passed(best):
+        stopped = f"{stopped}; not confirmed on {best.confirmation['samples']} held-out samples the search did not use"
+    return passed(best), stopped
+
+
 def shortfall(step) -> float:
     """The confirmation's shortfall when the step was confirmed, else the search's."""
     return step.shortfall if step.confirmation is None else max(step.shortfall, step.confirmation["shortfall"])
@@ -75,7 +83,7 @@ class Confirmer:
         met = sorted((s for s in steps if s.met), key=cost)
         if met and self.confirm(met[0]):
             return met[0]
-        held = [n for n, s in enumerate(met) if s.confirmation is not None and s.confirmation["met"]]
+        held = [n for n, s in enumerate(met) if s.confirmation is not None and passed(s)]
         if held or len(met) > 1 and self.confirm(met[-1]):
             low, high, left = 0, held[0] if held else len(met) - 1, TRIES  # met[low] missed, met[high] holds
             while high - low > 1 and left:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 
-from edgekit.debug.confirm import SHOWN, Confirmer, passed, shortfall
+from edgekit.debug.confirm import SHOWN, Confirmer, outcome, passed, shortfall
 from edgekit.debug.scoring import Budget, Evaluator
 from edgekit.debug.sensitivity import NodeSensitivity, measure_sensitivity
 from edgekit.errors import GateFailed
@@ -210,9 +210,8 @@ def run_fallback(backend, evaluator: Evaluator, budget: Budget, *, max_float_lay
 
 def _result(search: _Search, budget: Budget, ranking, stopped: str, confirmer: Confirmer) -> FallbackResult:
     best = confirmer.choose(search.steps, cost) or search.best()
-    if best.met and not passed(best):
-        stopped = f"{stopped}; not confirmed on {best.confirmation['samples']} held-out samples the search did not use"
-    return FallbackResult(budget, STRATEGY, search.steps, best, passed(best), search.models[tuple(best.float_nodes)],
+    met, stopped = outcome(best, stopped)
+    return FallbackResult(budget, STRATEGY, search.steps, best, met, search.models[tuple(best.float_nodes)],
                           ranking, stopped, confirmer.record(search.evaluator))
 
 

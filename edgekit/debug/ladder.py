@@ -46,7 +46,7 @@ import time
 from itertools import accumulate
 from typing import Callable
 
-from edgekit.debug.confirm import Confirmer, passed, shortfall
+from edgekit.debug.confirm import Confirmer, outcome, passed, shortfall
 from edgekit.debug.fallback import FallbackResult, Step
 from edgekit.debug.ladder_rank import UnitSensitivity, all_int16, rank_descent, rank_float, rank_units
 from edgekit.debug.parallel_ladder import Candidates
@@ -169,15 +169,14 @@ def run_ladder(backend, evaluator: Evaluator, budget: Budget, *, max_float_layer
     else:
         stopped = "full INT8 meets the budget" + (" with bias correction" if search.best() is not baseline else "")
     best = confirmer.choose(search.steps, search.rank) or search.best()
-    if best.met and not passed(best):
-        stopped = f"{stopped}; not confirmed on {best.confirmation['samples']} held-out samples the search did not use"
+    met, stopped = outcome(best, stopped)
     if hasattr(backend, "bias_correction"):
         backend.bias_correction("bias_correction" in best.quantization)
     model = backend.build(best.precisions)
     if measure_latency:
         baseline.latency_p50_ms = evaluator.latency(backend, backend.build()).p50_ms
         best.latency_p50_ms = evaluator.latency(backend, model).p50_ms
-    result = FallbackResult(budget, STRATEGY, search.steps, best, passed(best), model, [], stopped,
+    result = FallbackResult(budget, STRATEGY, search.steps, best, met, model, [], stopped,
                             confirmer.record(evaluator))
     return result, ranking
 
