@@ -137,10 +137,10 @@ class _Search:
             self.backend.bias_correction(now)
 
     def cost(self, levels: dict) -> tuple:
-        """(MACs moved off W8A8, float units, int16 units): the cheapest met step wins."""
+        """(MACs moved off W8A8, float units, int16 units, channel-group units): the cheapest met step wins."""
         off = (self.backend.off_w8a8_macs(levels) if hasattr(self.backend, "off_w8a8_macs")
                else sum(self.macs.get(u, 0) for u in levels))
-        return (off, sum(v == "float" for v in levels.values()), sum(v == "int16" for v in levels.values()))
+        return (off, *(sum(v == level for v in levels.values()) for level in ("float", "int16", "groups")))
 
 
 def run_ladder(backend, evaluator: Evaluator, budget: Budget, *, max_float_layers: int = 10,
@@ -247,9 +247,28 @@ def _descend(search: _Search, ranking: list[UnitSensitivity], every: dict[str, s
         trial = _without(levels, lowered)
         if search.try_levels("split", trial).met:
             levels = trial
+    levels = _channel_groups(search, ranking, levels)
     if free and not search.out_of_time():
         search.try_levels("free units INT8", _without(levels, free))
     return "budget met"
+
+
+def _channel_groups(search: _Search, ranking: list[UnitSensitivity], levels: dict[str, str]) -> dict[str, str]:
+    """Up to PRUNE_LIMIT kept groups whose conv/matmul readers split by input channel groups
+    (`group_units`: each group its own INT8 scale), most MACs first, go to W8A8 that way where
+    the budget still holds; returns the levels kept."""
+    if not hasattr(search.backend, "group_units"):
+        return levels
+    splittable = set(search.backend.group_units())
+    rows = sorted((row for row in ranking if row.node in splittable and any(k in levels for k in row.keys)),
+                  key=lambda row: -search.macs.get(row.node, 0))
+    for row in rows[:PRUNE_LIMIT]:
+        if search.out_of_time():
+            break
+        trial = {**_without(levels, row.keys), row.node: "groups"}
+        if search.try_levels("channel groups", trial).met:
+            levels = trial
+    return levels
 
 
 def _without(levels: dict[str, str], keys) -> dict[str, str]:

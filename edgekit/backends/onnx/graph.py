@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from typing import Iterable, Iterator
 
 import numpy as np
 import onnx
@@ -135,6 +136,30 @@ def static_shapes_of(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:
     for init in graph.initializer:
         shapes[init.name] = tuple(init.dims)
     return shapes
+
+
+def float_values(model: onnx.ModelProto, tensors: list[str], feeds: Iterable[dict]) -> Iterator[dict]:
+    """Per feed, {tensor: value} of those of `tensors` that `model` computes or the feed holds
+    (onnxruntime on CPU, one thread; `model` is not changed)."""
+    import onnxruntime
+
+    from edgekit.runtime.onnx import session_options
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    made = {out for node in probe.graph.node for out in node.output}
+    names = [t for t in dict.fromkeys(tensors) if t in made]
+    del probe.graph.output[:]
+    probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
+    session = onnxruntime.InferenceSession(probe.SerializeToString(), session_options(1),
+                                           providers=["CPUExecutionProvider"]) if names else None
+    inputs = {i.name for i in probe.graph.input}
+    wanted = set(tensors)
+    for feed in feeds:
+        values = dict(zip(names, session.run(names, {k: v for k, v in feed.items() if k in inputs}))) \
+            if session is not None else {}
+        values.update((k, v) for k, v in feed.items() if k in wanted)
+        yield values
 
 
 def single_reader(users: dict, name: str, outputs: set[str]) -> onnx.NodeProto | None:

@@ -17,7 +17,7 @@ only W8A8 runs in 8-bit integer arithmetic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
@@ -27,6 +27,7 @@ from edgekit.backends.selective import TempModelFiles
 from edgekit.errors import UsageError
 
 HETEROGENEOUS_RATIO = 100.0  # a Concat whose inputs' ranges differ this much shares one scale badly
+CHANNEL_SAMPLES = 256
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,14 @@ class OnnxLadderRecipe:
     settings: dict
     corrected_path: Optional[str] = None
     correction: Optional[dict] = None
+    channel_tensors: int = 0  # how many tensors' channel ranges come along (part of the repr: a worker's key)
+    channel_ranges: Optional[dict] = field(default=None, repr=False)
 
     def open(self) -> "OnnxLadder":
         ladder = OnnxLadder(Path(self.fp32_path), None, quantized=(Path(self.int8_path), self.settings))
         if self.corrected_path is not None:
             ladder._use_corrected(Path(self.corrected_path), self.correction)
+        ladder._channel_ranges = self.channel_ranges
         return ladder
 
 
@@ -77,12 +81,14 @@ class OnnxLadder:
         self._cache: dict[tuple, bytes] = {}
         self._macs: dict[str, int] | None = None
         self._corrected: tuple | None = None  # (QdqGraph, path, record) once computed
+        self._channel_ranges: dict | None = None  # tensor -> per-channel (low, high), once measured
 
     def build(self, levels: Mapping[str, str] | None = None) -> bytes:
         key = tuple(sorted((k, v) for k, v in (levels or {}).items() if v != "int8"))
         cache_key = (self.graph is not self.plain, key)
         if cache_key not in self._cache:
-            model = self.graph.edit(dict(key))
+            grouped = any(v == "groups" for _, v in key)
+            model = self.graph.edit(dict(key), self.channel_ranges() if grouped else None)
             if self.graph is not self.plain:
                 _plain_biases_where_weights_left_int8(model, self.plain.inits)
             self._cache[cache_key] = model.SerializeToString()
@@ -115,7 +121,28 @@ class OnnxLadder:
         corrected = self.graph is not self.plain
         return OnnxLadderRecipe(str(self.fp32_path), str(self.int8_path), self.settings,
                                 str(self._corrected[1]) if corrected else None,
-                                self._corrected[2] if corrected else None)
+                                self._corrected[2] if corrected else None,
+                                len(self._channel_ranges or {}), self._channel_ranges)
+
+    def group_units(self) -> list[str]:
+        """The units whose conv/matmul readers can be split by channel groups ("groups", see
+        `qdq_edit`), in graph order."""
+        return [u.id for u in self.graph.units if self.graph.groupable(u.id)]
+
+    def channel_ranges(self) -> dict:
+        """Tensor -> (low, high) per channel of every `group_units` tensor, measured once on the
+        first CHANNEL_SAMPLES (256) calibration samples with the float model."""
+        if self._channel_ranges is None:
+            import itertools
+
+            from edgekit.backends.onnx.channel_groups import channel_ranges
+
+            if self.calibration is None:
+                raise UsageError("channel groups need the calibration samples")
+            wanted = {t: a for u in self.group_units() for t, a in self.graph.groupable(u).items()}
+            feeds = itertools.islice(self.calibration(), CHANNEL_SAMPLES)
+            self._channel_ranges = channel_ranges(self.fp32, wanted, feeds) if wanted else {}
+        return self._channel_ranges
 
     def quantization(self, levels: Mapping[str, str] | None = None) -> dict:
         raised = {k: v for k, v in (levels or {}).items() if v != "int8"}
@@ -156,23 +183,10 @@ class OnnxLadder:
 
     def local_noise(self, feeds: Sequence[dict[str, np.ndarray]]) -> dict[str, float]:
         """Unit id -> noise power / signal power of its own INT8 grid on the float model's values."""
-        import onnx
-        import onnxruntime
+        from edgekit.backends.onnx.graph import float_values
 
-        from edgekit.runtime.onnx import session_options
-
-        model = onnx.ModelProto()
-        model.CopyFrom(self.fp32)
-        have = {o for n in model.graph.node for o in n.output}
-        names = [t for u in self.graph.units for t in u.tensors if t in have]
-        del model.graph.output[:]
-        model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
-        session = onnxruntime.InferenceSession(model.SerializeToString(), session_options(1),
-                                               providers=["CPUExecutionProvider"])
         noise, signal = {}, {}
-        for feed in feeds:
-            values = dict(zip(names, session.run(None, feed)))
-            values.update(feed)
+        for values in float_values(self.fp32, [t for u in self.graph.units for t in u.tensors], feeds):
             for unit in self.graph.units:
                 for tensor in unit.tensors:
                     x = values.get(tensor)
@@ -282,7 +296,7 @@ class OnnxLadder:
         self._count_macs()
         nodes = set()
         for key, level in levels.items():
-            if level != "int8":
+            if level not in ("int8", "groups"):
                 nodes.update([key[len(WEIGHTS):]] if key.startswith(WEIGHTS) else self.units[key].readers)
         return sum(self._macs.get(n, 0) for n in nodes)
 
@@ -313,23 +327,25 @@ class OnnxLadder:
         graph = onnx.load_from_string(model).graph
         made = {out: n for n in graph.node for out in n.output}
         types = {init.name: init.data_type for init in graph.initializer}
+        share = _group_shares(graph)
         rows = []
         for node in graph.node:
             if node.op_type not in COMPUTE:
                 continue
+            original, part = share.get(node.name, (node.name, 1.0))
             dq = made.get(node.input[0])
             bits = types.get(dq.input[2]) if dq is not None and dq.op_type == "DequantizeLinear" else None
             activations = {2: "A8", 3: "A8", 4: "A16", 5: "A16"}.get(bits)
             precision = "float" if activations is None else f"{_weight_bits(node, made, types)}{activations}"
             unit = self._input_unit(node, made)
             rows.append({"layer": node.name, "op": node.op_type, "precision": precision,
-                         "macs": self._macs.get(node.name, 0), "unit": unit,
+                         "macs": round(self._macs.get(original, 0) * part), "unit": unit,
                          "sensitivity": None if unit is None else sensitivity.get(unit)})
         return rows
 
     def _input_unit(self, node, made) -> str | None:
         source = made.get(node.input[0])
-        while source is not None and source.op_type in ("DequantizeLinear", "QuantizeLinear", "Identity"):
+        while source is not None and source.op_type in ("DequantizeLinear", "QuantizeLinear", "Identity", "Gather"):
             tensor = source.input[0]
             if tensor in self.graph.unit_of:
                 return self.graph.unit_of[tensor]
@@ -338,6 +354,19 @@ class OnnxLadder:
 
     def close(self) -> None:
         self._files.close()
+
+
+def _group_shares(graph) -> dict[str, tuple[str, float]]:
+    """Channel-group node -> (the conv/matmul it was split from, its share of the input channels)."""
+    from edgekit.backends.onnx.channel_groups import SEP
+
+    dims = {init.name: init.dims for init in graph.initializer}
+    counts = {n.name: dims[f"{n.name}_channels"][0] for n in graph.node
+              if SEP in n.name and f"{n.name}_channels" in dims}
+    totals: dict[str, int] = {}
+    for name, count in counts.items():
+        totals[name.split(SEP)[0]] = totals.get(name.split(SEP)[0], 0) + count
+    return {name: (name.split(SEP)[0], count / totals[name.split(SEP)[0]]) for name, count in counts.items()}
 
 
 def _weight_bits(node, made, types) -> str:

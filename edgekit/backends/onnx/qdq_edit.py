@@ -10,7 +10,10 @@ a new model where each named unit is
   (scale s / 255: the zero point's rounding to an integer cuts up to half a step off the
   calibrated range, an error int16 would otherwise keep), or over exactly the same range (s / 257)
   where the quantizer folded a Relu/Clip into it (its bounds are the activation's);
-- "float": its Q removed and each DQ replaced by Identity of the float tensor.
+- "float": its Q removed and each DQ replaced by Identity of the float tensor;
+- "groups": INT8, and each conv/matmul reading it with INT8 weights split by input channel groups,
+  each group with its own INT8 scale (`channel_groups`: `edit`'s channel_ranges, per tensor);
+  still W8A8, a finer activation grid.
 A weight key (`weight_key(node)`: WEIGHTS + the name of a conv/matmul/gemm with INT8 weights,
 `QdqGraph.weights`) edits that node's weights alone, whatever its activations:
 - "int16": requantized from the FP32 model's weights, symmetric, per channel on the INT8 build's
@@ -29,9 +32,10 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from edgekit.backends.onnx.channel_groups import reader_axis, split_reader
 from edgekit.backends.onnx.graph import constant_value
 
-LEVELS = ("int8", "int16", "float")
+LEVELS = ("int8", "groups", "int16", "float")
 PASS_THROUGH = {"MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Slice",
                 "Gather", "Split", "Resize", "DepthToSpace", "SpaceToDepth"}
 ACTIVATIONS = {"Relu", "Clip"}  # onnxruntime's quantizer folds them into the INT8 range
@@ -70,6 +74,7 @@ class QdqGraph:
         graph = quantized.graph
         self.inits = {init.name: init for init in graph.initializer}
         self.made = {out: node for node in graph.node for out in node.output}
+        self.made_by_name = {node.name: node for node in graph.node}
         self.users: dict[str, list[onnx.NodeProto]] = {}
         for node in graph.node:
             for name in node.input:
@@ -81,6 +86,7 @@ class QdqGraph:
                 self.pairs[node.input[0]] = (node, dqs)
         self.units = self._group()
         self.unit_of = {t: u.id for u in self.units for t in u.tensors}
+        self.units_by_id = {u.id: u for u in self.units}
         self.weights = {}  # node name -> [(input index, DQ of its 8-bit constant)]
         for node in graph.node:
             found = [(i, self.made[name]) for i, name in enumerate(node.input)
@@ -131,8 +137,20 @@ class QdqGraph:
         z = int(zero.reshape(-1)[0])
         return (info.min - z) * scale, (info.max - z) * scale
 
-    def edit(self, levels: Mapping[str, str]) -> onnx.ModelProto:
-        """A copy of the quantized model with each unit id in `levels` at its level (see module)."""
+    def groupable(self, unit_id: str) -> dict[str, int]:
+        """{tensor of the unit: channel axis} for the tensors of `unit_id` read by a conv/matmul
+        that `channel_groups` can split (a tensor read along two axes is left out)."""
+        found: dict[str, int] = {}
+        for tensor in self.units_by_id[unit_id].tensors:
+            axes = {reader_axis(r, self.inits, self.made) for dq in self.pairs[tensor][1] for out in dq.output
+                    for r in self.users.get(out, []) if r.op_type in COMPUTE} - {None}
+            if len(axes) == 1:
+                found[tensor] = axes.pop()
+        return found
+
+    def edit(self, levels: Mapping[str, str], channel_ranges: Mapping | None = None) -> onnx.ModelProto:
+        """A copy of the quantized model with each unit id in `levels` at its level (see module);
+        channel_ranges: {tensor: (low, high) per channel} of the units at "groups"."""
         model = onnx.ModelProto()
         model.CopyFrom(self.model)
         graph = model.graph
@@ -147,7 +165,7 @@ class QdqGraph:
             level = levels.get(unit.id, "int8")
             if level not in LEVELS:
                 raise ValueError(f"unknown precision {level!r} for {unit.id}; choose from {LEVELS}")
-            for tensor in unit.tensors if level != "int8" else ():
+            for tensor in unit.tensors if level in ("int16", "float") else ():
                 q, dqs = self.pairs[tensor]
                 if level == "int16":
                     widened[q.output[0]] = self._widen(graph, inits, by_name[q.name], [by_name[d.name] for d in dqs],
@@ -157,6 +175,7 @@ class QdqGraph:
                     for dq in dqs:
                         self._unquantize(graph, by_name[dq.name], tensor)
         rewired = self._weights(graph, by_name, levels)
+        self._split(graph, levels, channel_ranges or {})
         if widened or rewired:
             if CONTRIB not in {o.domain for o in model.opset_import}:
                 model.opset_import.append(helper.make_opsetid(CONTRIB, 1))
@@ -173,13 +192,38 @@ class QdqGraph:
         graph.node.extend(kept)
         return model
 
+    def _split(self, graph, levels: Mapping[str, str], channel_ranges: Mapping) -> None:
+        """Split the conv/matmul readers of each unit at "groups" by channel groups; their Q/DQ
+        nodes that nothing reads any more go."""
+        grouped = [u for u, level in levels.items() if level == "groups"]
+        for unit in grouped:
+            for tensor in self.groupable(unit):
+                if tensor not in channel_ranges:
+                    raise ValueError(f"no channel ranges for {tensor!r} (unit {unit} at 'groups')")
+                for reader in self.units_by_id[unit].readers:
+                    node = self.made_by_name[reader]
+                    if node.op_type not in COMPUTE or reader_axis(node, self.inits, self.made) is None \
+                            or self.made[node.input[0]].input[0] not in self.made \
+                            or self.made[self.made[node.input[0]].input[0]].input[0] != tensor:
+                        continue
+                    if levels.get(weight_key(reader), "int8") != "int8":
+                        raise ValueError(f"{reader}: channel groups need its INT8 weights")
+                    split_reader(graph, reader, tensor, channel_ranges[tensor])
+        if grouped:
+            used = {name for node in graph.node for name in node.input} | {v.name for v in graph.output}
+            for op in ("DequantizeLinear", "QuantizeLinear"):
+                dead = [i for i, n in enumerate(graph.node) if n.op_type == op and not set(n.output) & used]
+                for i in reversed(dead):
+                    del graph.node[i]
+                used = {name for node in graph.node for name in node.input} | {v.name for v in graph.output}
+
     def _unquantize(self, graph, dq, tensor: str) -> None:
         """DQ -> Identity(tensor), or the float model's Relu/Clip on `tensor` when the quantizer
         folded it into the INT8 range (its output name stayed, its node went)."""
         dq.domain = ""
         del dq.input[:]
         dq.input.append(tensor)
-        folded = self.fp32_made.get(tensor)
+        folded = self._float_writer(tensor)
         writer = self.made.get(tensor)
         kept = writer is not None and writer.op_type == folded.op_type if folded is not None else False
         if folded is None or folded.op_type not in ACTIVATIONS or kept:
@@ -195,9 +239,17 @@ class QdqGraph:
                 graph.initializer.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
             dq.input.append(name)
 
+    def _float_writer(self, tensor: str) -> onnx.NodeProto | None:
+        """The float model's node that wrote `tensor`; for a graph output's tensor that the
+        quantizer renamed (`<output>_QuantizeLinear_Input`), the one that wrote what its DQ gives."""
+        node = self.fp32_made.get(tensor)
+        for dq in self.pairs[tensor][1] if node is None and tensor in self.pairs else ():
+            node = node or self.fp32_made.get(dq.output[0])
+        return node
+
     def _folded(self, tensor: str) -> bool:
         """Whether the quantizer folded the float model's Relu/Clip writing `tensor` into its Q range."""
-        folded, writer = self.fp32_made.get(tensor), self.made.get(tensor)
+        folded, writer = self._float_writer(tensor), self.made.get(tensor)
         return (folded is not None and folded.op_type in ACTIVATIONS
                 and (writer is None or writer.op_type != folded.op_type))
 
