@@ -20,7 +20,10 @@ On a backend that quantizes once and edits the graph (`backends.onnx.ladder.Onnx
    first, are tried at INT8; then the kept groups are split: all their weights at INT8 (W8A16) in
    one candidate, else up to PRUNE_LIMIT of them, most MACs first, one at a time: the weights go to
    INT8 where they alone cost less than half the group, else the activations (W16A8); units that
-   feed no conv/matmul stay int16 (no MAC cost) unless all can go back at once;
+   feed no conv/matmul stay int16 (no MAC cost) unless all can go back at once. A unit whose
+   conv/matmul readers split by input channels (`group_units`, ONNX) is W8A8 with channel-group
+   activation scales (level "groups", each group its own INT8 scale) wherever the descent
+   measures or puts it back at W8A8;
 3. climb, otherwise: units are scored by the local noise of their own INT8 grid on float
    activations, the SHORTLIST (16) noisiest measured end to end (noise removed alone at int16);
    units go to int16 in rank order in growing batches (1, 2, 4, ...) until the budget holds or
@@ -30,7 +33,7 @@ On a backend that quantizes once and edits the graph (`backends.onnx.ladder.Onnx
    (`rank_float`), up to `max_float_layers` (default 10); then up to PRUNE_LIMIT raised units
    are lowered one rung each when it still holds.
 Every candidate is a recorded Step (its `precisions`); the final model is the met step with the
-fewest conv/matmul MACs off W8A8 (then fewest float, then int16 units), and given `confirm`
+fewest conv/matmul MACs off W8A8 (then fewest float, int16, then channel-group units), and given `confirm`
 samples, one that meets the budget on them too (`edgekit.debug.confirm`: plain INT8 or its
 bias-corrected build refuted there means the search goes on); host latency is measured on the baseline
 and the final model only. Stops at `time_budget_s` (default 600) with the best point so far.
@@ -210,28 +213,30 @@ def _bisect(search: _Search, order: list[str], low: int, high: int, base: dict |
 
 def _descend(search: _Search, ranking: list[UnitSensitivity], every: dict[str, str]) -> str:
     """From all int16 down, over the ranking's groups (a unit with its readers' weights, or weights
-    alone: `UnitSensitivity.keys`); see the module docstring."""
-    groups = [row.keys for row in ranking]
-    ranked = {k for group in groups for k in group}
+    alone: `UnitSensitivity.keys`; at W8A8 a unit takes its `low` level); see the module docstring."""
+    ranked = {k for row in ranking for k in row.keys}
     free = {u: "int16" for u in every if u not in ranked}
 
-    def keeping(kept: list) -> dict[str, str]:
-        return {**free, **{k: "int16" for group in kept for k in group}}
+    def keeping(kept: int) -> dict[str, str]:
+        levels = {**free, **{k: "int16" for k in ranked}}
+        for row in ranking[kept:]:
+            levels = row.lowered(levels)
+        return levels
 
     macs = list(accumulate(search.macs.get(row.node, 0) for row in ranking))
     total = macs[-1] if macs else 0
     sizes = sorted({next(n + 1 for n, m in enumerate(macs) if m >= total * j / DESCENT_GRID)
                     for j in range(1, DESCENT_GRID)}) if total else []
-    tried = search.try_first_confirmed("descend", [keeping(groups[:n]) for n in sizes if n < len(groups)])
-    high = sizes[len(tried) - 1] if tried and passed(tried[-1]) else len(groups)
-    levels = keeping(groups[:high])
-    for group in list(reversed(groups[:high]))[:PRUNE_LIMIT]:
+    tried = search.try_first_confirmed("descend", [keeping(n) for n in sizes if n < len(ranking)])
+    high = sizes[len(tried) - 1] if tried and passed(tried[-1]) else len(ranking)
+    levels = keeping(high)
+    for row in list(reversed(ranking[:high]))[:PRUNE_LIMIT]:
         if search.out_of_time():
             return search.spent()
-        trial = _without(levels, group)
+        trial = row.lowered(levels)
         if search.try_levels("prune", trial).met:
             levels = trial
-    split = sorted((row for row in ranking[:high] if row.weights and all(k in levels for k in row.keys)),
+    split = sorted((row for row in ranking[:high] if row.weights and all(levels.get(k) == "int16" for k in row.keys)),
                    key=lambda row: -search.macs.get(row.node, 0))
     weights = {k for row in split for k in row.weights}
     if weights and not search.out_of_time():  # W8A16 for every kept group at once
@@ -243,32 +248,12 @@ def _descend(search: _Search, ranking: list[UnitSensitivity], every: dict[str, s
             return search.spent()
         weights_cheaper = row.weight_noise is not None and row.int16_gain is not None \
             and row.weight_noise < row.int16_gain / 2
-        lowered = row.weights if weights_cheaper else [row.node]
-        trial = _without(levels, lowered)
+        trial = _without(levels, row.weights if weights_cheaper else [row.node])  # W16A8: no channel groups
         if search.try_levels("split", trial).met:
             levels = trial
-    levels = _channel_groups(search, ranking, levels)
     if free and not search.out_of_time():
         search.try_levels("free units INT8", _without(levels, free))
     return "budget met"
-
-
-def _channel_groups(search: _Search, ranking: list[UnitSensitivity], levels: dict[str, str]) -> dict[str, str]:
-    """Up to PRUNE_LIMIT kept groups whose conv/matmul readers split by input channel groups
-    (`group_units`: each group its own INT8 scale), most MACs first, go to W8A8 that way where
-    the budget still holds; returns the levels kept."""
-    if not hasattr(search.backend, "group_units"):
-        return levels
-    splittable = set(search.backend.group_units())
-    rows = sorted((row for row in ranking if row.node in splittable and any(k in levels for k in row.keys)),
-                  key=lambda row: -search.macs.get(row.node, 0))
-    for row in rows[:PRUNE_LIMIT]:
-        if search.out_of_time():
-            break
-        trial = {**_without(levels, row.keys), row.node: "groups"}
-        if search.try_levels("channel groups", trial).met:
-            levels = trial
-    return levels
 
 
 def _without(levels: dict[str, str], keys) -> dict[str, str]:

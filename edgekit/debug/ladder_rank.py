@@ -11,7 +11,8 @@
   FLOAT_SAMPLES (16) held-out samples, highest gain first: a tensor whose error int16 does not
   remove (its readers' INT8 weights go float with it) shows here, not in the int16 rank;
 - `rank_descent` (from all int16, weights included): every unit read by a conv/matmul measured
-  at INT8 together with its readers' weights (what makes those MACs W8A8), and the weights no
+  at INT8 together with its readers' weights (what makes those MACs W8A8; with channel-group
+  activation scales where its readers split by input channels: `low`), and the weights no
   measured unit carries by the output noise of their INT8 weights alone (no build), by the noise
   per MAC it would move to W8A8.
 Heterogeneous Concats (inputs' calibrated ranges orders of magnitude apart) rank first. Every
@@ -55,11 +56,17 @@ class UnitSensitivity:
     float_gain: Optional[float] = None
     weight_noise: Optional[float] = None
     weights: list = field(default_factory=list)
+    low: str = "int8"  # the level its activations take at W8A8: "groups" where its readers split by channel groups
 
     @property
     def keys(self) -> list:
         """What the descent moves together: the unit (or weight key) and `weights`."""
         return [self.node, *self.weights]
+
+    def lowered(self, levels: dict) -> dict:
+        """`levels` with this row's keys at W8A8 (the unit at `low`)."""
+        kept = {k: v for k, v in levels.items() if k not in self.keys}
+        return {**kept, self.node: self.low} if self.low != "int8" else kept
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -143,7 +150,8 @@ def rank_descent(backend, evaluator: Evaluator, candidates: Candidates | None = 
                  on_step: Callable[[str], None] = lambda s: None) -> list[UnitSensitivity]:
     """Units and weight keys in the order they stay int16, from the all-int16 model (`all_int16`):
     heterogeneous Concats first, then every unit read by a conv/matmul, measured at INT8 together
-    with its readers' weights (`weights`: backend.reader_weights; the output noise they add: what
+    with its readers' weights (with channel-group scales, `low` "groups", where the backend's
+    `group_units` can split its readers) (`weights`: backend.reader_weights; the output noise they add: what
     making those MACs W8A8 costs), and the weights no measured unit carries (the output noise of
     their INT8 weights alone on the float model, `conv_weight_noise`: no build),
     each per MAC it would move to W8A8, highest first (units not measured before `deadline` count
@@ -161,12 +169,14 @@ def rank_descent(backend, evaluator: Evaluator, candidates: Candidates | None = 
     costly = [r for r in rows.values() if r.heterogeneous is None and macs.get(r.node, 0) > 0]
     costly.sort(key=lambda r: -(r.local_noise or 0.0))  # the noisiest measured first
     carried: set = set()
+    split = set(backend.group_units()) if hasattr(backend, "group_units") else set()
     for row in costly:
+        row.low = "groups" if row.node in split else "int8"
         readers = getattr(backend, "reader_weights", lambda unit: [])(row.node)
         row.weights = [k for k in readers if k in every and k not in carried]
         carried.update(row.weights)
         row.weight_noise = sum(weights.get(k, 0.0) for k in row.weights) if row.weights else None
-    done = measure_each(candidates, subset, costly, lambda r: [{**every, **{k: "int8" for k in r.keys}}],
+    done = measure_each(candidates, subset, costly, lambda r: [r.lowered(every)],
                         deadline=deadline, on_step=on_step, what="sensitivity")
     for row, (acc,) in done:
         row.int16_gain = ranking_noise(acc) - base

@@ -23,13 +23,14 @@ the per-channel ranges on the float model. Group nodes are named `<reader><SEP><
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edgekit.backends.onnx.graph import attribute
+from edgekit.backends.onnx.graph import attribute, dequantize
 
 GROUPS = 8
 SEP = "/channel_group_"
@@ -79,9 +80,10 @@ def channel_ranges(fp32: onnx.ModelProto, wanted: Mapping[str, int], feeds: Iter
 
 
 def group_channels(low: np.ndarray, high: np.ndarray, weight: np.ndarray, groups: int = GROUPS,
-                   symmetric: bool = False) -> list[np.ndarray]:
-    """Channel index arrays, one per group (at most `groups`, each non-empty, neighbours that
-    would cost no more as one merged; see the module)."""
+                   symmetric: bool = False) -> tuple[list[np.ndarray], float]:
+    """(channel index arrays, one per group: at most `groups`, each non-empty, neighbours that
+    would cost no more as one merged; the INT8 noise of one scale over that of the groups, >= 1;
+    see the module)."""
     low, high = np.minimum(low, 0.0), np.maximum(high, 0.0)
     span = np.maximum(-low, high) if symmetric else high - low
     order = np.argsort(span, kind="stable")
@@ -113,18 +115,29 @@ def group_channels(low: np.ndarray, high: np.ndarray, weight: np.ndarray, groups
             merged[-1] = (merged[-1][0], last)
         else:
             merged.append((first, last))
-    return [np.sort(order[a:b + 1]) for a, b in merged]
+    return [np.sort(order[a:b + 1]) for a, b in merged], float(cost[0, n - 1] / max(best[n - 1], 1e-300))
 
 
-def split_reader(graph: onnx.GraphProto, reader: str, tensor: str, ranges: tuple[np.ndarray, np.ndarray],
-                 groups: int = GROUPS) -> list[str]:
-    """Replace node `reader` (reading `tensor` through its INT8 Q/DQ; `reader_axis` not None) in
-    `graph` by its channel-group branches (see the module); returns the new conv/matmul names."""
-    inits = {i.name: i for i in graph.initializer}
-    made = {out: n for n in graph.node for out in n.output}
-    node = next(n for n in graph.node if n.name == reader)
+@dataclass
+class _Plan:
+    """How one reader splits: its channel groups and their noise gain, the clipped per-channel
+    ranges, the tensor's Q scale/zero point and the reader's weights."""
+
+    groups: list
+    gain: float
+    low: np.ndarray
+    high: np.ndarray
+    scale: np.ndarray
+    zero: np.ndarray
+    symmetric: bool
+    weights_dq: onnx.NodeProto
+    w: np.ndarray
+    w_axis: int
+    axis: int
+
+
+def _plan(inits, made, node, ranges: tuple[np.ndarray, np.ndarray], groups: int) -> _Plan:
     q = made[made[node.input[0]].input[0]]
-    axis = reader_axis(node, inits, made)
     weights_dq = _weight_dq(node, inits, made)
     w = numpy_helper.to_array(inits[weights_dq.input[0]])
     w_axis = 1 if node.op_type == "Conv" else 0  # the weights' input-channel axis
@@ -132,11 +145,35 @@ def split_reader(graph: onnx.GraphProto, reader: str, tensor: str, ranges: tuple
     info = np.iinfo(zero.dtype)
     grid_low, grid_high = ((bound - float(zero[0])) * float(scale[0]) for bound in (info.min, info.max))
     symmetric = zero.dtype == np.int8 and int(zero[0]) == 0
-    energy = np.square(w.astype(np.float64)).sum(axis=tuple(a for a in range(w.ndim) if a != w_axis))
+    energy = np.square(dequantize(weights_dq, inits)).sum(axis=tuple(a for a in range(w.ndim) if a != w_axis))
     low, high = np.maximum(ranges[0], grid_low), np.minimum(ranges[1], grid_high)  # never wider than the tensor's grid
+    chosen, gain = group_channels(low, high, energy, groups, symmetric)
+    return _Plan(chosen, gain, low, high, scale, zero, symmetric, weights_dq, w, w_axis, reader_axis(node, inits, made))
+
+
+def reader_gain(inits, made, node: onnx.NodeProto, ranges: tuple[np.ndarray, np.ndarray], groups: int = GROUPS) -> float:
+    """How many times less INT8 noise (weighted by the squared weights each channel feeds) the
+    channel groups give `node`'s input than its one scale (inits, made: of its QDQ graph)."""
+    return _plan(inits, made, node, ranges, groups).gain
+
+
+def split_reader(graph: onnx.GraphProto, reader: str, tensor: str, ranges: tuple[np.ndarray, np.ndarray],
+                 groups: int = GROUPS) -> list[str]:
+    """Replace node `reader` (reading `tensor` through its INT8 Q/DQ; `reader_axis` not None) in
+    `graph` by its channel-group branches (see the module); returns the new conv/matmul names
+    (none, and `graph` unchanged, where one group is as good as several)."""
+    inits = {i.name: i for i in graph.initializer}
+    made = {out: n for n in graph.node for out in n.output}
+    node = next(n for n in graph.node if n.name == reader)
+    plan = _plan(inits, made, node, ranges, groups)
+    low, high, scale, zero, symmetric = plan.low, plan.high, plan.scale, plan.zero, plan.symmetric
+    weights_dq, w, w_axis, axis = plan.weights_dq, plan.w, plan.w_axis, plan.axis
+    chosen = plan.groups
+    if len(chosen) < 2:  # one scale serves every channel as well: nothing to split
+        return []
     base = node.name or node.output[0]
     names, partials, added = [], [], []
-    for k, channels in enumerate(group_channels(low, high, energy, groups, symmetric)):
+    for k, channels in enumerate(chosen):
         name = f"{base}{SEP}{k}"
         g_scale, g_zero = _grid(low[channels].min(), high[channels].max(), zero.dtype, symmetric)
         index, qs, qz, wq = (f"{name}_{s}" for s in ("channels", "scale", "zero_point", "weights"))

@@ -10,9 +10,10 @@ the same ladder in another process without calibrating again (same files: a loca
 search ranks with before building anything: each unit's local quantization noise on float
 activations (`local_noise`) and the Concats whose inputs' calibrated ranges are orders of
 magnitude apart (`heterogeneous`), the output noise of each conv/matmul's INT8 weights alone
-(`conv_weight_noise`), and the per-layer precision map of a built model (`layer_map`): a conv/matmul
-is W8A8, W8A16, W16A8, W16A16 (weights x activations bits), WfA8/WfA16 (float weights) or float;
-only W8A8 runs in 8-bit integer arithmetic.
+(`conv_weight_noise`), and the per-layer precision map of a built model (`layer_map`, see
+`backends.onnx.layer_map`). `group_units()` are the units whose conv/matmul readers can take
+channel-group scales (level "groups", `channel_groups`: their per-channel ranges are measured once
+on the calibration samples and travel in the recipe).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from edgekit.errors import UsageError
 
 HETEROGENEOUS_RATIO = 100.0  # a Concat whose inputs' ranges differ this much shares one scale badly
 CHANNEL_SAMPLES = 256
+GROUP_GAIN = 2.0  # channel groups must cut a reader's input INT8 noise this many times to be worth their nodes
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class OnnxLadder:
         self._macs: dict[str, int] | None = None
         self._corrected: tuple | None = None  # (QdqGraph, path, record) once computed
         self._channel_ranges: dict | None = None  # tensor -> per-channel (low, high), once measured
+        self._group_units: list[str] | None = None
 
     def build(self, levels: Mapping[str, str] | None = None) -> bytes:
         key = tuple(sorted((k, v) for k, v in (levels or {}).items() if v != "int8"))
@@ -125,8 +128,19 @@ class OnnxLadder:
                                 len(self._channel_ranges or {}), self._channel_ranges)
 
     def group_units(self) -> list[str]:
-        """The units whose conv/matmul readers can be split by channel groups ("groups", see
-        `qdq_edit`), in graph order."""
+        """The units whose channel groups ("groups": `qdq_edit`) give some conv/matmul reader at
+        least GROUP_GAIN (2) times less INT8 noise at its input than one scale, in graph order
+        (measures `channel_ranges` once)."""
+        from edgekit.backends.onnx.channel_groups import reader_gain
+
+        if self._group_units is None:
+            ranges, g = self.channel_ranges(), self.graph
+            self._group_units = [unit for unit in self._splittable() if any(
+                reader_gain(g.inits, g.made, g.made_by_name[r], ranges[t]) >= GROUP_GAIN
+                for t in g.groupable(unit) for r in g.units_by_id[unit].readers if g.reads(r, t))]
+        return self._group_units
+
+    def _splittable(self) -> list[str]:
         return [u.id for u in self.graph.units if self.graph.groupable(u.id)]
 
     def channel_ranges(self) -> dict:
@@ -139,7 +153,7 @@ class OnnxLadder:
 
             if self.calibration is None:
                 raise UsageError("channel groups need the calibration samples")
-            wanted = {t: a for u in self.group_units() for t, a in self.graph.groupable(u).items()}
+            wanted = {t: a for u in self._splittable() for t, a in self.graph.groupable(u).items()}
             feeds = itertools.islice(self.calibration(), CHANNEL_SAMPLES)
             self._channel_ranges = channel_ranges(self.fp32, wanted, feeds) if wanted else {}
         return self._channel_ranges
@@ -301,47 +315,17 @@ class OnnxLadder:
         return sum(self._macs.get(n, 0) for n in nodes)
 
     def _count_macs(self) -> None:
-        import onnx
+        from edgekit.backends.onnx.layer_map import conv_macs
 
-        from edgekit.backends.onnx.inspect import COMPUTE, _Graph, _macs
-
-        if self._macs is None:  # shapes from the INT8 build: 16-bit contrib Q/DQ stop shape inference
-            model = onnx.ModelProto()
-            model.CopyFrom(self.graph.model)
-            for value in model.graph.input:  # an unknown dim (a dynamic batch) counts as 1
-                for dim in value.type.tensor_type.shape.dim:
-                    if not dim.HasField("dim_value") or dim.dim_value <= 0:
-                        dim.dim_value = 1
-            base = _Graph(onnx.shape_inference.infer_shapes(model).graph)
-            self._macs = {n.name: _macs(n, base) for n in self.graph.model.graph.node if n.op_type in COMPUTE}
+        if self._macs is None:
+            self._macs = conv_macs(self.graph.model)
 
     def layer_map(self, model: bytes, sensitivity: Mapping[str, float]) -> list[dict]:
-        """Per conv/matmul/gemm: layer, op, precision (W8A8 | W8A16 | W16A8 | W16A16 | WfA8 | WfA16 |
-        float: weight x activation bits, f = float weights; float: float activations), the
-        sensitivity of its input unit, MACs."""
-        import onnx
-
-        from edgekit.backends.onnx.inspect import COMPUTE
+        """`layer_map.layer_rows` of `model` (built here; sensitivity: unit id -> score)."""
+        from edgekit.backends.onnx.layer_map import layer_rows
 
         self._count_macs()
-        graph = onnx.load_from_string(model).graph
-        made = {out: n for n in graph.node for out in n.output}
-        types = {init.name: init.data_type for init in graph.initializer}
-        share = _group_shares(graph)
-        rows = []
-        for node in graph.node:
-            if node.op_type not in COMPUTE:
-                continue
-            original, part = share.get(node.name, (node.name, 1.0))
-            dq = made.get(node.input[0])
-            bits = types.get(dq.input[2]) if dq is not None and dq.op_type == "DequantizeLinear" else None
-            activations = {2: "A8", 3: "A8", 4: "A16", 5: "A16"}.get(bits)
-            precision = "float" if activations is None else f"{_weight_bits(node, made, types)}{activations}"
-            unit = self._input_unit(node, made)
-            rows.append({"layer": node.name, "op": node.op_type, "precision": precision,
-                         "macs": round(self._macs.get(original, 0) * part), "unit": unit,
-                         "sensitivity": None if unit is None else sensitivity.get(unit)})
-        return rows
+        return layer_rows(model, self._macs, self._input_unit, sensitivity)
 
     def _input_unit(self, node, made) -> str | None:
         source = made.get(node.input[0])
@@ -354,30 +338,6 @@ class OnnxLadder:
 
     def close(self) -> None:
         self._files.close()
-
-
-def _group_shares(graph) -> dict[str, tuple[str, float]]:
-    """Channel-group node -> (the conv/matmul it was split from, its share of the input channels)."""
-    from edgekit.backends.onnx.channel_groups import SEP
-
-    dims = {init.name: init.dims for init in graph.initializer}
-    counts = {n.name: dims[f"{n.name}_channels"][0] for n in graph.node
-              if SEP in n.name and f"{n.name}_channels" in dims}
-    totals: dict[str, int] = {}
-    for name, count in counts.items():
-        totals[name.split(SEP)[0]] = totals.get(name.split(SEP)[0], 0) + count
-    return {name: (name.split(SEP)[0], count / totals[name.split(SEP)[0]]) for name, count in counts.items()}
-
-
-def _weight_bits(node, made, types) -> str:
-    """W8, W16 or Wf: how a conv/matmul's constant weights are stored (W8 without any)."""
-    for name in node.input[1:2]:
-        source = made.get(name)
-        if source is not None and source.op_type == "DequantizeLinear" and source.input[0] in types:
-            return "W16" if types[source.input[0]] in (4, 5) else "W8"
-        if source is None and types.get(name) in (1, 10, 16):
-            return "Wf"
-    return "W8"
 
 
 def _plain_biases_where_weights_left_int8(model, plain_inits) -> None:

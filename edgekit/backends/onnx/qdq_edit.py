@@ -11,9 +11,9 @@ a new model where each named unit is
   calibrated range, an error int16 would otherwise keep), or over exactly the same range (s / 257)
   where the quantizer folded a Relu/Clip into it (its bounds are the activation's);
 - "float": its Q removed and each DQ replaced by Identity of the float tensor;
-- "groups": INT8, and each conv/matmul reading it with INT8 weights split by input channel groups,
-  each group with its own INT8 scale (`channel_groups`: `edit`'s channel_ranges, per tensor);
-  still W8A8, a finer activation grid.
+- "groups": INT8, and each conv/matmul reading it with INT8 weights (none raised by a weight key)
+  split by input channel groups, each group with its own INT8 scale (`channel_groups`: `edit`'s
+  channel_ranges, per tensor); still W8A8, a finer activation grid.
 A weight key (`weight_key(node)`: WEIGHTS + the name of a conv/matmul/gemm with INT8 weights,
 `QdqGraph.weights`) edits that node's weights alone, whatever its activations:
 - "int16": requantized from the FP32 model's weights, symmetric, per channel on the INT8 build's
@@ -148,6 +148,15 @@ class QdqGraph:
                 found[tensor] = axes.pop()
         return found
 
+    def reads(self, reader: str, tensor: str) -> bool:
+        """Whether node `reader` is a conv/matmul that reads `tensor` through its Q/DQ and can be
+        split by channel groups (`channel_groups.reader_axis`)."""
+        node = self.made_by_name[reader]
+        dq = self.made.get(node.input[0])
+        q = self.made.get(dq.input[0]) if dq is not None else None
+        return (node.op_type in COMPUTE and q is not None and q.input[0] == tensor
+                and reader_axis(node, self.inits, self.made) is not None)
+
     def edit(self, levels: Mapping[str, str], channel_ranges: Mapping | None = None) -> onnx.ModelProto:
         """A copy of the quantized model with each unit id in `levels` at its level (see module);
         channel_ranges: {tensor: (low, high) per channel} of the units at "groups"."""
@@ -201,13 +210,8 @@ class QdqGraph:
                 if tensor not in channel_ranges:
                     raise ValueError(f"no channel ranges for {tensor!r} (unit {unit} at 'groups')")
                 for reader in self.units_by_id[unit].readers:
-                    node = self.made_by_name[reader]
-                    if node.op_type not in COMPUTE or reader_axis(node, self.inits, self.made) is None \
-                            or self.made[node.input[0]].input[0] not in self.made \
-                            or self.made[self.made[node.input[0]].input[0]].input[0] != tensor:
-                        continue
-                    if levels.get(weight_key(reader), "int8") != "int8":
-                        raise ValueError(f"{reader}: channel groups need its INT8 weights")
+                    if not self.reads(reader, tensor) or levels.get(weight_key(reader), "int8") != "int8":
+                        continue  # W16A8/WfA8: not split
                     split_reader(graph, reader, tensor, channel_ranges[tensor])
         if grouped:
             used = {name for node in graph.node for name in node.input} | {v.name for v in graph.output}
