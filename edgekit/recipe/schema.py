@@ -71,6 +71,10 @@ class Int8(Strict):
     bias_correction: Literal["auto", "on", "off"] = Field(
         "off", description="fold the per-channel mean shift INT8 causes (measured on calibration samples) "
                            "into the biases; auto keeps it where the held-out samples score better")
+    channel_groups: bool = Field(
+        True, description="ONNX precision ladder: a conv/matmul may be split by input channel groups, each "
+                          "with its own INT8 activation scale (still W8A8, where that cuts the INT8 noise "
+                          ">= 2x); onnxruntime's CPU runs them through float kernels (slower on the host)")
     weight_rounding: Literal["auto", "gptq", "nearest"] = Field(
         "auto", description="ONNX INT8 weight rounding: gptq rounds each conv/matmul's weights to move "
                             "its output least on the calibration samples (same scales); auto = the "

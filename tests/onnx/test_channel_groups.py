@@ -137,3 +137,17 @@ def test_a_relu_folded_into_a_graph_output_stays_at_int16_and_float(mixed):
     for levels in (every, {u: "float" for u in every}):
         runner = ladder.runner(ladder.build(levels), 1)
         assert min(float(runner.run(f)["out"].min()) for f in evaluator.feeds) == 0.0
+
+
+def test_channel_groups_off_leaves_one_scale_per_tensor(tmp_path):
+    """int8.channel_groups: false (recipe) -> the ladder offers no channel-group units."""
+    from edgekit.backends.onnx.ladder import OnnxLadder
+    from edgekit.recipe.schema import Int8
+
+    assert Int8().channel_groups and not Int8(channel_groups=False).channel_groups
+    path, shape = _model(tmp_path / "mix.onnx", "Conv")
+    ladder = OnnxLadder(path, lambda: iter(_feeds(shape, 24, 1)), channel_groups=False)
+    try:
+        assert ladder.group_units() == []
+    finally:
+        ladder.close()

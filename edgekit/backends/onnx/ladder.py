@@ -56,13 +56,14 @@ class OnnxLadderRecipe:
 class OnnxLadder:
     """fp32_path: the float (fused) ONNX model; calibration: factory of feeds; options:
     `quantize_qdq` keyword arguments of the plain INT8 build (default: its defaults); quantized:
-    (an INT8 QDQ build of fp32_path, its settings) to start from instead of quantizing."""
+    (an INT8 QDQ build of fp32_path, its settings) to start from instead of quantizing;
+    channel_groups: False leaves `group_units` empty [default True]."""
 
     target = "onnx"
     suffix = ".onnx"
 
     def __init__(self, fp32_path: Path, calibration, options: Mapping | None = None, *,
-                 quantized: tuple[Path, dict] | None = None):
+                 quantized: tuple[Path, dict] | None = None, channel_groups: bool = True):
         import onnx
 
         from edgekit.backends.onnx.qdq_edit import QdqGraph
@@ -84,7 +85,7 @@ class OnnxLadder:
         self._macs: dict[str, int] | None = None
         self._corrected: tuple | None = None  # (QdqGraph, path, record) once computed
         self._channel_ranges: dict | None = None  # tensor -> per-channel (low, high), once measured
-        self._group_units: list[str] | None = None
+        self._group_units: list[str] | None = None if channel_groups else []
 
     def build(self, levels: Mapping[str, str] | None = None) -> bytes:
         key = tuple(sorted((k, v) for k, v in (levels or {}).items() if v != "int8"))

@@ -109,11 +109,12 @@ class OnnxSelective:
 
 class OnnxLadderSelective(OnnxSelective):
     """OnnxSelective that also offers the precision ladder (W8A8 -> W8A16 -> float);
-    ladder_rounding: the ladder's INT8 weight rounding [default "gptq"; "nearest"]."""
+    ladder_rounding: the ladder's INT8 weight rounding [default "gptq"; "nearest"]; channel_groups:
+    whether the ladder may use channel-group activation scales [default True]."""
 
-    def __init__(self, *args, ladder_rounding: str = "gptq", **kwargs):
+    def __init__(self, *args, ladder_rounding: str = "gptq", channel_groups: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        self.ladder_rounding = ladder_rounding
+        self.ladder_rounding, self.channel_groups = ladder_rounding, channel_groups
 
     def ladder(self):
         """The precision ladder over the same float graph and quantizer options, its INT8 weights
@@ -122,4 +123,4 @@ class OnnxLadderSelective(OnnxSelective):
         from edgekit.backends.onnx.ladder import OnnxLadder
 
         options = {**self.options, "weight_rounding": self.ladder_rounding}
-        return OnnxLadder(self.fp32_path, self.calibration, options=options)
+        return OnnxLadder(self.fp32_path, self.calibration, options=options, channel_groups=self.channel_groups)

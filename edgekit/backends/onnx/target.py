@@ -138,7 +138,7 @@ class OnnxTarget:
                        "weight_rounding": _plain_rounding(recipe)}
         return OnnxLadderSelective(fp32, calibration, source.layer_names, options=options,
                                    ladder_rounding="nearest" if recipe.int8.weight_rounding == "nearest" else "gptq",
-                                   smoothing=steps.get("smoothing"))
+                                   smoothing=steps.get("smoothing"), channel_groups=recipe.int8.channel_groups)
 
 
 def _plain_rounding(recipe) -> str:
