@@ -140,10 +140,10 @@ class QdqGraph:
     def groupable(self, unit_id: str) -> dict[str, int]:
         """{tensor of the unit: channel axis} for the tensors of `unit_id` read by a conv/matmul
         that `channel_groups` can split (a tensor read along two axes is left out)."""
-        found: dict[str, int] = {}
-        for tensor in self.units_by_id[unit_id].tensors:
-            axes = {reader_axis(r, self.inits, self.made) for dq in self.pairs[tensor][1] for out in dq.output
-                    for r in self.users.get(out, []) if r.op_type in COMPUTE} - {None}
+        unit, found = self.units_by_id[unit_id], {}
+        for tensor in unit.tensors:
+            axes = {reader_axis(self.made_by_name[r], self.inits, self.made) for r in unit.readers
+                    if self.reads(r, tensor)}
             if len(axes) == 1:
                 found[tensor] = axes.pop()
         return found
@@ -285,8 +285,8 @@ class QdqGraph:
         for key, level in levels.items():
             if not key.startswith(WEIGHTS) or level == "int8":
                 continue
-            if level not in LEVELS:
-                raise ValueError(f"unknown precision {level!r} for {key}; choose from {LEVELS}")
+            if level not in ("int16", "float"):
+                raise ValueError(f"unknown precision {level!r} for {key}; choose from int8, int16, float")
             node = by_name[key[len(WEIGHTS):]]
             for index, dq in self.weights[node.name]:
                 original = original_weight(dq.input[0])
