@@ -37,6 +37,16 @@ def _on_sigterm(signum, frame):
     os._exit(130)  # idle: nothing to clean up, and no traceback from the pool's loop
 
 
+def _end_results(queue) -> None:
+    """Close this process's end of a stopped pool's result pipe (`queue`: its _result_queue), the
+    last writer once its workers are gone: a result that a stopped worker left half written then
+    ends in EOF (the pool's manager thread sees a broken pool and ends) instead of a read that
+    waits forever, which held the process at exit (concurrent.futures joins that thread)."""
+    writer = getattr(queue, "_writer", None)
+    if writer is not None and not writer.closed:
+        writer.close()
+
+
 def _init_worker() -> None:
     """A terminal's Ctrl-C goes to the caller, which stops the workers with SIGTERM."""
     die_with_parent_process()
@@ -173,6 +183,7 @@ class PoolExecutor:
         if pool is None:
             return
         processes = list((getattr(pool, "_processes", None) or {}).values())
+        results = getattr(pool, "_result_queue", None)  # shutdown() lets go of it
         pool.shutdown(wait=not kill, cancel_futures=True)
         if kill:
             stoppers = [threading.Thread(target=stop_process, args=(p, signal.SIGTERM)) for p in processes]
@@ -180,6 +191,7 @@ class PoolExecutor:
                 t.start()
             for t in stoppers:
                 t.join()
+            _end_results(results)
 
     def close(self, kill: bool = False) -> None:
         self._closed = True

@@ -137,3 +137,21 @@ def _alive(pid: int) -> bool:
         return "zombie" not in Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return False
+
+
+def test_a_result_half_written_by_a_stopped_worker_does_not_hold_the_process(tmp_path):
+    """A worker stopped while it sends a result back leaves a partial message in the result pipe:
+    after Ctrl-C the pool's manager thread must end (the interpreter joins it at exit), not wait
+    for the rest of that message."""
+    import struct
+
+    with PoolExecutor(1) as pool:
+        pool.map([Task("w", "warm", pool_tasks.stamp, (str(tmp_path), "warm", 0.0))])
+        executor = pool._pool
+        manager = executor._executor_manager_thread
+        writer = executor._result_queue._writer
+        os.write(writer.fileno(), struct.pack("!i", 1000) + b"partial")  # a header, then 7 of its 1000 bytes
+        time.sleep(0.5)  # not a synchronization: the manager blocks in its read either way
+        pool._shutdown(kill=True)
+        manager.join(timeout=30)
+        assert not manager.is_alive()
