@@ -51,7 +51,7 @@ class Step:
     shortfall: float
     elapsed_s: float
     quantization: dict = field(default_factory=dict)  # the quantizer settings of this build
-    precisions: dict = field(default_factory=dict)  # precision ladder: unit -> int16 | float (the rest W8A8)
+    precisions: dict = field(default_factory=dict)  # precision ladder: unit -> groups | int16 | float (the rest W8A8)
     confirmation: Optional[dict] = None  # measured on the held-out samples the search did not use (`confirm`)
 
     def to_dict(self) -> dict:

@@ -37,15 +37,18 @@ def ladder_section(title: str, fallback: dict, budget: str, ladder: dict) -> lis
              f"Conv/matmul MACs: {share}. Host p50: final {lat.get('final')} ms, plain INT8 "
              f"{lat.get('int8_plain')} ms, FP32 {lat.get('fp32')} ms.", "",
              *_bias_lines(ladder.get("bias_correction")), *_confirmation_lines(fallback.get("confirmation")),
-             "| step | phase | base | int16 | float | met | shortfall | unseen samples |",
-             "|---:|---|---|---:|---:|---|---:|---|"]
-    # int16 / float: tensor groups and conv/matmul weights (keys "weights:<node>") raised
+             "| step | phase | base | int16 | float | channel groups | met | shortfall | unseen samples |",
+             "|---:|---|---|---:|---:|---:|---|---:|---|"]
+    # int16 / float: tensor groups and conv/matmul weights (keys "weights:<node>") raised; channel
+    # groups: tensors at W8A8 with a scale per channel group
     for i, step in enumerate(fallback["steps"]):
         levels = list(step.get("precisions", {}).values())
         base = "bias-corrected" if "bias_correction" in (step.get("quantization") or {}) else "plain"
         lines.append(f"| {i} | {step['phase']} | {base} | {levels.count('int16')} | {levels.count('float')} "
-                     f"| {step['met']} | {step['shortfall']} | {unseen_verdict(step.get('confirmation'))} |")
+                     f"| {levels.count('groups')} | {step['met']} | {step['shortfall']} | {unseen_verdict(step.get('confirmation'))} |")
     lines += [f"- float before the search: `{node}`: {reason}" for node, reason in ladder.get("auto_float", {}).items()]
+    lines += [f"- channel-group activation scales (W8A8): `{unit}`"
+              for unit, level in ladder.get("precisions", {}).items() if level == "groups"]
     raised = [row for row in ladder["layers"] if row["precision"] != "W8A8"]
     lines += ["", "| layer | op | precision | sensitivity | MACs |", "|---|---|---|---:|---:|"]
     lines += [f"| `{r['layer']}` | {r['op']} | {r['precision']} | {_g(r['sensitivity'])} | {r['macs']} |"

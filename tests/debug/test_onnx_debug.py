@@ -28,6 +28,8 @@ def test_onnx_report_and_fallback(hostile_keras, planted, tmp_path, edgekit_cli_
     down = [name for name in rows if "outlier_down" in name]
     assert len(down) > 1 and all("/channel_group_" in name and rows[name]["precision"] == "W8A8" for name in down), rows
     assert doc["ladder"]["mac_share"] == {"W8A8": 1.0}
+    page = next(out.glob("*.md")).read_text()
+    assert "| channel groups |" in page and "- channel-group activation scales (W8A8): `" in page
     import onnx
 
     model = onnx.load(str(out / "model_int8_fallback.onnx"))
