@@ -217,11 +217,9 @@ def _descend(search: _Search, ranking: list[UnitSensitivity], every: dict[str, s
     ranked = {k for row in ranking for k in row.keys}
     free = {u: "int16" for u in every if u not in ranked}
 
-    def keeping(kept: int) -> dict[str, str]:
-        levels = {**free, **{k: "int16" for k in ranked}}
-        for row in ranking[kept:]:
-            levels = row.lowered(levels)
-        return levels
+    def keeping(kept: int) -> dict[str, str]:  # the first `kept` rows int16, the rest at W8A8
+        return {**free, **{k: "int16" for row in ranking[:kept] for k in row.keys},
+                **{row.node: row.low for row in ranking[kept:] if row.low != "int8"}}
 
     macs = list(accumulate(search.macs.get(row.node, 0) for row in ranking))
     total = macs[-1] if macs else 0

@@ -169,9 +169,9 @@ def rank_descent(backend, evaluator: Evaluator, candidates: Candidates | None = 
     costly = [r for r in rows.values() if r.heterogeneous is None and macs.get(r.node, 0) > 0]
     costly.sort(key=lambda r: -(r.local_noise or 0.0))  # the noisiest measured first
     carried: set = set()
-    split = set(backend.group_units()) if hasattr(backend, "group_units") else set()
+    grouped = set(backend.group_units()) if hasattr(backend, "group_units") else set()
     for row in costly:
-        row.low = "groups" if row.node in split else "int8"
+        row.low = "groups" if row.node in grouped else "int8"
         readers = getattr(backend, "reader_weights", lambda unit: [])(row.node)
         row.weights = [k for k in readers if k in every and k not in carried]
         carried.update(row.weights)

@@ -23,7 +23,6 @@ the per-channel ranges on the float model. Group nodes are named `<reader><SEP><
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -118,43 +117,30 @@ def group_channels(low: np.ndarray, high: np.ndarray, weight: np.ndarray, groups
     return [np.sort(order[a:b + 1]) for a, b in merged], float(cost[0, n - 1] / max(best[n - 1], 1e-300))
 
 
-@dataclass
-class _Plan:
-    """How one reader splits: its channel groups and their noise gain, the clipped per-channel
-    ranges, the tensor's Q scale/zero point and the reader's weights."""
-
-    groups: list
-    gain: float
-    low: np.ndarray
-    high: np.ndarray
-    scale: np.ndarray
-    zero: np.ndarray
-    symmetric: bool
-    weights_dq: onnx.NodeProto
-    w: np.ndarray
-    w_axis: int
-    axis: int
-
-
-def _plan(inits, made, node, ranges: tuple[np.ndarray, np.ndarray], groups: int) -> _Plan:
+def _input_grid(inits, made, node) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(scale, zero point, symmetric) of the INT8 Q that `node`'s first input is read through."""
     q = made[made[node.input[0]].input[0]]
-    weights_dq = _weight_dq(node, inits, made)
-    w = numpy_helper.to_array(inits[weights_dq.input[0]])
-    w_axis = 1 if node.op_type == "Conv" else 0  # the weights' input-channel axis
     scale, zero = (numpy_helper.to_array(inits[name]).reshape(-1) for name in q.input[1:3])
+    return scale, zero, zero.dtype == np.int8 and int(zero[0]) == 0
+
+
+def _plan(inits, made, node, ranges: tuple[np.ndarray, np.ndarray], groups: int) -> tuple:
+    """(channel groups, their noise gain, low, high): the per-channel ranges clipped to the
+    tensor's own grid, grouped against the squared weights each channel feeds."""
+    scale, zero, symmetric = _input_grid(inits, made, node)
     info = np.iinfo(zero.dtype)
     grid_low, grid_high = ((bound - float(zero[0])) * float(scale[0]) for bound in (info.min, info.max))
-    symmetric = zero.dtype == np.int8 and int(zero[0]) == 0
-    energy = np.square(dequantize(weights_dq, inits)).sum(axis=tuple(a for a in range(w.ndim) if a != w_axis))
-    low, high = np.maximum(ranges[0], grid_low), np.minimum(ranges[1], grid_high)  # never wider than the tensor's grid
-    chosen, gain = group_channels(low, high, energy, groups, symmetric)
-    return _Plan(chosen, gain, low, high, scale, zero, symmetric, weights_dq, w, w_axis, reader_axis(node, inits, made))
+    weights = dequantize(_weight_dq(node, inits, made), inits)
+    w_axis = 1 if node.op_type == "Conv" else 0  # the weights' input-channel axis
+    energy = np.square(weights).sum(axis=tuple(a for a in range(weights.ndim) if a != w_axis))
+    low, high = np.maximum(ranges[0], grid_low), np.minimum(ranges[1], grid_high)  # never wider than the grid
+    return (*group_channels(low, high, energy, groups, symmetric), low, high)
 
 
 def reader_gain(inits, made, node: onnx.NodeProto, ranges: tuple[np.ndarray, np.ndarray], groups: int = GROUPS) -> float:
     """How many times less INT8 noise (weighted by the squared weights each channel feeds) the
     channel groups give `node`'s input than its one scale (inits, made: of its QDQ graph)."""
-    return _plan(inits, made, node, ranges, groups).gain
+    return _plan(inits, made, node, ranges, groups)[1]
 
 
 def split_reader(graph: onnx.GraphProto, reader: str, tensor: str, ranges: tuple[np.ndarray, np.ndarray],
@@ -164,17 +150,17 @@ def split_reader(graph: onnx.GraphProto, reader: str, tensor: str, ranges: tuple
     (none, and `graph` unchanged, where one group is as good as several)."""
     inits = {i.name: i for i in graph.initializer}
     made = {out: n for n in graph.node for out in n.output}
-    node = next(n for n in graph.node if n.name == reader)
-    plan = _plan(inits, made, node, ranges, groups)
-    low, high, scale, zero, symmetric = plan.low, plan.high, plan.scale, plan.zero, plan.symmetric
-    weights_dq, w, w_axis, axis = plan.weights_dq, plan.w, plan.w_axis, plan.axis
-    chosen = plan.groups
+    at, node = next((i, n) for i, n in enumerate(graph.node) if n.name == reader)
+    chosen, _, low, high = _plan(inits, made, node, ranges, groups)
     if len(chosen) < 2:  # one scale serves every channel as well: nothing to split
         return []
-    base = node.name or node.output[0]
+    scale, zero, symmetric = _input_grid(inits, made, node)
+    weights_dq = _weight_dq(node, inits, made)
+    w = numpy_helper.to_array(inits[weights_dq.input[0]])
+    w_axis, axis = (1 if node.op_type == "Conv" else 0), reader_axis(node, inits, made)
     names, partials, added = [], [], []
     for k, channels in enumerate(chosen):
-        name = f"{base}{SEP}{k}"
+        name = f"{reader}{SEP}{k}"
         g_scale, g_zero = _grid(low[channels].min(), high[channels].max(), zero.dtype, symmetric)
         index, qs, qz, wq = (f"{name}_{s}" for s in ("channels", "scale", "zero_point", "weights"))
         graph.initializer.extend([numpy_helper.from_array(channels.astype(np.int64), index),
@@ -192,8 +178,7 @@ def split_reader(graph: onnx.GraphProto, reader: str, tensor: str, ranges: tuple
                   helper.make_node(node.op_type, inputs, [partials[-1]], name,
                                    **{a.name: helper.get_attribute_value(a) for a in node.attribute})]
         names.append(name)
-    added.append(helper.make_node("Sum", partials, [node.output[0]], f"{base}{SEP}sum"))
-    at = next(i for i, n in enumerate(graph.node) if n.name == reader)
+    added.append(helper.make_node("Sum", partials, [node.output[0]], f"{reader}{SEP}sum"))
     del graph.node[at]
     for offset, new in enumerate(added):
         graph.node.insert(at + offset, new)

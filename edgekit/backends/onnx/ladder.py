@@ -86,6 +86,7 @@ class OnnxLadder:
         self._corrected: tuple | None = None  # (QdqGraph, path, record) once computed
         self._channel_ranges: dict | None = None  # tensor -> per-channel (low, high), once measured
         self._group_units: list[str] | None = None if channel_groups else []
+        self._groupable: dict | None = None
 
     def build(self, levels: Mapping[str, str] | None = None) -> bytes:
         key = tuple(sorted((k, v) for k, v in (levels or {}).items() if v != "int8"))
@@ -135,18 +136,22 @@ class OnnxLadder:
         from edgekit.backends.onnx.channel_groups import reader_gain
 
         if self._group_units is None:
-            ranges, g = self.channel_ranges(), self.graph
-            self._group_units = [unit for unit in self._splittable() if any(
+            ranges, g = self.channel_ranges(), self.plain
+            self._group_units = [unit for unit, tensors in self._splittable().items() if any(
                 reader_gain(g.inits, g.made, g.made_by_name[r], ranges[t]) >= GROUP_GAIN
-                for t in g.groupable(unit) for r in g.units_by_id[unit].readers if g.reads(r, t))]
+                for t in tensors for r in g.units_by_id[unit].readers if g.split_axis(r, t) is not None)]
         return self._group_units
 
-    def _splittable(self) -> list[str]:
-        return [u.id for u in self.graph.units if self.graph.groupable(u.id)]
+    def _splittable(self) -> dict[str, dict[str, int]]:
+        """Unit id -> `QdqGraph.groupable` of the units that have any, once."""
+        if self._groupable is None:
+            self._groupable = {u.id: t for u in self.plain.units if (t := self.plain.groupable(u.id))}
+        return self._groupable
 
     def channel_ranges(self) -> dict:
-        """Tensor -> (low, high) per channel of every `group_units` tensor, measured once on the
-        first CHANNEL_SAMPLES (256) calibration samples with the float model."""
+        """Tensor -> (low, high) per channel of every tensor a conv/matmul could split by (the
+        candidates of `group_units`), measured once on the first CHANNEL_SAMPLES (256) calibration
+        samples with the float model."""
         if self._channel_ranges is None:
             import itertools
 
@@ -154,7 +159,7 @@ class OnnxLadder:
 
             if self.calibration is None:
                 raise UsageError("channel groups need the calibration samples")
-            wanted = {t: a for u in self._splittable() for t, a in self.graph.groupable(u).items()}
+            wanted = {t: a for tensors in self._splittable().values() for t, a in tensors.items()}
             feeds = itertools.islice(self.calibration(), CHANNEL_SAMPLES)
             self._channel_ranges = channel_ranges(self.fp32, wanted, feeds) if wanted else {}
         return self._channel_ranges

@@ -33,7 +33,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgekit.backends.onnx.channel_groups import reader_axis, split_reader
-from edgekit.backends.onnx.graph import constant_value
+from edgekit.backends.onnx.graph import constant_value, prune
 
 LEVELS = ("int8", "groups", "int16", "float")
 PASS_THROUGH = {"MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Slice",
@@ -142,20 +142,20 @@ class QdqGraph:
         that `channel_groups` can split (a tensor read along two axes is left out)."""
         unit, found = self.units_by_id[unit_id], {}
         for tensor in unit.tensors:
-            axes = {reader_axis(self.made_by_name[r], self.inits, self.made) for r in unit.readers
-                    if self.reads(r, tensor)}
+            axes = {self.split_axis(r, tensor) for r in unit.readers} - {None}
             if len(axes) == 1:
                 found[tensor] = axes.pop()
         return found
 
-    def reads(self, reader: str, tensor: str) -> bool:
-        """Whether node `reader` is a conv/matmul that reads `tensor` through its Q/DQ and can be
-        split by channel groups (`channel_groups.reader_axis`)."""
+    def split_axis(self, reader: str, tensor: str) -> int | None:
+        """The channel axis along which node `reader`, a conv/matmul reading `tensor` through its
+        Q/DQ, splits by channel groups (`channel_groups.reader_axis`), else None."""
         node = self.made_by_name[reader]
         dq = self.made.get(node.input[0])
         q = self.made.get(dq.input[0]) if dq is not None else None
-        return (node.op_type in COMPUTE and q is not None and q.input[0] == tensor
-                and reader_axis(node, self.inits, self.made) is not None)
+        if node.op_type not in COMPUTE or q is None or q.input[0] != tensor:
+            return None
+        return reader_axis(node, self.inits, self.made)
 
     def edit(self, levels: Mapping[str, str], channel_ranges: Mapping | None = None) -> onnx.ModelProto:
         """A copy of the quantized model with each unit id in `levels` at its level (see module);
@@ -202,24 +202,19 @@ class QdqGraph:
         return model
 
     def _split(self, graph, levels: Mapping[str, str], channel_ranges: Mapping) -> None:
-        """Split the conv/matmul readers of each unit at "groups" by channel groups; their Q/DQ
-        nodes that nothing reads any more go."""
+        """Split the conv/matmul readers of each unit at "groups" by channel groups; the nodes and
+        initializers that nothing reads any more go (`graph.prune`)."""
         grouped = [u for u, level in levels.items() if level == "groups"]
         for unit in grouped:
             for tensor in self.groupable(unit):
                 if tensor not in channel_ranges:
                     raise ValueError(f"no channel ranges for {tensor!r} (unit {unit} at 'groups')")
                 for reader in self.units_by_id[unit].readers:
-                    if not self.reads(reader, tensor) or levels.get(weight_key(reader), "int8") != "int8":
+                    if self.split_axis(reader, tensor) is None or levels.get(weight_key(reader), "int8") != "int8":
                         continue  # W16A8/WfA8: not split
                     split_reader(graph, reader, tensor, channel_ranges[tensor])
         if grouped:
-            used = {name for node in graph.node for name in node.input} | {v.name for v in graph.output}
-            for op in ("DequantizeLinear", "QuantizeLinear"):
-                dead = [i for i, n in enumerate(graph.node) if n.op_type == op and not set(n.output) & used]
-                for i in reversed(dead):
-                    del graph.node[i]
-                used = {name for node in graph.node for name in node.input} | {v.name for v in graph.output}
+            prune(graph)
 
     def _unquantize(self, graph, dq, tensor: str) -> None:
         """DQ -> Identity(tensor), or the float model's Relu/Clip on `tensor` when the quantizer
