@@ -107,6 +107,7 @@ def test_a_recipe_carries_the_channel_ranges(mixed):
     ladder.channel_ranges()
     recipe = ladder.recipe()
     assert "channel_tensors=1" in repr(recipe) and "channel_ranges" not in repr(recipe)
+    assert "regrouped=1" in repr(recipe) and "group_weights" not in repr(recipe)
     other = recipe.open()
     try:
         assert other.build({unit: "groups"}) == ladder.build({unit: "groups"})
@@ -151,3 +152,42 @@ def test_channel_groups_off_leaves_one_scale_per_tensor(tmp_path):
         assert ladder.group_units() == []
     finally:
         ladder.close()
+
+
+def test_each_group_gets_int8_weight_scales_of_its_own(mixed):
+    """The split conv/matmul's groups read GPTQ-rounded INT8 weights on one scale per output
+    channel and group (the group's peak |w| / 127), which lowers the error of shared-scale slices."""
+    from edgekit.backends.onnx.channel_groups import REGROUPED
+
+    ladder, evaluator = mixed
+    unit = ladder.graph.unit_of["x"]
+    graph = onnx.load_from_string(ladder.build({unit: "groups"})).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    made = {out: n for n in graph.node for out in n.output}
+    w = numpy_helper.to_array(ladder.fp32.graph.initializer[0])
+    parts = [n for n in graph.node if SEP in n.name and n.op_type in ("Conv", "MatMul")]
+    assert len(parts) > 1
+    for part in parts:
+        dq = made[part.input[1]]
+        channels = inits[f"{part.name}_channels"]
+        out_axis = 0 if part.op_type == "Conv" else 1
+        assert dq.input[0].endswith(REGROUPED) and dq.attribute[0].i == out_axis
+        peak = np.abs(np.take(w, channels, axis=1 - out_axis)).max(axis=tuple(a for a in range(w.ndim) if a != out_axis))
+        np.testing.assert_allclose(inits[dq.input[1]], peak / 127, rtol=1e-6)
+        assert np.abs(inits[dq.input[0]]).max() == 127
+    regrouped = _error(ladder, evaluator, {unit: "groups"})
+    ladder._group_weights, ladder._cache = {}, {}  # the same groups over slices of the shared weights
+    assert regrouped < _error(ladder, evaluator, {unit: "groups"})
+
+
+def test_regrouped_weights_for_other_groups_are_refused(mixed):
+    from edgekit.backends.onnx.channel_groups import split_reader
+
+    ladder, _ = mixed
+    integers, scales = ladder._regrouped()["mix"]
+    graph = onnx.ModelProto()
+    graph.CopyFrom(ladder.plain.model)
+    tensor = next(iter(ladder.channel_ranges()))
+    with pytest.raises(ValueError, match="made for other channel groups"):
+        split_reader(graph.graph, "mix", tensor, ladder.channel_ranges()[tensor],
+                     weights=(integers, np.random.default_rng(0).uniform(0.5, 1, scales.shape).astype(np.float32)))

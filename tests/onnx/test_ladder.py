@@ -173,12 +173,13 @@ def _cancelling_conv(path):
 
 
 @contextlib.contextmanager
-def _ladder_on(path, calibration: list, feeds: list):
-    """(OnnxLadder of `path` calibrated on `calibration`, Evaluator on `feeds` against float)."""
+def _ladder_on(path, calibration: list, feeds: list, **options):
+    """(OnnxLadder of `path` calibrated on `calibration` (options: OnnxLadder's), Evaluator on
+    `feeds` against float)."""
     from edgekit.backends.onnx.ladder import OnnxLadder
     from edgekit.runtime.onnx import OnnxRunner
 
-    ladder = OnnxLadder(path, lambda: iter(calibration))
+    ladder = OnnxLadder(path, lambda: iter(calibration), **options)
     try:
         reference = OnnxRunner(path, 1)
         yield ladder, Evaluator(feeds, [reference.run(f) for f in feeds], [None] * len(feeds))
@@ -224,20 +225,23 @@ def _outlier_weights(path):
     return path
 
 
+def _dead_channel_inputs(count, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, (count, 1, 8, 8, 8)).astype(np.float32)
+    x[:, :, 0] *= 1e-4  # the dead channel
+    return [{"x": f} for f in x]
+
+
 def test_the_weight_rung_fixes_int8_weights_and_keeps_the_rest_w8a8(tmp_path):
-    """INT8 weights ruin one conv while its activations are fine: the descent from W16A16 keeps only
-    that conv's weights int16 (W16A8) and every other MAC W8A8. Before the weight rung int16 left
-    weights INT8 and only float (WfA... or a float unit) could fix it."""
+    """INT8 weights ruin one conv while its activations are fine: without channel groups the
+    descent from W16A16 keeps only that conv's weights int16 (W16A8) and every other MAC W8A8.
+    Before the weight rung int16 left weights INT8 and only float (WfA... or a float unit) could fix it."""
     from edgekit.backends.onnx.qdq_edit import weight_key
     from edgekit.debug.ladder import ladder_details, run_ladder
 
-    def inputs(count, seed):
-        rng = np.random.default_rng(seed)
-        x = rng.normal(0, 1, (count, 1, 8, 8, 8)).astype(np.float32)
-        x[:, :, 0] *= 1e-4  # the dead channel
-        return [{"x": f} for f in x]
-
-    with _ladder_on(_outlier_weights(tmp_path / "outlier.onnx"), inputs(32, 1), inputs(32, 2)) as (ladder, evaluator):
+    model = _outlier_weights(tmp_path / "outlier.onnx")
+    calibration, held_out = _dead_channel_inputs(32, 1), _dead_channel_inputs(32, 2)
+    with _ladder_on(model, calibration, held_out, channel_groups=False) as (ladder, evaluator):
         only_weights = evaluator.accuracy(ladder, ladder.build({weight_key("mix"): "int16"}))
         assert only_weights.sqnr_db > 32, only_weights.sqnr_db  # int16 weights, INT8 activations: fixed
         result, ranking = run_ladder(ladder, evaluator, Budget(min_sqnr_db=28), measure_latency=False)
@@ -252,6 +256,27 @@ def test_the_weight_rung_fixes_int8_weights_and_keeps_the_rest_w8a8(tmp_path):
         assert precision == {"mix": "W16A8", "spatial": "W8A8"}, precision
         assert "split" in [s.phase for s in result.steps if s.met]  # the group {x, mix's weights}, split
         assert details["mac_share"]["W8A8"] > 0.85
+
+
+def test_regrouped_weights_keep_the_outlier_weights_conv_w8a8(tmp_path):
+    """The same conv with channel groups: the dead input channel (its weights x100) gets an INT8
+    weight scale of its own, so the whole model stays W8A8 and meets the budget the W16A8 point met."""
+    from edgekit.debug.ladder import ladder_details, run_ladder
+
+    model = _outlier_weights(tmp_path / "outlier.onnx")
+    with _ladder_on(model, _dead_channel_inputs(32, 1), _dead_channel_inputs(32, 2)) as (ladder, evaluator):
+        unit = ladder.graph.unit_of["x"]
+        shared = evaluator.accuracy(ladder, ladder.build({unit: "groups"})).sqnr_db
+        result, ranking = run_ladder(ladder, evaluator, Budget(min_sqnr_db=28), measure_latency=False)
+        details = ladder_details(ladder, evaluator, result, ranking)
+        print(f"outlier weights, regrouped: SQNR {result.best.accuracy['sqnr_db']:.1f} dB, {result.best.precisions}")
+        assert result.met and result.best.precisions == {unit: "groups"}, result.best.precisions
+        assert details["mac_share"] == {"W8A8": 1.0}
+        assert ladder.quantization(result.best.precisions)["regrouped_weights"] == ["mix"]
+        ladder._group_weights = {}  # the same groups over slices of the shared INT8 weights
+        ladder._cache.clear()
+        plain_slices = evaluator.accuracy(ladder, ladder.build({unit: "groups"})).sqnr_db
+        assert shared > plain_slices + 10 and plain_slices < 28, (shared, plain_slices)
 
 
 def test_int16_keeps_the_values_the_int8_zero_point_rounding_cut_off(tmp_path):

@@ -33,6 +33,7 @@ from edgekit.backends.onnx.graph import attribute, dequantize
 
 GROUPS = 8
 SEP = "/channel_group_"
+REGROUPED = "_regrouped_weights"  # a group's weights requantized on scales of its own
 
 
 def reader_axis(node: onnx.NodeProto, inits: Mapping[str, onnx.TensorProto], made: Mapping) -> int | None:
@@ -137,17 +138,22 @@ def _plan(inits, made, node, ranges: tuple[np.ndarray, np.ndarray], groups: int)
     return (*group_channels(low, high, energy, groups, symmetric), low, high)
 
 
-def reader_gain(inits, made, node: onnx.NodeProto, ranges: tuple[np.ndarray, np.ndarray], groups: int = GROUPS) -> float:
-    """How many times less INT8 noise (weighted by the squared weights each channel feeds) the
-    channel groups give `node`'s input than its one scale (inits, made: of its QDQ graph)."""
-    return _plan(inits, made, node, ranges, groups)[1]
+def reader_groups(inits, made, node: onnx.NodeProto, ranges: tuple[np.ndarray, np.ndarray],
+                  groups: int = GROUPS) -> tuple[list[np.ndarray], float]:
+    """(the channel groups `split_reader` cuts `node`'s input into, how many times less INT8 noise
+    (weighted by the squared weights each channel feeds) they give it than its one scale);
+    inits, made: of its QDQ graph."""
+    return _plan(inits, made, node, ranges, groups)[:2]
 
 
 def split_reader(graph: onnx.GraphProto, reader: str, tensor: str, ranges: tuple[np.ndarray, np.ndarray],
-                 groups: int = GROUPS) -> list[str]:
+                 groups: int = GROUPS, weights: tuple[np.ndarray, np.ndarray] | None = None) -> list[str]:
     """Replace node `reader` (reading `tensor` through its INT8 Q/DQ; `reader_axis` not None) in
     `graph` by its channel-group branches (see the module); returns the new conv/matmul names
-    (none, and `graph` unchanged, where one group is as good as several)."""
+    (none, and `graph` unchanged, where one group is as good as several). weights (default none:
+    slices of the reader's own): (INT8 integers, scales), weight-shaped, made for these groups with
+    one scale per output channel and group (`weight_rounding.round_groups`); their initializers
+    end in REGROUPED."""
     inits = {i.name: i for i in graph.initializer}
     made = {out: n for n in graph.node for out in n.output}
     at, node = next((i, n) for i, n in enumerate(graph.node) if n.name == reader)
@@ -162,19 +168,17 @@ def split_reader(graph: onnx.GraphProto, reader: str, tensor: str, ranges: tuple
     for k, channels in enumerate(chosen):
         name = f"{reader}{SEP}{k}"
         g_scale, g_zero = _grid(low[channels].min(), high[channels].max(), zero.dtype, symmetric)
-        index, qs, qz, wq = (f"{name}_{s}" for s in ("channels", "scale", "zero_point", "weights"))
+        index, qs, qz = (f"{name}_{s}" for s in ("channels", "scale", "zero_point"))
         graph.initializer.extend([numpy_helper.from_array(channels.astype(np.int64), index),
                                   numpy_helper.from_array(np.asarray(g_scale, scale.dtype), qs),
-                                  numpy_helper.from_array(np.asarray(g_zero, zero.dtype), qz),
-                                  numpy_helper.from_array(np.take(w, channels, axis=w_axis), wq)])
-        inputs = [f"{name}_dq", f"{wq}_dq"] + ([node.input[2]] if k == 0 and len(node.input) > 2 else [])
+                                  numpy_helper.from_array(np.asarray(g_zero, zero.dtype), qz)])
+        wq, w_dq = _group_weights(graph, name, channels, w_axis, weights_dq, w, weights)
+        inputs = [f"{name}_dq", w_dq.output[0]] + ([node.input[2]] if k == 0 and len(node.input) > 2 else [])
         partials.append(f"{name}_out")
         added += [helper.make_node("Gather", [tensor, index], [f"{name}_in"], f"{name}_gather", axis=axis),
                   helper.make_node("QuantizeLinear", [f"{name}_in", qs, qz], [f"{name}_q"], f"{name}_quantize"),
                   helper.make_node("DequantizeLinear", [f"{name}_q", qs, qz], [f"{name}_dq"], f"{name}_dequantize"),
-                  helper.make_node("DequantizeLinear", [wq, *weights_dq.input[1:]], [f"{wq}_dq"],
-                                   f"{wq}_dequantize", **{a.name: helper.get_attribute_value(a)
-                                                          for a in weights_dq.attribute}),
+                  w_dq,
                   helper.make_node(node.op_type, inputs, [partials[-1]], name,
                                    **{a.name: helper.get_attribute_value(a) for a in node.attribute})]
         names.append(name)
@@ -183,6 +187,29 @@ def split_reader(graph: onnx.GraphProto, reader: str, tensor: str, ranges: tuple
     for offset, new in enumerate(added):
         graph.node.insert(at + offset, new)
     return names
+
+
+def _group_weights(graph, name: str, channels: np.ndarray, w_axis: int, weights_dq, shared: np.ndarray,
+                   regrouped: tuple[np.ndarray, np.ndarray] | None) -> tuple[str, onnx.NodeProto]:
+    """(initializer, DequantizeLinear) of one group's INT8 weights: a slice of the `shared` ones on
+    their own scales, or of the `regrouped` ones on the group's scale per output channel."""
+    dq_name = f"{name}_weights_dequantize"
+    if regrouped is None:
+        wq = f"{name}_weights"
+        graph.initializer.append(numpy_helper.from_array(np.take(shared, channels, axis=w_axis), wq))
+        return wq, helper.make_node("DequantizeLinear", [wq, *weights_dq.input[1:]], [f"{wq}_dq"], dq_name,
+                                    **{a.name: helper.get_attribute_value(a) for a in weights_dq.attribute})
+    integers, scales = (np.take(a, channels, axis=w_axis) for a in regrouped)
+    out_axis = 1 - w_axis  # Conv weights (out, in, ...), MatMul (in, out)
+    per_output = np.moveaxis(scales, out_axis, 0).reshape(scales.shape[out_axis], -1)
+    if not np.all(per_output == per_output[:, :1]):
+        raise ValueError(f"the regrouped weights of {name!r} were made for other channel groups")
+    wq = f"{name}{REGROUPED}"
+    graph.initializer.extend([numpy_helper.from_array(integers, wq),
+                              numpy_helper.from_array(per_output[:, 0].copy(), f"{wq}_scale"),
+                              numpy_helper.from_array(np.zeros(len(per_output), np.int8), f"{wq}_zero_point")])
+    return wq, helper.make_node("DequantizeLinear", [wq, f"{wq}_scale", f"{wq}_zero_point"], [f"{wq}_dq"],
+                                dq_name, axis=out_axis)
 
 
 def _grid(low: float, high: float, dtype, symmetric: bool) -> tuple[float, int]:

@@ -29,6 +29,7 @@ from edgekit.errors import UsageError
 
 HETEROGENEOUS_RATIO = 100.0  # a Concat whose inputs' ranges differ this much shares one scale badly
 CHANNEL_SAMPLES = 256
+GROUP_WEIGHT_SAMPLES = 128
 GROUP_GAIN = 2.0  # channel groups must cut a reader's input INT8 noise this many times to be worth their nodes
 
 
@@ -44,12 +45,14 @@ class OnnxLadderRecipe:
     correction: Optional[dict] = None
     channel_tensors: int = 0  # how many tensors' channel ranges come along (part of the repr: a worker's key)
     channel_ranges: Optional[dict] = field(default=None, repr=False)
+    regrouped: int = 0  # how many readers' regrouped weights come along (also in the repr)
+    group_weights: Optional[dict] = field(default=None, repr=False)
 
     def open(self) -> "OnnxLadder":
         ladder = OnnxLadder(Path(self.fp32_path), None, quantized=(Path(self.int8_path), self.settings))
         if self.corrected_path is not None:
             ladder._use_corrected(Path(self.corrected_path), self.correction)
-        ladder._channel_ranges = self.channel_ranges
+        ladder._channel_ranges, ladder._group_weights = self.channel_ranges, self.group_weights
         return ladder
 
 
@@ -86,6 +89,7 @@ class OnnxLadder:
         self._corrected: tuple | None = None  # (QdqGraph, path, record) once computed
         self._channel_ranges: dict | None = None  # tensor -> per-channel (low, high), once measured
         self._group_units: list[str] | None = None if channel_groups else []
+        self._group_weights: dict | None = None  # reader -> its regrouped INT8 weights, once made
         self._groupable: dict | None = None
 
     def build(self, levels: Mapping[str, str] | None = None) -> bytes:
@@ -93,7 +97,7 @@ class OnnxLadder:
         cache_key = (self.graph is not self.plain, key)
         if cache_key not in self._cache:
             grouped = any(v == "groups" for _, v in key)
-            model = self.graph.edit(dict(key), self.channel_ranges() if grouped else None)
+            model = self.graph.edit(dict(key), *((self.channel_ranges(), self._regrouped()) if grouped else ()))
             if self.graph is not self.plain:
                 _plain_biases_where_weights_left_int8(model, self.plain.inits)
             self._cache[cache_key] = model.SerializeToString()
@@ -122,25 +126,58 @@ class OnnxLadder:
         self.graph = self._corrected[0]
 
     def recipe(self) -> OnnxLadderRecipe:
-        """The picklable recipe of this ladder as it builds now (see OnnxLadderRecipe)."""
+        """The picklable recipe of this ladder as it builds now (see OnnxLadderRecipe): with the
+        channel ranges, once measured, come the regrouped weights."""
         corrected = self.graph is not self.plain
+        if self._channel_ranges is not None:
+            self._regrouped()
         return OnnxLadderRecipe(str(self.fp32_path), str(self.int8_path), self.settings,
                                 str(self._corrected[1]) if corrected else None,
                                 self._corrected[2] if corrected else None,
-                                len(self._channel_ranges or {}), self._channel_ranges)
+                                len(self._channel_ranges or {}), self._channel_ranges,
+                                len(self._group_weights or {}), self._group_weights)
 
     def group_units(self) -> list[str]:
         """The units whose channel groups ("groups": `qdq_edit`) give some conv/matmul reader at
         least GROUP_GAIN (2) times less INT8 noise at its input than one scale, in graph order
-        (measures `channel_ranges` once)."""
-        from edgekit.backends.onnx.channel_groups import reader_gain
+        (measures `channel_ranges` and makes the readers' regrouped weights once)."""
+        from edgekit.backends.onnx.channel_groups import reader_groups
 
         if self._group_units is None:
             ranges, g = self.channel_ranges(), self.plain
             self._group_units = [unit for unit, tensors in self._splittable().items() if any(
-                reader_gain(g.inits, g.made, g.made_by_name[r], ranges[t]) >= GROUP_GAIN
+                reader_groups(g.inits, g.made, g.made_by_name[r], ranges[t])[1] >= GROUP_GAIN
                 for t in tensors for r in g.units_by_id[unit].readers if g.split_axis(r, t) is not None)]
+        if self._group_weights is None:
+            self._group_weights = self._regroup(self._group_units)
         return self._group_units
+
+    def _regrouped(self) -> dict:
+        """Reader -> its regrouped INT8 weights (see `_regroup`)."""
+        self.group_units()
+        return self._group_weights
+
+    def _regroup(self, units: list[str]) -> dict:
+        """Each split reader of `units` with INT8 weights on a scale per output channel and channel
+        group, GPTQ-rounded on the float model's values of its input (`weight_rounding.round_groups`,
+        the first GROUP_WEIGHT_SAMPLES (128) calibration samples)."""
+        import itertools
+
+        from edgekit.backends.onnx.channel_groups import reader_groups
+        from edgekit.backends.onnx.weight_rounding import round_groups
+
+        ranges, g, readers = self.channel_ranges() if units else {}, self.plain, {}
+        for unit in units:
+            for tensor in self._splittable()[unit]:
+                for reader in g.units_by_id[unit].readers:
+                    if g.split_axis(reader, tensor) is not None:
+                        groups = reader_groups(g.inits, g.made, g.made_by_name[reader], ranges[tensor])[0]
+                        if len(groups) > 1:
+                            readers[reader] = (tensor, groups)
+        if not readers:
+            return {}
+        feeds = list(itertools.islice(self.calibration(), GROUP_WEIGHT_SAMPLES))
+        return round_groups(g.model, self.fp32, readers, feeds)
 
     def _splittable(self) -> dict[str, dict[str, int]]:
         """Unit id -> `QdqGraph.groupable` of the units that have any, once."""
@@ -169,6 +206,13 @@ class OnnxLadder:
         settings = {k: v for k, v in self.settings.items() if k != "nodes_excluded"}
         if self.graph is not self.plain:
             settings["bias_correction"] = self._corrected[2]
+        grouped = [u for u, v in raised.items() if v == "groups"]
+        if grouped:
+            from edgekit.backends.onnx.qdq_edit import weight_key
+
+            settings["regrouped_weights"] = sorted(  # the split readers with weight scales per group
+                r for u in grouped for r in self.units[u].readers
+                if r in self._regrouped() and weight_key(r) not in raised)
         return {**settings, "tensor_precisions": raised} if raised else settings
 
     def fp32_model(self) -> bytes:
@@ -347,9 +391,12 @@ class OnnxLadder:
 
 
 def _plain_biases_where_weights_left_int8(model, plain_inits) -> None:
-    """Bias correction compensates INT8 weights: a Conv/Gemm whose weights were raised to int16 or
-    float gets its uncorrected int32 bias back (`plain_inits`: the plain INT8 build's initializers)."""
+    """Bias correction compensates the plain build's INT8 weights: a Conv/Gemm whose weights were
+    raised to int16 or float, or regrouped (`channel_groups.REGROUPED`), gets its uncorrected int32
+    bias back (`plain_inits`: the plain INT8 build's initializers)."""
     import onnx
+
+    from edgekit.backends.onnx.channel_groups import REGROUPED
 
     made = {out: n for n in model.graph.node for out in n.output}
     inits = {init.name: init for init in model.graph.initializer}
@@ -358,7 +405,8 @@ def _plain_biases_where_weights_left_int8(model, plain_inits) -> None:
             continue
         weights, bias = made.get(node.input[1]), made.get(node.input[2])
         int8 = (weights is not None and weights.op_type == "DequantizeLinear" and weights.input[0] in inits
-                and inits[weights.input[0]].data_type == onnx.TensorProto.INT8)
+                and inits[weights.input[0]].data_type == onnx.TensorProto.INT8
+                and not weights.input[0].endswith(REGROUPED))
         if not int8 and bias is not None and bias.op_type == "DequantizeLinear" and bias.input[0] in plain_inits \
                 and bias.input[0] in inits:
             inits[bias.input[0]].CopyFrom(plain_inits[bias.input[0]])

@@ -13,7 +13,8 @@ a new model where each named unit is
 - "float": its Q removed and each DQ replaced by Identity of the float tensor;
 - "groups": INT8, and each conv/matmul reading it with INT8 weights (none raised by a weight key)
   split by input channel groups, each group with its own INT8 scale (`channel_groups`: `edit`'s
-  channel_ranges, per tensor); still W8A8, a finer activation grid.
+  channel_ranges, per tensor) and, where `edit`'s group_weights has that reader, its own INT8
+  weight scales; still W8A8, finer grids.
 A weight key (`weight_key(node)`: WEIGHTS + the name of a conv/matmul/gemm with INT8 weights,
 `QdqGraph.weights`) edits that node's weights alone, whatever its activations:
 - "int16": requantized from the FP32 model's weights, symmetric, per channel on the INT8 build's
@@ -157,9 +158,11 @@ class QdqGraph:
             return None
         return reader_axis(node, self.inits, self.made)
 
-    def edit(self, levels: Mapping[str, str], channel_ranges: Mapping | None = None) -> onnx.ModelProto:
+    def edit(self, levels: Mapping[str, str], channel_ranges: Mapping | None = None,
+             group_weights: Mapping | None = None) -> onnx.ModelProto:
         """A copy of the quantized model with each unit id in `levels` at its level (see module);
-        channel_ranges: {tensor: (low, high) per channel} of the units at "groups"."""
+        channel_ranges: {tensor: (low, high) per channel} of the units at "groups"; group_weights
+        (default none): {reader: its regrouped weights (`split_reader`)}."""
         model = onnx.ModelProto()
         model.CopyFrom(self.model)
         graph = model.graph
@@ -184,7 +187,7 @@ class QdqGraph:
                     for dq in dqs:
                         self._unquantize(graph, by_name[dq.name], tensor)
         rewired = self._weights(graph, by_name, levels)
-        self._split(graph, levels, channel_ranges or {})
+        self._split(graph, levels, channel_ranges or {}, group_weights or {})
         if widened or rewired:
             if CONTRIB not in {o.domain for o in model.opset_import}:
                 model.opset_import.append(helper.make_opsetid(CONTRIB, 1))
@@ -201,7 +204,7 @@ class QdqGraph:
         graph.node.extend(kept)
         return model
 
-    def _split(self, graph, levels: Mapping[str, str], channel_ranges: Mapping) -> None:
+    def _split(self, graph, levels: Mapping[str, str], channel_ranges: Mapping, group_weights: Mapping) -> None:
         """Split the conv/matmul readers of each unit at "groups" by channel groups; the nodes and
         initializers that nothing reads any more go (`graph.prune`)."""
         grouped = [u for u, level in levels.items() if level == "groups"]
@@ -212,7 +215,7 @@ class QdqGraph:
                 for reader in self.units_by_id[unit].readers:
                     if self.split_axis(reader, tensor) is None or levels.get(weight_key(reader), "int8") != "int8":
                         continue  # W16A8/WfA8: not split
-                    split_reader(graph, reader, tensor, channel_ranges[tensor])
+                    split_reader(graph, reader, tensor, channel_ranges[tensor], weights=group_weights.get(reader))
         if grouped:
             prune(graph)
 

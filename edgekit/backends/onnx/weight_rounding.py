@@ -23,10 +23,11 @@ import io
 import itertools
 import json
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from edgekit.backends.onnx.graph import attribute, dequantize_params
 from edgekit.backends.onnx.qdq_edit import quantized_weights
@@ -110,27 +111,20 @@ def _layers(qdq: onnx.ModelProto, fp32: onnx.ModelProto) -> list[_Layer]:
             and (node.op_type == "Conv" or len(qinit.dims) == 2)]
 
 
-def _second_moments(qdq: onnx.ModelProto, layers: list[_Layer], feeds: list[dict]) -> list[tuple]:
-    """[(H fit, H check) per layer, None where its input geometry is not handled]."""
-    import onnxruntime as ort
+def _second_moments(model: onnx.ModelProto, layers: list[_Layer], feeds: list[dict],
+                    inputs: list[str] | None = None) -> list[tuple]:
+    """[(H fit, H check) per layer, None where its input geometry is not handled]: each layer's
+    input (`inputs`, default the node's own first input) as `model` computes it."""
+    from edgekit.backends.onnx.graph import float_values
 
-    from edgekit.runtime.onnx import session_options
-
-    probe = onnx.ModelProto()
-    probe.CopyFrom(qdq)
-    names = list(dict.fromkeys(layer.node.input[0] for layer in layers))
-    del probe.graph.output[:]
-    probe.graph.output.extend(helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names)
-    session = ort.InferenceSession(probe.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
-    inputs = {i.name for i in session.get_inputs()}
+    inputs = inputs or [layer.node.input[0] for layer in layers]
     fit: list = [None] * len(layers)
     check: list = [None] * len(layers)
     handled = [True] * len(layers)
-    for k, feed in enumerate(feeds):
-        values = dict(zip(names, session.run(names, {n: v for n, v in feed.items() if n in inputs})))
+    for k, values in enumerate(float_values(model, inputs, feeds)):
         into = check if k % HELD_OUT == HELD_OUT - 1 else fit
         for i, layer in enumerate(layers):
-            rows = layer.rows(values[layer.node.input[0]]) if handled[i] else None
+            rows = layer.rows(values[inputs[i]]) if handled[i] and inputs[i] in values else None
             if rows is None:
                 handled[i] = False
                 continue
@@ -139,9 +133,11 @@ def _second_moments(qdq: onnx.ModelProto, layers: list[_Layer], feeds: list[dict
     return [(f, c) if ok and f is not None and c is not None else None for ok, f, c in zip(handled, fit, check)]
 
 
-def _gptq(layer: _Layer, h: np.ndarray) -> np.ndarray:
-    """GPTQ integers in the (groups, outputs, inputs) view, act order, batched over groups."""
-    w, scale, zero = (layer.view(a).copy() for a in (layer.w, layer.scale, layer.zero))
+def _gptq(layer: _Layer, h: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+    """GPTQ integers in the (groups, outputs, inputs) view, act order, batched over groups, on the
+    layer's own scales or `scale` (weight-shaped)."""
+    scale = layer.scale if scale is None else scale
+    w, scale, zero = (layer.view(a).copy() for a in (layer.w, scale, layer.zero))
     order = np.argsort(-np.diagonal(h, axis1=1, axis2=2), axis=1, kind="stable")
     take = lambda a: np.take_along_axis(a, order[:, None, :], axis=2)  # noqa: E731
     w, scale, zero = take(w), take(scale), take(zero)
@@ -162,9 +158,10 @@ def _gptq(layer: _Layer, h: np.ndarray) -> np.ndarray:
     return back
 
 
-def _output_error(layer: _Layer, q: np.ndarray, h: np.ndarray) -> float:
-    """tr(E H E^T) for the (groups, outputs, inputs) integers `q`: the layer's output error."""
-    e = layer.view(layer.w) - (q - layer.view(layer.zero)) * layer.view(layer.scale)
+def _output_error(layer: _Layer, q: np.ndarray, h: np.ndarray, scale: np.ndarray | None = None) -> float:
+    """tr(E H E^T) for the (groups, outputs, inputs) integers `q` (on the layer's scales or
+    `scale`): the layer's output error."""
+    e = layer.view(layer.w) - (q - layer.view(layer.zero)) * layer.view(layer.scale if scale is None else scale)
     return float(np.einsum("goi,gij,goj->", e, h, e))
 
 
@@ -201,6 +198,43 @@ def round_weights(qdq: onnx.ModelProto, fp32_path: Path, calibration, *, samples
         np.savez(buffer, **rounded, **{_RECORD: np.array(json.dumps(record))})
         write_bytes_atomic(cache, buffer.getvalue())
     return record
+
+
+def round_groups(qdq: onnx.ModelProto, fp32: onnx.ModelProto, readers: Mapping[str, tuple[str, list]],
+                 feeds: list[dict]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{reader: (INT8 integers, float32 scales), both weight-shaped} for the channel-group split of
+    each Conv/MatMul `reader` of `qdq` with symmetric INT8 weights (`readers`: reader -> (the float
+    tensor of `fp32` it reads, its channel groups: index arrays)): one scale per output channel and
+    group (the group's peak |w| / 127) and GPTQ integers on them, fitted on that tensor's float
+    values over `feeds` (every 4th held out). A reader whose held-out output error this does not
+    lower than its shared-scale integers' is left out."""
+    layers = [_Layer(node, dq, qinit, source, {i.name: i for i in qdq.graph.initializer})
+              for node, dq, qinit, source in quantized_weights(qdq, fp32, ("Conv", "MatMul")) if node.name in readers]
+    layers = [layer for layer in layers if layer.dtype == np.int8 and not np.any(layer.zero)]
+    found = {}
+    moments = _second_moments(fp32, layers, feeds, [readers[layer.node.name][0] for layer in layers])
+    for layer, fitted in zip(layers, moments):
+        if fitted is None:
+            continue
+        scale = _group_scales(layer, readers[layer.node.name][1])
+        q = _gptq(layer, fitted[0], scale)
+        if _output_error(layer, q, fitted[1], scale) < _output_error(layer, layer.view(layer.q), fitted[1]):
+            found[layer.node.name] = (layer.unview(q).astype(np.int8), scale.astype(np.float32))
+    return found
+
+
+def _group_scales(layer: _Layer, groups: list) -> np.ndarray:
+    """Weight-shaped symmetric INT8 scales: per output channel, the peak |w| of each input channel
+    group / 127 (Conv weights (out, in, ...), MatMul (in, out))."""
+    inward, outward = (1, 0) if layer.node.op_type == "Conv" else (0, 1)
+    scale = np.empty_like(layer.w)
+    for channels in groups:
+        part = np.take(np.abs(layer.w), channels, axis=inward)
+        peak = part.max(axis=tuple(a for a in range(part.ndim) if a != outward), keepdims=True)
+        index = [slice(None)] * part.ndim
+        index[inward] = channels
+        scale[tuple(index)] = np.where(peak > 0, peak / 127.0, 1.0)
+    return scale
 
 
 def _replace(qdq: onnx.ModelProto, integers: dict) -> None:
