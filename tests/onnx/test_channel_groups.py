@@ -176,7 +176,7 @@ def test_each_group_gets_int8_weight_scales_of_its_own(mixed):
         np.testing.assert_allclose(inits[dq.input[1]], peak / 127, rtol=1e-6)
         assert np.abs(inits[dq.input[0]]).max() == 127
     regrouped = _error(ladder, evaluator, {unit: "groups"})
-    ladder._group_weights, ladder._cache = {}, {}  # the same groups over slices of the shared weights
+    ladder.groups._weights, ladder._cache = {}, {}  # the same groups over slices of the shared weights
     assert regrouped < _error(ladder, evaluator, {unit: "groups"})
 
 
@@ -184,7 +184,7 @@ def test_regrouped_weights_for_other_groups_are_refused(mixed):
     from edgekit.backends.onnx.channel_groups import split_reader
 
     ladder, _ = mixed
-    integers, scales = ladder._regrouped()["mix"]
+    integers, scales = ladder.groups.weights()["mix"]
     graph = onnx.ModelProto()
     graph.CopyFrom(ladder.plain.model)
     tensor = next(iter(ladder.channel_ranges()))

@@ -273,7 +273,7 @@ def test_regrouped_weights_keep_the_outlier_weights_conv_w8a8(tmp_path):
         assert result.met and result.best.precisions == {unit: "groups"}, result.best.precisions
         assert details["mac_share"] == {"W8A8": 1.0}
         assert ladder.quantization(result.best.precisions)["regrouped_weights"] == ["mix"]
-        ladder._group_weights = {}  # the same groups over slices of the shared INT8 weights
+        ladder.groups._weights = {}  # the same groups over slices of the shared INT8 weights
         ladder._cache.clear()
         plain_slices = evaluator.accuracy(ladder, ladder.build({unit: "groups"})).sqnr_db
         assert shared > plain_slices + 10 and plain_slices < 28, (shared, plain_slices)

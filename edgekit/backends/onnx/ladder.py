@@ -12,8 +12,8 @@ activations (`local_noise`) and the Concats whose inputs' calibrated ranges are 
 magnitude apart (`heterogeneous`), the output noise of each conv/matmul's INT8 weights alone
 (`conv_weight_noise`), and the per-layer precision map of a built model (`layer_map`, see
 `backends.onnx.layer_map`). `group_units()` are the units whose conv/matmul readers can take
-channel-group scales (level "groups", `channel_groups`: their per-channel ranges are measured once
-on the calibration samples and travel in the recipe).
+channel-group scales (level "groups", `channel_groups`; `groups`, a `GroupPlan`, measures their
+per-channel ranges and regrouped weights once on the calibration samples; both travel in the recipe).
 """
 
 from __future__ import annotations
@@ -24,13 +24,11 @@ from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from edgekit.backends.onnx.group_plan import GroupPlan
 from edgekit.backends.selective import TempModelFiles
 from edgekit.errors import UsageError
 
 HETEROGENEOUS_RATIO = 100.0  # a Concat whose inputs' ranges differ this much shares one scale badly
-CHANNEL_SAMPLES = 256
-GROUP_WEIGHT_SAMPLES = 128
-GROUP_GAIN = 2.0  # channel groups must cut a reader's input INT8 noise this many times to be worth their nodes
 
 
 @dataclass(frozen=True)
@@ -43,16 +41,17 @@ class OnnxLadderRecipe:
     settings: dict
     corrected_path: Optional[str] = None
     correction: Optional[dict] = None
+    channel_groups: bool = True
     channel_tensors: int = 0  # how many tensors' channel ranges come along (part of the repr: a worker's key)
     channel_ranges: Optional[dict] = field(default=None, repr=False)
     regrouped: int = 0  # how many readers' regrouped weights come along (also in the repr)
     group_weights: Optional[dict] = field(default=None, repr=False)
 
     def open(self) -> "OnnxLadder":
-        ladder = OnnxLadder(Path(self.fp32_path), None, quantized=(Path(self.int8_path), self.settings))
+        ladder = OnnxLadder(Path(self.fp32_path), None, quantized=(Path(self.int8_path), self.settings),
+                            channel_groups=self.channel_groups, groups=(self.channel_ranges, self.group_weights))
         if self.corrected_path is not None:
             ladder._use_corrected(Path(self.corrected_path), self.correction)
-        ladder._channel_ranges, ladder._group_weights = self.channel_ranges, self.group_weights
         return ladder
 
 
@@ -60,13 +59,15 @@ class OnnxLadder:
     """fp32_path: the float (fused) ONNX model; calibration: factory of feeds; options:
     `quantize_qdq` keyword arguments of the plain INT8 build (default: its defaults); quantized:
     (an INT8 QDQ build of fp32_path, its settings) to start from instead of quantizing;
-    channel_groups: False leaves `group_units` empty [default True]."""
+    channel_groups: False leaves `group_units` empty [default True]; groups: (channel ranges,
+    regrouped weights) measured elsewhere (`GroupPlan`)."""
 
     target = "onnx"
     suffix = ".onnx"
 
     def __init__(self, fp32_path: Path, calibration, options: Mapping | None = None, *,
-                 quantized: tuple[Path, dict] | None = None, channel_groups: bool = True):
+                 quantized: tuple[Path, dict] | None = None, channel_groups: bool = True,
+                 groups: tuple[dict | None, dict | None] = (None, None)):
         import onnx
 
         from edgekit.backends.onnx.qdq_edit import QdqGraph
@@ -87,17 +88,15 @@ class OnnxLadder:
         self._cache: dict[tuple, bytes] = {}
         self._macs: dict[str, int] | None = None
         self._corrected: tuple | None = None  # (QdqGraph, path, record) once computed
-        self._channel_ranges: dict | None = None  # tensor -> per-channel (low, high), once measured
-        self._group_units: list[str] | None = None if channel_groups else []
-        self._group_weights: dict | None = None  # reader -> its regrouped INT8 weights, once made
-        self._groupable: dict | None = None
+        self.groups = GroupPlan(self.plain, self.fp32, calibration, enabled=channel_groups,
+                                ranges=groups[0], weights=groups[1])
 
     def build(self, levels: Mapping[str, str] | None = None) -> bytes:
         key = tuple(sorted((k, v) for k, v in (levels or {}).items() if v != "int8"))
         cache_key = (self.graph is not self.plain, key)
         if cache_key not in self._cache:
             grouped = any(v == "groups" for _, v in key)
-            model = self.graph.edit(dict(key), *((self.channel_ranges(), self._regrouped()) if grouped else ()))
+            model = self.graph.edit(dict(key), *((self.groups.ranges(), self.groups.weights()) if grouped else ()))
             if self.graph is not self.plain:
                 _plain_biases_where_weights_left_int8(model, self.plain.inits)
             self._cache[cache_key] = model.SerializeToString()
@@ -129,77 +128,19 @@ class OnnxLadder:
         """The picklable recipe of this ladder as it builds now (see OnnxLadderRecipe): with the
         channel ranges, once measured, come the regrouped weights."""
         corrected = self.graph is not self.plain
-        if self._channel_ranges is not None:
-            self._regrouped()
+        ranges, weights = self.groups.measured()
         return OnnxLadderRecipe(str(self.fp32_path), str(self.int8_path), self.settings,
                                 str(self._corrected[1]) if corrected else None,
-                                self._corrected[2] if corrected else None,
-                                len(self._channel_ranges or {}), self._channel_ranges,
-                                len(self._group_weights or {}), self._group_weights)
+                                self._corrected[2] if corrected else None, self.groups.enabled,
+                                len(ranges or {}), ranges, len(weights or {}), weights)
 
     def group_units(self) -> list[str]:
-        """The units whose channel groups ("groups": `qdq_edit`) give some conv/matmul reader at
-        least GROUP_GAIN (2) times less INT8 noise at its input than one scale, in graph order
-        (measures `channel_ranges` and makes the readers' regrouped weights once)."""
-        from edgekit.backends.onnx.channel_groups import reader_groups
-
-        if self._group_units is None:
-            ranges, g = self.channel_ranges(), self.plain
-            self._group_units = [unit for unit, tensors in self._splittable().items() if any(
-                reader_groups(g.inits, g.made, g.made_by_name[r], ranges[t])[1] >= GROUP_GAIN
-                for t in tensors for r in g.units_by_id[unit].readers if g.split_axis(r, t) is not None)]
-        if self._group_weights is None:
-            self._group_weights = self._regroup(self._group_units)
-        return self._group_units
-
-    def _regrouped(self) -> dict:
-        """Reader -> its regrouped INT8 weights (see `_regroup`)."""
-        self.group_units()
-        return self._group_weights
-
-    def _regroup(self, units: list[str]) -> dict:
-        """Each split reader of `units` with INT8 weights on a scale per output channel and channel
-        group, GPTQ-rounded on the float model's values of its input (`weight_rounding.round_groups`,
-        the first GROUP_WEIGHT_SAMPLES (128) calibration samples)."""
-        import itertools
-
-        from edgekit.backends.onnx.channel_groups import reader_groups
-        from edgekit.backends.onnx.weight_rounding import round_groups
-
-        ranges, g, readers = self.channel_ranges() if units else {}, self.plain, {}
-        for unit in units:
-            for tensor in self._splittable()[unit]:
-                for reader in g.units_by_id[unit].readers:
-                    if g.split_axis(reader, tensor) is not None:
-                        groups = reader_groups(g.inits, g.made, g.made_by_name[reader], ranges[tensor])[0]
-                        if len(groups) > 1:
-                            readers[reader] = (tensor, groups)
-        if not readers:
-            return {}
-        feeds = list(itertools.islice(self.calibration(), GROUP_WEIGHT_SAMPLES))
-        return round_groups(g.model, self.fp32, readers, feeds)
-
-    def _splittable(self) -> dict[str, dict[str, int]]:
-        """Unit id -> `QdqGraph.groupable` of the units that have any, once."""
-        if self._groupable is None:
-            self._groupable = {u.id: t for u in self.plain.units if (t := self.plain.groupable(u.id))}
-        return self._groupable
+        """`GroupPlan.units`: the units that take channel groups ("groups": `qdq_edit`)."""
+        return self.groups.units()
 
     def channel_ranges(self) -> dict:
-        """Tensor -> (low, high) per channel of every tensor a conv/matmul could split by (the
-        candidates of `group_units`), measured once on the first CHANNEL_SAMPLES (256) calibration
-        samples with the float model."""
-        if self._channel_ranges is None:
-            import itertools
-
-            from edgekit.backends.onnx.channel_groups import channel_ranges
-
-            if self.calibration is None:
-                raise UsageError("channel groups need the calibration samples")
-            wanted = {t: a for tensors in self._splittable().values() for t, a in tensors.items()}
-            feeds = itertools.islice(self.calibration(), CHANNEL_SAMPLES)
-            self._channel_ranges = channel_ranges(self.fp32, wanted, feeds) if wanted else {}
-        return self._channel_ranges
+        """`GroupPlan.ranges`: per-channel ranges of the tensors channel groups could split."""
+        return self.groups.ranges()
 
     def quantization(self, levels: Mapping[str, str] | None = None) -> dict:
         raised = {k: v for k, v in (levels or {}).items() if v != "int8"}
@@ -212,7 +153,7 @@ class OnnxLadder:
 
             settings["regrouped_weights"] = sorted(  # the split readers with weight scales per group
                 r for u in grouped for r in self.units[u].readers
-                if r in self._regrouped() and weight_key(r) not in raised)
+                if r in self.groups.weights() and weight_key(r) not in raised)
         return {**settings, "tensor_precisions": raised} if raised else settings
 
     def fp32_model(self) -> bytes:
