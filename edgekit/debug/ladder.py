@@ -308,7 +308,8 @@ def ladder_details(backend, evaluator: Evaluator, result: FallbackResult, rankin
     float before any search (`auto_float`: node -> reason, e.g. a Concat that writes a graph
     output, `backends.onnx.exclusions`), the bias-correction step (`bias_correction`: kept or
     not, layers, max shift, SQNR and shortfall plain vs corrected; None when not tried), the `top` first-ranked units
-    and the host p50 latency of the final model next to plain INT8 and FP32 (when given)."""
+    and the host p50 latency of the final model next to plain INT8 and FP32 (when given);
+    `regrouped_weights`: the channel-group readers with INT8 weight scales per group (ONNX)."""
     sensitivity = {r.node: r.score for r in ranking if r.score not in (None, float("inf"))}
     layers = backend.layer_map(result.model, sensitivity)
     total = sum(row["macs"] for row in layers) or 1
@@ -325,6 +326,7 @@ def ladder_details(backend, evaluator: Evaluator, result: FallbackResult, rankin
         "plain_sqnr_db": result.steps[0].accuracy.get("sqnr_db"), "corrected_sqnr_db": tried.accuracy.get("sqnr_db"),
         "plain_shortfall": result.steps[0].shortfall, "corrected_shortfall": tried.shortfall}
     return {"precisions": result.best.precisions, "layers": layers, "auto_float": auto, "bias_correction": bias,
+            "regrouped_weights": result.best.quantization.get("regrouped_weights", []),
             "mac_share": {k: round(v, 4) for k, v in sorted(share.items())},
             "ranking": [r.to_dict() for r in ranking[:top]], "latency_p50_ms": latency}
 

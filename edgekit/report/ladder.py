@@ -49,6 +49,8 @@ def ladder_section(title: str, fallback: dict, budget: str, ladder: dict) -> lis
     lines += [f"- float before the search: `{node}`: {reason}" for node, reason in ladder.get("auto_float", {}).items()]
     lines += [f"- channel-group activation scales (W8A8): `{unit}`"
               for unit, level in ladder.get("precisions", {}).items() if level == "groups"]
+    lines += [f"- channel-group INT8 weight scales (one per output channel and group): `{node}`"
+              for node in ladder.get("regrouped_weights", [])]
     raised = [row for row in ladder["layers"] if row["precision"] != "W8A8"]
     lines += ["", "| layer | op | precision | sensitivity | MACs |", "|---|---|---|---:|---:|"]
     lines += [f"| `{r['layer']}` | {r['op']} | {r['precision']} | {_g(r['sensitivity'])} | {r['macs']} |"

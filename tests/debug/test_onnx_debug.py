@@ -30,6 +30,8 @@ def test_onnx_report_and_fallback(hostile_keras, planted, tmp_path, edgekit_cli_
     assert doc["ladder"]["mac_share"] == {"W8A8": 1.0}
     page = next(out.glob("*.md")).read_text()
     assert "| channel groups |" in page and "- channel-group activation scales (W8A8): `" in page
+    assert any("outlier_down" in node for node in doc["ladder"]["regrouped_weights"]), doc["ladder"]["regrouped_weights"]
+    assert "- channel-group INT8 weight scales (one per output channel and group): `" in page
     import onnx
 
     model = onnx.load(str(out / "model_int8_fallback.onnx"))
