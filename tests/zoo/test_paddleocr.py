@@ -127,9 +127,11 @@ def test_text_recognizer_precision_ladder(paddle_models, edgekit_cli, tmp_path):
     part away (the six largest convs' inputs: 23.8 -> 29.7 dB), while their INT8 weights alone,
     with int16 activations, are at 30.2 dB."""
     lines = data.write_word_lines(tmp_path / "lines", 600)
+    recipe = tmp_path / "recipe.yaml"  # half the lines held out: 150 searched, 150 unseen (300 calibrate)
+    recipe.write_text("calibration:\n  validation_fraction: 0.5\nfallback:\n  time_budget_s: 1500\n")
     code, err, int8, fallback = _ladder(edgekit_cli, paddle_models / "ch_PP-OCRv4_rec_infer.onnx", lines,
                                         tmp_path / "out", *UNIT, "--min-sequence-match", "0.97",
-                                        "--min-agreement", "0.99")
+                                        "--min-agreement", "0.99", "--recipe", recipe)
     plain, best = fallback["steps"][0]["accuracy"], int8["accuracy"]
     print(f"zoo rec ladder: sequence match plain {plain['sequence_match']}, best {best['sequence_match']}; "
           f"per-timestep plain {plain['top1_agreement']}, best {best['top1_agreement']}; "
