@@ -10,10 +10,12 @@ reduction), but a conv/matmul is a sum over its input channels, so it splits exa
 `split_reader` rewrites one reader of a quantized tensor in a QDQ graph as G (default GROUPS, 8)
 Gather -> QuantizeLinear -> DequantizeLinear -> Conv/MatMul branches, one per channel group
 (each group's own INT8 scale from the calibrated per-channel ranges, never wider than the tensor's
-own grid), over slices of the same INT8 weights (same scales: the weights' values do not change),
-summed (the bias once, on the first group). Every multiply-accumulate stays int8 x int8: W8A8 on
-any backend that runs a QDQ conv/matmul in INT8 (TensorRT; onnxruntime's CPU runs the group convs
-through its float kernels, as their outputs are not requantized).
+own grid), by default over slices of the same INT8 weights (same scales and values),
+summed (the bias once, on the first group); with `weights` (regrouped: `weight_rounding.round_groups`)
+each group reads INT8 weights on a scale per output channel of its own. Every multiply-accumulate
+stays int8 x int8: W8A8 on any backend that runs a QDQ conv/matmul in INT8 (TensorRT;
+onnxruntime's CPU runs the group convs through its float kernels, as their outputs are not
+requantized).
 
 `group_channels` picks the groups: channels sorted by the span of their range, cut into
 contiguous groups minimizing sum over groups of (group span)^2 x (the squared weights those

@@ -15,6 +15,10 @@ few samples (an attention block after a global pool: fewer rows than inputs) kee
 Measured on PaddleOCR's SVTR recognizer (fresh text lines, float activations elsewhere): the
 largest 1x1 convs' INT8 weights alone went from 23-29 dB to 35-39 dB output SQNR; with INT8
 activations everywhere the model stays at about 8 dB either way (the activations dominate there).
+
+`round_groups` makes the INT8 weights of a conv/matmul split by input channel groups
+(`channel_groups`): one scale per output channel and group, GPTQ integers fitted on the float
+model's values of its input.
 """
 
 from __future__ import annotations
