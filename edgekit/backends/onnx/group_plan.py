@@ -12,6 +12,7 @@ A plan opened elsewhere without calibration samples takes `ranges` and `weights`
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 from edgekit.errors import UsageError
@@ -30,17 +31,28 @@ class GroupPlan:
         self.plain, self.fp32, self.calibration, self.enabled = plain, fp32, calibration, enabled
         self._units: list[str] | None = None if enabled else []
         self._ranges, self._weights = ranges, weights
-        self._splittable = {u.id: t for u in plain.units if (t := plain.groupable(u.id))}
+
+    @functools.cached_property
+    def _splittable(self) -> dict[str, dict[str, int]]:
+        """Unit id -> `QdqGraph.groupable` of the units that have any."""
+        return {u.id: t for u in self.plain.units if (t := self.plain.groupable(u.id))}
+
+    @functools.cached_property
+    def _splits(self) -> dict[str, list[tuple]]:
+        """Unit id -> [(reader, tensor, its channel groups, their noise gain)] of each splittable
+        conv/matmul reader (`channel_groups.reader_groups`; needs `ranges`)."""
+        from edgekit.backends.onnx.channel_groups import reader_groups
+
+        g, ranges = self.plain, self.ranges()
+        return {unit: [(r, t, *reader_groups(g.inits, g.made, g.made_by_name[r], ranges[t]))
+                       for t in tensors for r in g.units_by_id[unit].readers if g.split_axis(r, t) is not None]
+                for unit, tensors in self._splittable.items()}
 
     def units(self) -> list[str]:
         """The units whose readers channel groups serve (see the module), in graph order."""
-        from edgekit.backends.onnx.channel_groups import reader_groups
-
         if self._units is None:
-            ranges, g = self.ranges(), self.plain
-            self._units = [unit for unit, tensors in self._splittable.items() if any(
-                reader_groups(g.inits, g.made, g.made_by_name[r], ranges[t])[1] >= GROUP_GAIN
-                for t in tensors for r in g.units_by_id[unit].readers if g.split_axis(r, t) is not None)]
+            self._units = [unit for unit, splits in self._splits.items()
+                           if any(gain >= GROUP_GAIN for *_, gain in splits)]
         return self._units
 
     def ranges(self) -> dict:
@@ -55,19 +67,12 @@ class GroupPlan:
     def weights(self) -> dict:
         """Reader -> its regrouped (INT8 integers, scales) (see the module)."""
         if self._weights is None:
-            from edgekit.backends.onnx.channel_groups import reader_groups
             from edgekit.backends.onnx.weight_rounding import round_groups
 
-            g, readers = self.plain, {}
-            for unit in self.units():
-                for tensor in self._splittable[unit]:
-                    for reader in g.units_by_id[unit].readers:
-                        if g.split_axis(reader, tensor) is not None:
-                            groups = reader_groups(g.inits, g.made, g.made_by_name[reader], self.ranges()[tensor])[0]
-                            if len(groups) > 1:
-                                readers[reader] = (tensor, groups)
-            self._weights = round_groups(g.model, self.fp32, readers, list(self._feeds(GROUP_WEIGHT_SAMPLES))) \
-                if readers else {}
+            readers = {reader: (tensor, groups) for unit in self.units()
+                       for reader, tensor, groups, _ in self._splits[unit] if len(groups) > 1}
+            self._weights = round_groups(self.plain.model, self.fp32, readers,
+                                         list(self._feeds(GROUP_WEIGHT_SAMPLES))) if readers else {}
         return self._weights
 
     def measured(self) -> tuple[dict | None, dict | None]:

@@ -212,7 +212,8 @@ def round_groups(qdq: onnx.ModelProto, fp32: onnx.ModelProto, readers: Mapping[s
     group (the group's peak |w| / 127) and GPTQ integers on them, fitted on that tensor's float
     values over `feeds` (every 4th held out). A reader whose held-out output error this does not
     lower than its shared-scale integers' is left out."""
-    layers = [_Layer(node, dq, qinit, source, {i.name: i for i in qdq.graph.initializer})
+    inits = {i.name: i for i in qdq.graph.initializer}
+    layers = [_Layer(node, dq, qinit, source, inits)
               for node, dq, qinit, source in quantized_weights(qdq, fp32, ("Conv", "MatMul")) if node.name in readers]
     layers = [layer for layer in layers if layer.dtype == np.int8 and not np.any(layer.zero)]
     found = {}
