@@ -7,10 +7,13 @@ min_sequence_match, min_map_iou or min_box_f1) and
 target's selective builder offers a precision ladder (`ladder()`: ONNX), `edgekit.debug.ladder`
 raises tensor groups W8A8 -> W8A16 -> float instead (details["fallback"]["ladder"]: per-layer
 precision map, MAC shares, latency next to plain INT8 and FP32). The artifact file is replaced by
-the chosen model and every step is recorded in its details.
+the chosen model and every step is recorded in its details, with the float near ties among the
+held-out samples next to how many samples the budget lets differ (`near_tie_record`).
 """
 
 from __future__ import annotations
+
+import math
 
 from edgekit.recipe.schema import Recipe
 
@@ -89,5 +92,36 @@ def apply_fallback(built: list, source, recipe: Recipe, data, ref_outputs, ctx, 
         if bounds:
             candidates = result.confirmation["steps_confirmed"] if checked else len(result.steps)
             artifact.details["fallback"]["confidence"] = {**bounds, "candidates": candidates, "confirmed": bool(checked)}
+        ties = near_tie_record(budget, ref_outputs, roles, len(evaluator.feeds))
+        if ties:
+            artifact.details["fallback"]["near_ties"] = ties
         if ladder is not None:
             artifact.details["fallback"]["ladder"] = ladder
+
+
+def near_tie_record(budget, reference, roles, search: int) -> dict | None:
+    """{"metric", "limit", "margin", "search"/"confirmation": {"samples", "near_ties", "may_differ"}}:
+    of the primary output's per-sample floor in the budget (sequence match; top-1 agreement of
+    one class vector per sample), how many of the search's (the first `search` reference samples)
+    and the confirmation's samples are float near ties (`validate.evaluate.near_tie_samples`),
+    and how many samples the floor lets differ there; None without such a floor."""
+    from edgekit.validate.evaluate import near_tie_samples
+    from edgekit.validate.roles import resolve_roles
+    from edgekit.validate.task_metrics import NEAR_TIE
+
+    roles = roles or resolve_roles(reference)
+    role = roles[roles.primary]
+    if role.role == "sequence":
+        metric, limit = "sequence_match", budget.min_sequence_match
+    else:
+        one_row = role.class_axis is not None and \
+            reference[0][roles.primary].size == reference[0][roles.primary].shape[role.class_axis]
+        metric, limit = "top1_agreement", budget.min_agreement if one_row else None
+    ties = None if limit is None else near_tie_samples(reference, roles)
+    if ties is None:
+        return None
+    parts = {"search": ties[:search], "confirmation": ties[search:]}
+    return {"metric": metric, "limit": limit, "margin": NEAR_TIE,
+            **{name: {"samples": len(part), "near_ties": int(part.sum()),
+                      "may_differ": math.floor((1 - limit) * len(part) + 1e-9)}
+               for name, part in parts.items() if len(part)}}

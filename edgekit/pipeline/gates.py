@@ -108,9 +108,23 @@ def _chance(entry: ArtifactEntry) -> list[tuple[str, str]]:
             for metric, b in bounds.items() if isinstance(b, dict) and b["lower_95"] < b["limit"]]
 
 
+def _near_ties(entry: ArtifactEntry) -> list[tuple[str, str]]:
+    """More float near ties among the search's samples than its per-sample floor lets differ."""
+    ties = ((entry.details or {}).get("fallback") or {}).get("near_ties") or {}
+    part = ties.get("search")
+    if not part or part["near_ties"] <= part["may_differ"]:
+        return []
+    return [("near_ties_decide", f"{part['near_ties']} of the search's {part['samples']} held-out samples are float "
+             f"near ties (top two classes < {ties['margin']:g} apart in log-probability somewhere: any "
+             f"quantization noise may flip them), and {ties['metric']} >= {ties['limit']:g} lets "
+             f"{part['may_differ']} differ: steps near the budget are decided by single samples; more "
+             "held-out samples narrow it")]
+
+
 def flag_artifacts(entries: list[ArtifactEntry], baseline=lambda target: target) -> list[str]:
     """Set each entry's flags (INT8 that quantized almost nothing, INT8 slower than FP32 on the
-    host, a fallback search met within sampling noise) and return one warning line per flag.
+    host, a fallback search met within sampling noise or decided by float near ties) and return one
+    warning line per flag.
     baseline(target): the target whose fp32 artifact a target is compared with [default: itself]."""
     fp32 = {e.target: e for e in entries if e.precision == "fp32"}
     notes = []
@@ -121,7 +135,7 @@ def flag_artifacts(entries: list[ArtifactEntry], baseline=lambda target: target)
                 e.latency.p50_ms > SLOWER_MARGIN * ref.latency.p50_ms:
             found.append(("int8_slower_than_fp32", f"INT8 host p50 {e.latency.p50_ms:.3f} ms is above FP32's "
                           f"{ref.latency.p50_ms:.3f} ms ({e.latency.p50_ms / ref.latency.p50_ms:.2f}x)"))
-        found += _chance(e)
+        found += _chance(e) + _near_ties(e)
         e.flags = [flag for flag, _ in found]
         notes += [f"{e.name}: {message}" for _, message in found]
     return notes

@@ -154,6 +154,19 @@ def compare(reference: Sequence[Outputs], candidate: Sequence[Outputs],
     return report
 
 
+def near_tie_samples(reference: Sequence[Outputs], roles: Optional[OutputRoles] = None) -> Optional[np.ndarray]:
+    """`task_metrics.near_ties` of the primary output, per reference sample; None when it has no
+    class axis (scores or sequence with more than one class). roles: default inferred."""
+    roles = roles or resolve_roles(reference)
+    role = roles[roles.primary]
+    if role.role not in ("scores", "sequence") or role.class_axis is None:
+        return None
+    ref = np.stack([np.asarray(r[roles.primary], np.float32) for r in reference])
+    if ref[0].size <= 1 or ref.shape[role.class_axis if role.class_axis < 0 else role.class_axis + 1] < 2:
+        return None
+    return task_metrics.near_ties(ref, role.class_axis)
+
+
 def host_latency(make_runner: Callable[[], Runner], feeds: dict[str, np.ndarray], *,
                  threads: int, warmup_runs: int, runs: int) -> LatencySummary:
     """Cold start (load + first inference), then `warmup_runs` and `runs` timed invocations."""

@@ -3,6 +3,7 @@
 Pure numpy. Scores: top-1/top-5 agreement on the class axis; sequence: per-timestep agreement
 and CTC greedy-decoded exact match; map: IoU of the thresholded maps; every output: SQNR per
 channel group along its feature axis (so one destroyed row group cannot hide behind others).
+`near_ties` marks the samples whose float decision is a near tie (any noise may flip it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,24 @@ def class_rows(x: np.ndarray, class_axis: int) -> np.ndarray:
     axis = class_axis if class_axis < 0 else class_axis + 1
     moved = np.moveaxis(x, axis, -1)
     return moved.reshape(-1, moved.shape[-1])
+
+
+NEAR_TIE = 0.05  # top two classes closer than this in log-probability (or logit): a near tie
+
+
+def near_ties(ref: np.ndarray, class_axis: int, margin: float = NEAR_TIE) -> np.ndarray:
+    """Per sample of stacked float scores [samples, ...]: whether some position's top two classes
+    are less than `margin` (default NEAR_TIE, 0.05) apart in natural-log probability (rows that
+    sum to 1) or in value (logits). Quantization noise of any size may flip such a decision."""
+    from edgekit.validate.roles import probability_axis
+
+    rows = class_rows(np.asarray(ref, np.float64), class_axis)
+    if rows.shape[1] < 2:
+        return np.zeros(len(ref), bool)
+    if probability_axis(rows, [1]) is not None:
+        rows = np.log(np.maximum(rows, 1e-30))
+    top = np.partition(rows, -2, axis=1)[:, -2:]
+    return (top[:, 1] - top[:, 0] < margin).reshape(len(ref), -1).any(axis=1)
 
 
 def binary_agreement(ref: np.ndarray, test: np.ndarray) -> float:

@@ -36,6 +36,10 @@ def test_compress_meets_budget_with_planted_layers_in_float(hostile_keras, plant
         assert bound["samples"] == split["samples"] and bound["limit"] == 0.9 and fallback["confidence"]["confirmed"]
         assert bound["lower_95"] < bound["value"] and ("met_within_noise" in artifact["flags"]) == (
             bound["lower_95"] < 0.9)
+        ties = fallback["near_ties"]  # the float near ties among the digits, next to what 0.9 lets differ
+        assert ties["metric"] == "top1_agreement" and ties["search"]["samples"] == split["search_samples"]
+        assert ties["search"]["may_differ"] == int(0.1 * split["search_samples"] + 1e-9)
+        assert ("near_ties_decide" in artifact["flags"]) == (ties["search"]["near_ties"] > ties["search"]["may_differ"])
         if artifact["target"] == "onnx":  # the precision ladder: the outlier tensor's readers leave W8A8
             layers = {row["layer"]: row for row in fallback["ladder"]["layers"]}
             down = [row for name, row in layers.items() if "outlier_down" in name]

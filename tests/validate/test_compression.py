@@ -124,3 +124,37 @@ def test_a_search_met_within_sampling_noise_is_flagged_with_its_bound():
     entry.details["fallback"]["confidence"] = {**confidence(budget, {"top1_agreement": 0.995}, 5000),
                                                "candidates": 46}
     assert flag_artifacts([entry]) == [] and entry.flags == []
+
+
+def test_float_near_ties_past_what_the_budget_lets_differ_are_flagged():
+    """A sample whose float decision is a near tie flips under quantization noise of any size (on
+    600 rendered lines the PaddleOCR recognizer has 70 with a position whose top two classes are
+    < 0.05 apart): where there are more of them than the floor lets differ, single samples decide."""
+    from edgekit.debug.scoring import Budget
+    from edgekit.pipeline.fallback_stage import near_tie_record
+    from edgekit.validate import task_metrics
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0.0, 1.0, (40, 1, 12, 6))
+    logits[..., 0] += 6.0  # a dominant blank, far from any tie
+    tied = [3, 7, 11, 20, 33]
+    logits[tied, 0, 5, 2] = logits[tied, 0, 5, 0] - 0.02  # one near-tie timestep each
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    assert np.flatnonzero(task_metrics.near_ties(probs, -1)).tolist() == tied
+    assert np.flatnonzero(task_metrics.near_ties(logits, -1)).tolist() == tied  # logits: the same margins
+    assert not task_metrics.near_ties(probs, -1, margin=0.01).any()
+    reference = [{"probs": p.astype(np.float32)} for p in probs]
+    record = near_tie_record(Budget(min_sequence_match=0.95), reference, None, 24)
+    assert record == {"metric": "sequence_match", "limit": 0.95, "margin": 0.05,
+                      "search": {"samples": 24, "near_ties": 4, "may_differ": 1},
+                      "confirmation": {"samples": 16, "near_ties": 1, "may_differ": 0}}
+    assert near_tie_record(Budget(min_sqnr_db=30.0), reference, None, 24) is None  # no per-sample floor
+    entry = _entry("int8", 1.0)
+    entry.details = {"fallback": {"met": True, "near_ties": record}}
+    assert flag_artifacts([entry]) == [
+        "m_int8.onnx: 4 of the search's 24 held-out samples are float near ties (top two classes < 0.05 apart "
+        "in log-probability somewhere: any quantization noise may flip them), and sequence_match >= 0.95 lets 1 "
+        "differ: steps near the budget are decided by single samples; more held-out samples narrow it"]
+    assert entry.flags == ["near_ties_decide"]
+    record["search"]["may_differ"] = 4
+    assert flag_artifacts([entry]) == [] and entry.flags == []
