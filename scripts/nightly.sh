@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The nightly run: the slow tests kept out of scripts/test.sh (40 random SIGKILLs, every heavy
 # malformed-input case, MobileNetV3 ONNX export, every extra resolved for four platforms), the zoo
-# tier of real pretrained models (tests/zoo/README.md; about 40 minutes on 2 shared cores), the
+# tier of real pretrained models (tests/zoo/README.md; about 30 minutes on 2 shared cores), the
 # emulated arm64 board tier (first run builds the board: about a minute), then the benchmarks.
 # Usage: scripts/nightly.sh [--no-bench]
 set -euo pipefail
